@@ -1,0 +1,292 @@
+"""The session's state (DESIGN.md §7.2) and the decisions that change it, as pure functions.
+
+Views parse, call one function here, record what it returns and reply. Each function takes the
+current state and returns the new one (or raises Rejected with Klarna's error type), so the same
+rules serve Klarna's callbacks, the storefront API and the tests, and nothing here touches the
+database, Flask or the network.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from . import markets, pricing
+from .pricing import CartItem, PricingError
+from .shop import Shop
+
+GOODS_TYPES = {"physical", "digital", None}
+VOLATILE = ("version", "updated_at")
+
+
+class Rejected(Exception):
+    """A callback we must refuse; becomes Klarna's 400 `{error_type, error_text}`."""
+
+    def __init__(self, error_type: str, error_text: str, errors: Mapping | None = None):
+        super().__init__(error_text)
+        self.error_type, self.error_text, self.errors = error_type, error_text, errors
+
+
+@dataclass
+class Decision:
+    state: dict
+    event_type: str | None  # None: nothing changed, record nothing
+    data: dict
+
+
+def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str | None = None,
+              items: Iterable[CartItem] = (), coupon: str | None = None) -> dict:
+    market = shop.market(country) or shop.default_market
+    state = {
+        "session": sid, "version": 0,
+        "cart": {"items": [{"reference": i.reference, "quantity": i.quantity}
+                           for i in pricing.merge_items(items)], "coupon": coupon},
+        "market": {"country": market.country, "currency": market.currency,
+                   "locale": markets.pick_locale(market, locale or market.default_locale)},
+        "purchase_country": market.country, "pending_purchase_country": None,
+        "billing_country": None, "billing_region": None,
+        "shipping_country": None, "shipping_region": None,
+        "selected_shipping_option": None,
+        "order": {"order_amount": 0, "order_tax_amount": 0, "order_lines": []},
+        "shipping_options": [],
+        "klarna": {"order_id": None, "status": None},
+        "validation": None,
+        "updated_at": None,
+    }
+    return reprice(shop, state)
+
+
+def cart_items(state: Mapping) -> list[CartItem]:
+    return [CartItem(i["reference"], i["quantity"]) for i in state["cart"]["items"]]
+
+
+def tax_country(shop: Shop, state: Mapping) -> str:
+    return markets.tax_country(shop, state["shipping_country"], state["billing_country"],
+                               state["purchase_country"])
+
+
+def reprice(shop: Shop, state: dict) -> dict:
+    """Recompute order and shipping options from the cart; raises PricingError."""
+    taxed_in = tax_country(shop, state)
+    tax_market = shop.market(taxed_in) or shop.market(state["market"]["country"])
+    region = state["shipping_region"] if taxed_in == state["shipping_country"] else state["billing_region"]
+    coupon = shop.coupons.get(state["cart"]["coupon"] or "")
+    priced = pricing.price_order(
+        shop, cart_items(state), currency=state["market"]["currency"], tax_market=tax_market,
+        language=markets.language(state["market"]["locale"]), coupon=coupon, region=region,
+        selected_shipping=state["selected_shipping_option"])
+    return {**state, "order": priced.order(), "shipping_options": priced.shipping_options,
+            "selected_shipping_option": priced.selected_shipping_option}
+
+
+def changed(old: Mapping | None, new: Mapping) -> bool:
+    if old is None:
+        return True
+    strip = lambda s: {k: v for k, v in s.items() if k not in VOLATILE}  # noqa: E731
+    return strip(old) != strip(new)
+
+
+def reply_body(state: Mapping) -> dict:
+    """The 200 body of address_update, shipping_option_update and country_change."""
+    return {**state["order"], "purchase_currency": state["market"]["currency"],
+            "shipping_options": state["shipping_options"], "locale": state["market"]["locale"]}
+
+
+# -- building an unknown session from a Klarna body ------------------------------------------
+def items_from_lines(order_lines: Iterable[Mapping]) -> list[CartItem]:
+    items = []
+    for i, line in enumerate(order_lines):
+        if line.get("type") not in GOODS_TYPES:
+            continue
+        if not line.get("reference"):
+            raise Rejected("approval_failed", "An item in the cart cannot be identified.",
+                           {f"order_lines.{i}.reference": ["A goods line needs a reference (SKU)."]})
+        if line["quantity"] > 0:
+            items.append(CartItem(line["reference"], line["quantity"]))
+    return items
+
+
+def state_from_body(shop: Shop, sid: str, body: Mapping) -> dict:
+    """An unknown session (a replayed sample): the cart is the body's goods lines, the market the
+    one whose currency Klarna is using, preferring the billing country's."""
+    billing = (body.get("billing_address") or {}).get("country")
+    market = markets.market_for_currency(shop, body["purchase_currency"], preferred=billing)
+    if market is None:
+        raise Rejected("approval_failed",
+                       f"This shop does not sell in {body['purchase_currency']}.",
+                       {"purchase_currency": [f"No market uses {body['purchase_currency']}."]})
+    items = items_from_lines(body["order_lines"])
+    state = {**_unpriced(shop, sid, market.country, body.get("locale")),
+             "cart": {"items": [{"reference": i.reference, "quantity": i.quantity}
+                                for i in pricing.merge_items(items)], "coupon": None}}
+    return _priced(shop, state)
+
+
+def _unpriced(shop: Shop, sid: str, country: str, locale: str | None) -> dict:
+    # new_state with an empty cart never fails to price.
+    return new_state(shop, sid, country=country, locale=markets.normalize_locale(locale))
+
+
+def _priced(shop: Shop, state: dict) -> dict:
+    try:
+        return reprice(shop, state)
+    except PricingError as exc:
+        raise Rejected("approval_failed", _shopper_text(exc),
+                       {"order_lines": [str(exc)]}) from exc
+
+
+def _shopper_text(exc: PricingError) -> str:
+    if isinstance(exc, pricing.LimitExceeded):
+        return "The order is too large to be paid with Klarna. Please split it."
+    return "An item in your cart is no longer available. Please review your cart."
+
+
+# -- Klarna's shipping-service callbacks -----------------------------------------------------
+def _addresses(shop: Shop, state: dict, body: Mapping) -> dict:
+    billing = body.get("billing_address") or {}
+    shipping = body.get("shipping_address") or {}
+    state = copy.deepcopy(state)
+    if billing.get("country"):
+        if not shop.market(billing["country"]):
+            raise Rejected("address_error",
+                           f"We cannot take orders billed to {billing['country']}. "
+                           "Please choose another billing country.")
+        state["billing_country"] = billing["country"]
+        state["billing_region"] = billing.get("region")
+    if shipping.get("country"):
+        if not shop.market(shipping["country"]):
+            raise Rejected("unsupported_shipping_address",
+                           f"Unfortunately we do not ship to {shipping['country']}.")
+        state["shipping_country"] = shipping["country"]
+        state["shipping_region"] = shipping.get("region")
+    return state
+
+
+def _location_data(old: Mapping | None, new: Mapping) -> dict:
+    keys = ("billing_country", "billing_region", "shipping_country", "shipping_region")
+    return {k: {"old": (old or {}).get(k), "new": new[k]} for k in keys
+            if (old or {}).get(k) != new[k]}
+
+
+def _totals(state: Mapping | None) -> dict | None:
+    if state is None:
+        return None
+    return {"order_amount": state["order"]["order_amount"],
+            "order_tax_amount": state["order"]["order_tax_amount"],
+            "purchase_currency": state["market"]["currency"]}
+
+
+def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    base = state or state_from_body(shop, sid, body)
+    new = _priced(shop, _addresses(shop, base, body))
+    data = {**_location_data(state, new), "totals": {"old": _totals(state), "new": _totals(new)}}
+    return Decision(new, "address_updated" if changed(state, new) else None, data)
+
+
+def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    chosen = (body.get("selected_shipping_option") or {}).get("id")
+    if chosen:
+        base["selected_shipping_option"] = chosen
+    new = _priced(shop, base)
+    data = {"selected_shipping_option": {"old": (state or {}).get("selected_shipping_option"),
+                                         "new": new["selected_shipping_option"]},
+            "requested": chosen, "totals": {"old": _totals(state), "new": _totals(new)}}
+    return Decision(new, "shipping_option_selected" if changed(state, new) else None, data)
+
+
+def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    """The billing country moved: switch to its market's currency and a locale (§5.7). Klarna's
+    purchase_country cannot be changed by a callback, so a differing one is left pending for the
+    storefront's suspend → PUT market → resume."""
+    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    country = base["billing_country"]
+    if country is None:
+        raise Rejected("address_error", "Please choose a billing country.",
+                       {"billing_address.country": ["Missing data for required field."]})
+    new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]))
+    data = {"market": {"old": (state or base)["market"], "new": new["market"]},
+            "pending_purchase_country": new["pending_purchase_country"],
+            "totals": {"old": _totals(state), "new": _totals(new)}}
+    return Decision(new, "market_changed" if changed(state, new) else None, data)
+
+
+def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> dict:
+    market = shop.market(country)
+    new = copy.deepcopy(state)
+    new["market"] = {"country": market.country, "currency": market.currency,
+                     "locale": markets.pick_locale(market, locale)}
+    new["pending_purchase_country"] = (market.country if market.country != state["purchase_country"]
+                                       else None)
+    return new
+
+
+# -- validation --------------------------------------------------------------------------------
+def _goods(lines: Iterable[Mapping]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in lines:
+        if line.get("type") in GOODS_TYPES and line.get("quantity", 0) > 0:
+            out[line.get("reference")] = out.get(line.get("reference"), 0) + line["quantity"]
+    return out
+
+
+def out_of_stock(shop: Shop, state: Mapping) -> list[str]:
+    short = []
+    for item in state["cart"]["items"]:
+        stock = shop.products[item["reference"]].stock
+        if stock is not None and item["quantity"] > stock:
+            name = shop.products[item["reference"]].display_name(markets.language(state["market"]["locale"]))
+            short.append(f"{name} is out of stock." if stock == 0 else f"Only {stock} of {name} left.")
+    return short
+
+
+class CartChanged(Exception):
+    """Klarna's order no longer matches our cart: deny with a 303 to the checkout page."""
+
+
+def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    if (body.get("selected_shipping_option") or {}).get("id"):
+        base["selected_shipping_option"] = body["selected_shipping_option"]["id"]
+    expected = _priced(shop, base)
+    order_id = body.get("order_id")
+    short = out_of_stock(shop, expected)
+    if short:
+        result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
+        new = {**expected, "validation": result}
+        raise _Failed(Decision(new, "validation_failed", result),
+                      Rejected("approval_failed", " ".join(short)))
+    mismatch = _mismatch(expected, body)
+    if mismatch:
+        result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,
+                  "details": mismatch}
+        raise _Failed(Decision({**expected, "validation": result}, "validation_failed", result),
+                      CartChanged(mismatch))
+    new = copy.deepcopy(expected)
+    new["validation"] = {"result": "passed", "order_id": order_id}
+    if order_id and not new["klarna"]["order_id"]:
+        new["klarna"] = {**new["klarna"], "order_id": order_id}
+    return Decision(new, "validation_passed" if changed(state, new) else None,
+                    {"order_id": order_id, "totals": _totals(new)})
+
+
+class _Failed(Exception):
+    """A validation that fails but is still recorded: carries the decision and the reply."""
+
+    def __init__(self, decision: Decision, reply: Exception):
+        super().__init__(str(reply))
+        self.decision, self.reply = decision, reply
+
+
+ValidationFailed = _Failed
+
+
+def _mismatch(expected: Mapping, body: Mapping) -> list[str]:
+    problems = []
+    if body["purchase_currency"] != expected["market"]["currency"]:
+        problems.append(f"purchase_currency {body['purchase_currency']} ≠ {expected['market']['currency']}")
+    if _goods(body["order_lines"]) != _goods(expected["order"]["order_lines"]):
+        problems.append("order_lines differ from the cart")
+    if body["order_amount"] != expected["order"]["order_amount"]:
+        problems.append(f"order_amount {body['order_amount']} ≠ {expected['order']['order_amount']}")
+    return problems

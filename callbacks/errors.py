@@ -1,0 +1,49 @@
+"""The two error shapes: ours (DESIGN.md §7.4) and Klarna's `{error_type, error_text}` (§6.2).
+
+Every error leaves the service in one of these shapes, including Werkzeug's own (404, 405, 413)
+and the ones nobody planned for: a caller must never have to parse an HTML error page.
+"""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, jsonify
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+def api_error(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
+    body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,
+            "errors": errors or {}}
+    return jsonify(body), code, headers or {}
+
+
+def klarna_error(error_type: str, error_text: str, errors: dict | None = None):
+    """Klarna shows error_text to the shopper and keeps them in the checkout."""
+    body = {"error_type": error_type, "error_text": error_text}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body), 400
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {413: "The body is larger than 1 MiB.",
+                    404: "No such endpoint.",
+                    405: "This endpoint does not take that method."}
+        return api_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError):
+        log.warning("database unavailable: %s", exc.orig)
+        return api_error(503, "The database is busy or unreachable; try again.",
+                         headers={"Retry-After": "1"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return api_error(500, "Internal error; it has been logged.")

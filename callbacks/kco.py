@@ -1,0 +1,105 @@
+"""Klarna's callbacks (DESIGN.md §6): verify the token, parse, decide, record, reply.
+
+The synchronous ones (address_update, shipping_option_update, country_change, validation) touch
+only our own database: Klarna is waiting (3 s for validation) and approves on silence.
+"""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import ValidationError
+
+from . import checkout, schemas
+from .checkout import CartChanged, Rejected, ValidationFailed
+from .errors import api_error, klarna_error
+from .tokens import CALLBACK, check_token
+
+bp = Blueprint("kco", __name__, url_prefix="/kco")
+
+SHOPPER_PARSE_ERROR = "We could not read your order. Please try again."
+
+
+def kco():
+    return current_app.extensions["kco"]
+
+
+@bp.before_request
+def verify_token():
+    """Before the body is even read: a forged or stale URL gets 401 and leaves no trace."""
+    sid, token = request.args.get("session"), request.args.get("token")
+    if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
+        return api_error(401, "Missing or wrong token for this session.")
+    if not schemas.SESSION_ID.match(sid):
+        return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
+                         {"session": ["Not a valid session id."]})
+    g.sid = sid
+    g.order_id = request.args.get("order_id")
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    return klarna_error(exc.error_type, exc.error_text, exc.errors)
+
+
+def parse(schema) -> dict:
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected("approval_failed", SHOPPER_PARSE_ERROR,
+                       {"_body": [f"Not valid JSON: {exc}"]}) from None
+    try:
+        return schemas.load(schema, data)
+    except ValidationError as exc:
+        raise Rejected("approval_failed", SHOPPER_PARSE_ERROR, exc.messages) from None
+
+
+def _shipping_service(decide):
+    body = parse(schemas.shipping_service_request)
+    app = kco()
+    with app.store.session(g.sid) as tx:
+        decision = decide(app.shop, tx.state, g.sid, body)
+        if decision.event_type:
+            tx.save(decision.state, decision.event_type, decision.data)
+    return jsonify(checkout.reply_body(decision.state))
+
+
+@bp.post("/address_update")
+def address_update():
+    return _shipping_service(checkout.address_update)
+
+
+@bp.post("/shipping_option_update")
+def shipping_option_update():
+    return _shipping_service(checkout.shipping_option_update)
+
+
+@bp.post("/country_change")
+def country_change():
+    return _shipping_service(checkout.country_change)
+
+
+@bp.post("/validation")
+def validation():
+    body = parse(schemas.validation_request)
+    body.setdefault("order_id", None)
+    body["order_id"] = body["order_id"] or g.order_id
+    app = kco()
+    outcome = None
+    with app.store.session(g.sid) as tx:
+        try:
+            decision = checkout.validation(app.shop, tx.state, g.sid, body)
+        except ValidationFailed as failed:
+            decision, outcome = failed.decision, failed.reply
+            if not checkout.changed(tx.state, decision.state):
+                decision.event_type = None
+        if decision.event_type:
+            tx.save(decision.state, decision.event_type, decision.data)
+    if isinstance(outcome, CartChanged):
+        url = current_app.config["KCO_CHECKOUT_URL"]
+        location = f"{url}{'&' if '?' in url else '?'}kco_error=cart_changed"
+        return "", 303, {"Location": location}
+    if isinstance(outcome, Rejected):
+        raise outcome
+    return "", 200

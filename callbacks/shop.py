@@ -1,0 +1,324 @@
+"""The shop file (DESIGN.md §4): markets, products and coupons, loaded once at start-up.
+
+Everything here is immutable so that a loaded shop can be shared by every request and thread
+without copying. A wrong shop file must stop start-up with a message that names the file, the
+key and the problem, because a typo in a tax table would otherwise surface as wrong VAT in a
+shopper's checkout hours later.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+EXAMPLE_SHOP = Path(__file__).parent / "shops" / "example.toml"
+
+# Klarna's own limits (kco-reference.md §4.2, §5.8).
+MAX_AMOUNT = 100_000_000
+MAX_TAX_RATE = 10_000
+
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+LOCALE_RE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
+SKU_RE = re.compile(r"^[^\s]{1,255}$")
+SHIPPING_METHODS = frozenset(
+    "PickUpStore Home BoxReg BoxUnreg PickUpPoint Own Postal DHLPackstation Digital".split()
+)
+PRODUCT_TYPES = frozenset({"physical", "digital"})
+
+
+class ShopFileError(ValueError):
+    """A shop file that cannot be served; the message names file, key and problem."""
+
+    def __init__(self, path: Path | str, key: str, problem: str):
+        self.path, self.key, self.problem = str(path), key, problem
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class ShippingOption:
+    id: str
+    name: str
+    price: Mapping[str, int]  # gross, by purchase currency
+    free_over: Mapping[str, int] = field(default_factory=lambda: _frozen({}))
+    preselected: bool = False
+    method: str | None = None
+    description: str | None = None
+    names: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+
+@dataclass(frozen=True)
+class Market:
+    country: str
+    currency: str
+    locales: tuple[str, ...]
+    tax: Mapping[str, int]  # tax class -> rate in 1/100 %
+    shipping: tuple[ShippingOption, ...]
+    shipping_tax_class: str | None = None
+    prices_include_tax: bool = True
+    sales_tax: Mapping[str, int] = field(default_factory=lambda: _frozen({}))
+    tax_shipping: bool = False
+
+    @property
+    def default_locale(self) -> str:
+        return self.locales[0]
+
+    def sales_tax_rate(self, region: str | None) -> int:
+        if region and region.upper() in self.sales_tax:
+            return self.sales_tax[region.upper()]
+        return self.sales_tax.get("default", 0)
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    type: str
+    tax_class: str
+    prices: Mapping[str, int]
+    names: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    stock: int | None = None  # None: unlimited
+
+    def display_name(self, language: str) -> str:
+        return self.names.get(language, self.name)
+
+
+@dataclass(frozen=True)
+class Coupon:
+    code: str
+    percent: int | None = None
+    amount: Mapping[str, int] = field(default_factory=lambda: _frozen({}))
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str
+    default_country: str
+    markets: Mapping[str, Market]
+    products: Mapping[str, Product]
+    coupons: Mapping[str, Coupon]
+    source: str = "<memory>"
+
+    def market(self, country: str | None) -> Market | None:
+        return self.markets.get(country.upper()) if country else None
+
+    @property
+    def default_market(self) -> Market:
+        return self.markets[self.default_country]
+
+
+def load_shop(path: Path | str | None = None) -> Shop:
+    """Read and check a shop file; raise ShopFileError naming the first problem found."""
+    path = Path(path) if path else EXAMPLE_SHOP
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ShopFileError(path, "(file)", "no such file") from None
+    except OSError as exc:
+        raise ShopFileError(path, "(file)", f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ShopFileError(path, "(file)", "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ShopFileError(path, "(file)", f"is not valid TOML: {exc}") from None
+    return parse_shop(raw, source=str(path))
+
+
+def parse_shop(raw: Mapping[str, Any], source: str = "<memory>") -> Shop:
+    return _Parser(source).shop(raw)
+
+
+class _Parser:
+    """Walks the TOML document; every check raises with the dotted key it was looking at."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str):
+        raise ShopFileError(self.source, key, problem)
+
+    # -- small typed getters ---------------------------------------------------------------
+    def table(self, value, key) -> Mapping:
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table")
+        return value
+
+    def string(self, value, key, pattern: re.Pattern | None = None, what: str = "") -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, "must be a non-empty string")
+        if pattern and not pattern.match(value):
+            self.fail(key, f"{value!r} is not {what}")
+        return value
+
+    def integer(self, value, key, low: int, high: int, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"{value!r} is not {what}")
+        return value
+
+    def known(self, table: Mapping, key: str, allowed: set[str]):
+        for name in table:
+            if name not in allowed:
+                self.fail(f"{key}.{name}" if key else name, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+    def money(self, value, key, low: int = 1) -> Mapping[str, int]:
+        what = "a positive integer in minor units" if low else "an integer ≥ 0 in minor units"
+        table = self.table(value, key)
+        out = {}
+        for currency, amount in table.items():
+            self.string(currency, f"{key}.{currency}", CURRENCY_RE, "an ISO 4217 currency code like SEK")
+            out[currency] = self.integer(amount, f"{key}.{currency}", low, MAX_AMOUNT, what + f" ≤ {MAX_AMOUNT}")
+        return _frozen(out)
+
+    def names(self, value, key) -> Mapping[str, str]:
+        table = self.table(value, key)
+        for lang, name in table.items():
+            self.string(lang, f"{key}.{lang}", LANGUAGE_RE, "a two-letter language code like sv")
+            self.string(name, f"{key}.{lang}")
+        return _frozen(table)
+
+    # -- the document ----------------------------------------------------------------------
+    def shop(self, raw: Mapping) -> Shop:
+        self.known(raw, "", {"shop", "markets", "products", "coupons"})
+        head = self.table(raw.get("shop"), "shop")
+        self.known(head, "shop", {"name", "default_country"})
+        name = self.string(head.get("name"), "shop.name")
+        markets_raw = self.table(raw.get("markets"), "markets")
+        if not markets_raw:
+            self.fail("markets", "the shop sells to no market")
+        products_raw = self.table(raw.get("products", {}), "products")
+        if not products_raw:
+            self.fail("products", "the shop has no products")
+        products = {sku: self.product(sku, p) for sku, p in products_raw.items()}
+        markets = {c: self.market(c, m, products) for c, m in markets_raw.items()}
+        default = self.string(head.get("default_country"), "shop.default_country", COUNTRY_RE,
+                              "an upper-case ISO 3166 country code like SE")
+        if default not in markets:
+            self.fail("shop.default_country", f"{default} has no [markets.{default}] table")
+        coupons_raw = self.table(raw.get("coupons", {}), "coupons")
+        coupons = {code: self.coupon(code, c) for code, c in coupons_raw.items()}
+        return Shop(name, default, _frozen(markets), _frozen(products), _frozen(coupons), self.source)
+
+    def product(self, sku: str, raw) -> Product:
+        key = f'products."{sku}"'
+        if not SKU_RE.match(sku):
+            self.fail(key, "a SKU is 1–255 characters without spaces")
+        raw = self.table(raw, key)
+        self.known(raw, key, {"name", "names", "type", "tax_class", "prices", "stock"})
+        ptype = raw.get("type", "physical")
+        if ptype not in PRODUCT_TYPES:
+            self.fail(f"{key}.type", f"{ptype!r} is not physical or digital")
+        prices = self.money(raw.get("prices"), f"{key}.prices")
+        if not prices:
+            self.fail(f"{key}.prices", "the product has no price in any currency")
+        stock = raw.get("stock")
+        if stock is not None:
+            stock = self.integer(stock, f"{key}.stock", 0, 10**9, "a whole number ≥ 0")
+        return Product(
+            sku=sku,
+            name=self.string(raw.get("name"), f"{key}.name"),
+            type=ptype,
+            tax_class=self.string(raw.get("tax_class"), f"{key}.tax_class"),
+            prices=prices,
+            names=self.names(raw.get("names", {}), f"{key}.names"),
+            stock=stock,
+        )
+
+    def market(self, country: str, raw, products: Mapping[str, Product]) -> Market:
+        key = f"markets.{country}"
+        self.string(country, key, COUNTRY_RE, "an upper-case ISO 3166 country code like SE")
+        raw = self.table(raw, key)
+        self.known(raw, key, {"currency", "locales", "tax", "shipping_tax_class", "shipping",
+                              "prices_include_tax", "sales_tax", "tax_shipping"})
+        currency = self.string(raw.get("currency"), f"{key}.currency", CURRENCY_RE,
+                               "an ISO 4217 currency code like SEK")
+        locales = raw.get("locales")
+        if not isinstance(locales, list) or not locales:
+            self.fail(f"{key}.locales", "must be a non-empty list like [\"sv-SE\", \"en-SE\"]")
+        for i, loc in enumerate(locales):
+            self.string(loc, f"{key}.locales[{i}]", LOCALE_RE, "a locale shaped like sv-SE")
+        include = raw.get("prices_include_tax", True)
+        if not isinstance(include, bool):
+            self.fail(f"{key}.prices_include_tax", "must be true or false")
+        tax_shipping = raw.get("tax_shipping", False)
+        if not isinstance(tax_shipping, bool):
+            self.fail(f"{key}.tax_shipping", "must be true or false")
+        tax, sales_tax, ship_class = {}, {}, None
+        rate_what = f"a tax rate in 1/100 % from 0 to {MAX_TAX_RATE} (2500 = 25 %)"
+        if include:
+            for cls, rate in self.table(raw.get("tax"), f"{key}.tax").items():
+                tax[cls] = self.integer(rate, f"{key}.tax.{cls}", 0, MAX_TAX_RATE, rate_what)
+            for sku, product in products.items():
+                if product.tax_class not in tax:
+                    self.fail(f'products."{sku}".tax_class',
+                              f"tax class {product.tax_class!r} has no rate in [{key}] tax")
+            ship_class = self.string(raw.get("shipping_tax_class"), f"{key}.shipping_tax_class")
+            if ship_class not in tax:
+                self.fail(f"{key}.shipping_tax_class", f"{ship_class!r} is not a tax class of {key}.tax")
+        else:
+            for region, rate in self.table(raw.get("sales_tax", {}), f"{key}.sales_tax").items():
+                sales_tax[region.upper()] = self.integer(rate, f"{key}.sales_tax.{region}", 0,
+                                                         MAX_TAX_RATE, rate_what)
+        shipping_raw = raw.get("shipping", [])
+        if not isinstance(shipping_raw, list):
+            self.fail(f"{key}.shipping", "must be an array of tables ([[markets.XX.shipping]])")
+        shipping = tuple(self.shipping(f"{key}.shipping[{i}]", s) for i, s in enumerate(shipping_raw))
+        ids = [s.id for s in shipping]
+        for i, sid in enumerate(ids):
+            if ids.index(sid) != i:
+                self.fail(f"{key}.shipping[{i}].id", f"{sid!r} is used twice in this market")
+        return Market(country, currency, tuple(locales), _frozen(tax), shipping, ship_class,
+                      include, _frozen(sales_tax), tax_shipping)
+
+    def shipping(self, key: str, raw) -> ShippingOption:
+        raw = self.table(raw, key)
+        self.known(raw, key, {"id", "name", "names", "price", "free_over", "preselected", "method",
+                              "description"})
+        if "price" not in raw:
+            self.fail(f"{key}.price", "a shipping option needs a price table like { SEK = 4900 }")
+        method = raw.get("method")
+        if method is not None and method not in SHIPPING_METHODS:
+            self.fail(f"{key}.method", f"{method!r} is not one of Klarna's shipping methods "
+                                       f"({', '.join(sorted(SHIPPING_METHODS))})")
+        preselected = raw.get("preselected", False)
+        if not isinstance(preselected, bool):
+            self.fail(f"{key}.preselected", "must be true or false")
+        description = raw.get("description")
+        if description is not None:
+            self.string(description, f"{key}.description")
+        price = self.money(raw["price"], f"{key}.price", low=0)
+        if not price:
+            self.fail(f"{key}.price", "a shipping option needs a price in at least one currency")
+        return ShippingOption(
+            id=self.string(raw.get("id"), f"{key}.id", SKU_RE, "an id without spaces"),
+            name=self.string(raw.get("name"), f"{key}.name"),
+            price=price,
+            free_over=self.money(raw.get("free_over", {}), f"{key}.free_over", low=0),
+            preselected=preselected,
+            method=method,
+            description=description,
+            names=self.names(raw.get("names", {}), f"{key}.names"),
+        )
+
+    def coupon(self, code: str, raw) -> Coupon:
+        key = f"coupons.{code}"
+        raw = self.table(raw, key)
+        self.known(raw, key, {"percent", "amount"})
+        if ("percent" in raw) == ("amount" in raw):
+            self.fail(key, "a coupon has exactly one of percent or amount")
+        if "percent" in raw:
+            return Coupon(code, percent=self.integer(raw["percent"], f"{key}.percent", 1, 100,
+                                                     "a whole percent from 1 to 100"))
+        amount = self.money(raw["amount"], f"{key}.amount")
+        if not amount:
+            self.fail(f"{key}.amount", "an amount coupon needs an amount in at least one currency")
+        return Coupon(code, amount=amount)

@@ -1,0 +1,78 @@
+"""Configuration from the environment (DESIGN.md §2); `.env` is read in development.
+
+Production (`KCO_ENV=production`) refuses to start with a development secret or a non-https
+public URL: Klarna requires https for the synchronous callbacks, and a guessable secret would
+let anyone forge them.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+DEV_CALLBACK_SECRET = "dev-callback-secret-change-me"
+DEV_API_KEY = "dev-api-key-change-me"
+INSTANCE = Path(__file__).parent / "instance"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+class Config:
+    """Read at construction, not at import, so tests can set the environment first."""
+
+    TESTING = False
+    PRODUCTION = False
+
+    def __init__(self):
+        self.DATABASE_URL = _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'kco.sqlite3'}")
+        self.KCO_SHOP_FILE = _env("KCO_SHOP_FILE")
+        self.KCO_CALLBACK_SECRET = _env("KCO_CALLBACK_SECRET")
+        self.KCO_API_KEY = _env("KCO_API_KEY")
+        self.KCO_PUBLIC_URL = _env("KCO_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        self.KCO_TERMS_URL = _env("KCO_TERMS_URL", f"{self.KCO_PUBLIC_URL}/terms")
+        self.KCO_CHECKOUT_URL = _env("KCO_CHECKOUT_URL", f"{self.KCO_PUBLIC_URL}/checkout")
+        self.KCO_CONFIRMATION_URL = _env("KCO_CONFIRMATION_URL", f"{self.KCO_PUBLIC_URL}/confirmation")
+        self.KLARNA_API_URL = _env("KLARNA_API_URL", "http://127.0.0.1:8001").rstrip("/")
+        self.KLARNA_USERNAME = _env("KLARNA_USERNAME", "sandbox")
+        self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD", "sandbox")
+        self.MAX_CONTENT_LENGTH = 1024 * 1024
+        self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
+        self.finish()
+
+    def finish(self):
+        if self.PRODUCTION:
+            missing = [n for n in ("KCO_CALLBACK_SECRET", "KCO_API_KEY") if not getattr(self, n)]
+            if missing:
+                raise ConfigError(f"KCO_ENV=production needs {', '.join(missing)} in the environment")
+            if not self.KCO_PUBLIC_URL.startswith("https://"):
+                raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
+                                  "(Klarna calls the synchronous callbacks over https only)")
+            self.KCO_AUTO_MIGRATE = False
+        if self.TESTING:
+            self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"
+            self.KCO_API_KEY = self.KCO_API_KEY or "test-api-key"
+        if not self.KCO_CALLBACK_SECRET:
+            warnings.warn("KCO_CALLBACK_SECRET is not set: using the development key", stacklevel=3)
+            self.KCO_CALLBACK_SECRET = DEV_CALLBACK_SECRET
+        if not self.KCO_API_KEY:
+            warnings.warn("KCO_API_KEY is not set: using the development key", stacklevel=3)
+            self.KCO_API_KEY = DEV_API_KEY
+
+
+class ProductionConfig(Config):
+    PRODUCTION = True
+
+
+class TestConfig(Config):
+    TESTING = True
+
+
+def from_environment() -> Config:
+    return ProductionConfig() if _env("KCO_ENV") == "production" else Config()
