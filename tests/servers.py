@@ -1,0 +1,57 @@
+"""Real server processes for end-to-end tests: gunicorn as the Procfile runs it."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            requests.get(base_url + "/", timeout=0.5)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {base_url} did not come up in {timeout} s")
+
+
+@contextmanager
+def gunicorn(env: dict, app: str = "wsgi:app", workers: int = 2, threads: int = 8):
+    """Start gunicorn with gthread workers on a free port; yields the base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", app, "--worker-class", "gthread",
+           "--workers", str(workers), "--threads", str(threads),
+           "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5"]
+    full_env = {**os.environ, **env}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, proc)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,125 @@
+"""The store's promises (DESIGN.md §8): one transaction per change, no lost updates."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from callbacks.store import Store
+
+from .payloads import goods_line, shipping_service_body
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _increment(store: Store, sid: str, times: int, errors: list):
+    try:
+        for _ in range(times):
+            with store.session(sid) as tx:
+                state = tx.state or {"n": 0}
+                tx.save({**state, "n": state["n"] + 1}, "cart_updated", {"n": state["n"] + 1})
+    except Exception as exc:  # pragma: no cover - surfaced by the assertion below
+        errors.append(exc)
+
+
+def test_concurrent_writers_of_one_session_lose_no_update(database_url):
+    store = Store(database_url)
+    store.migrate()
+    errors: list = []
+    threads = [threading.Thread(target=_increment, args=(store, "s-race", 25, errors)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    state = store.get_state("s-race")
+    assert state["n"] == 200 and state["version"] == 200
+    versions = [e["version"] for e in store.events_after(0, sid="s-race", limit=1000)]
+    assert versions == list(range(1, 201))  # every event carries the version it produced
+    store.dispose()
+
+
+def test_event_ids_are_visible_in_commit_order(database_url):
+    """Many sessions written at once: a reader never sees id N and later a smaller id appear."""
+    store = Store(database_url)
+    store.migrate()
+    stop = threading.Event()
+    seen_out_of_order = []
+
+    def reader():
+        last = 0
+        while not stop.is_set():
+            batch = store.events_after(last, limit=1000)
+            if batch:
+                last = batch[-1]["id"]
+        # After the writers stop, everything must already have been seen in order.
+        seen_out_of_order.extend(store.events_after(0, limit=10_000))
+        seen_out_of_order.append(last)
+
+    r = threading.Thread(target=reader)
+    r.start()
+    errors: list = []
+    writers = [threading.Thread(target=_increment, args=(store, f"s-{i}", 15, errors)) for i in range(6)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    r.join()
+    assert errors == []
+    ids = [e["id"] for e in seen_out_of_order[:-1]]
+    assert ids == sorted(ids) and len(ids) == 90 and len(set(ids)) == 90
+    store.dispose()
+
+
+def test_a_failed_decision_rolls_back_the_whole_change(database_url):
+    store = Store(database_url)
+    store.migrate()
+    with pytest.raises(RuntimeError):
+        with store.session("s-rb") as tx:
+            tx.save({"n": 1}, "cart_updated", {})
+            raise RuntimeError("decided to refuse after writing")
+    assert store.get_state("s-rb") is None and store.events_after(0) == []
+    store.dispose()
+
+
+def test_concurrent_callbacks_through_the_app_keep_versions_gapless(app, shop, store):
+    """Two shoppers' worth of address changes for one session, in parallel threads."""
+    from .conftest import kco_url
+    countries = ["SE", "FI", "DE", "NL"]
+    results: list = []
+
+    def post(country):
+        client = app.test_client()
+        lines = [goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)]
+        for _ in range(5):
+            body = shipping_service_body(lines, country=country)
+            results.append(client.post(kco_url(app, "address_update", "s-par"), json=body).status_code)
+
+    threads = [threading.Thread(target=post, args=(c,)) for c in countries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 20
+    events = store.events_after(0, sid="s-par", limit=1000)
+    assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    assert store.get_state("s-par")["version"] == len(events)
+
+
+def test_migrate_command_brings_a_new_database_up_to_date(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    env = {"DATABASE_URL": url, "KCO_AUTO_MIGRATE": "0", "PATH": "/usr/bin:/bin",
+           "KCO_CALLBACK_SECRET": "x", "KCO_API_KEY": "y"}
+    cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "kco", "migrate"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "is at revision" in out.stdout
+    tables = set(sa.inspect(sa.create_engine(url)).get_table_names())
+    assert {"sessions", "events", "callback_log", "alembic_version"} <= tables
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout == out.stdout
