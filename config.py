@@ -42,6 +42,8 @@ class Config:
         self.KLARNA_API_URL = _env("KLARNA_API_URL", "http://127.0.0.1:8001").rstrip("/")
         self.KLARNA_USERNAME = _env("KLARNA_USERNAME", "sandbox")
         self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD", "sandbox")
+        self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT", "3.05,10")  # connect,read seconds
+        self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
         self.finish()

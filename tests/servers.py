@@ -27,9 +27,9 @@ def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) 
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
         try:
-            requests.get(base_url + "/", timeout=0.5)
+            requests.get(base_url + "/", timeout=2)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"server at {base_url} did not come up in {timeout} s")
 

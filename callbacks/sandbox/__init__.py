@@ -1,0 +1,122 @@
+"""The sandbox: a local fake Klarna speaking the Checkout v3 and Order Management APIs
+(DESIGN.md §9, kco-reference.md §6–§7). A separate Flask app; run it with ONE process, since
+orders live in memory:
+
+    flask --app sandbox_wsgi run -p 8001
+    gunicorn sandbox_wsgi:app --workers 1 --threads 16 -b 127.0.0.1:8001
+
+Klarna's API (HTTP Basic auth, SANDBOX_USERNAME/SANDBOX_PASSWORD, default sandbox/sandbox;
+wrong or missing → 401 with Klarna's error body `{error_code, error_messages, correlation_id}`):
+
+    POST /checkout/v3/orders                     201 + Location + order | 400 BAD_VALUE
+    GET  /checkout/v3/orders/{id}                200 | 404 NOT_FOUND (unknown or expired)
+    POST /checkout/v3/orders/{id}                200 (unsent properties stay) | 400 BAD_VALUE
+                                                 | 403 READ_ONLY_ORDER once complete | 404
+    GET  /ordermanagement/v1/orders/{id}         200 MerchantOrder | 404 NO_SUCH_ORDER (not completed)
+    POST /ordermanagement/v1/orders/{id}/acknowledge   204 (idempotent) | 404 NO_SUCH_ORDER
+
+`BAD_VALUE` messages read `Bad value: <field>` (`order_lines[1].total_tax_amount`, `locale`,
+`merchant_urls.push`, …): missing required properties, malformed country/currency/locale,
+more than 1000 lines, amounts breaking `callbacks.rules.order_errors`, and the four
+synchronous callback URLs not on https (loopback hosts excepted, or all with
+SANDBOX_ALLOW_HTTP_CALLBACKS). A Checkout order expires 48 h (SANDBOX_ORDER_TTL seconds) after
+the last merchant update or shopper interaction, on the sandbox's clock.
+
+Test controls (no auth; JSON in and out):
+
+    GET    /_sandbox/orders                      summary of every order
+    GET    /_sandbox/orders/{id}                 status, fraud_status, expired, expires_at,
+                                                 acknowledged (count), last_idempotency_key,
+                                                 merchant_urls, order, merchant_order
+    POST   /_sandbox/orders/{id}/complete        {"fraud_status": "ACCEPTED"|"PENDING"|"REJECTED",
+                                                  "billing_address"?, "shipping_address"?, "customer"?}
+                                                 → checkout_complete, completed_at set; 409 if already
+    POST   /_sandbox/orders/{id}/fraud_status    {"fraud_status": ...} (completed orders; 409 otherwise)
+    POST   /_sandbox/orders/{id}/touch           a shopper interaction: restarts the 48 h expiry
+    POST   /_sandbox/faults                      {"endpoint": "checkout.read_order", "status": 503,
+                                                  "count": 2, "delay": 0.5, "error_code"?,
+                                                  "error_messages"?, "body"?, "headers"?}
+                                                 the next `count` requests to that endpoint wait `delay`
+                                                 s, then answer `status` (without touching orders) —
+                                                 or, without `status`, go through late (timeouts)
+    GET    /_sandbox/faults · DELETE /_sandbox/faults      pending faults · drop them
+    GET    /_sandbox/clock · POST /_sandbox/clock {"advance": seconds}
+    GET    /_sandbox/requests?endpoint=&order_id=          the API request log (attempts, keys,
+    DELETE /_sandbox/requests                              User-Agent, bodies, statuses)
+    POST   /_sandbox/reset                       forget orders, faults, log; clock back to now
+
+Endpoint names for faults: checkout.create_order, checkout.read_order, checkout.update_order,
+ordermanagement.read_order, ordermanagement.acknowledge_order.
+
+Not yet here: the shopper (address and country changes, shipping choice, validation → complete
+→ push, notifications). It belongs in shopper.py, posting to each order's kept `merchant_urls`
+and changing orders through `OrderStore.mutate`/`touch`/`complete`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Mapping
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from .faults import Faults, RequestLog
+from .orders import ApiError, Clock, OrderStore
+
+DEFAULTS = {
+    "SANDBOX_USERNAME": "sandbox",
+    "SANDBOX_PASSWORD": "sandbox",
+    "SANDBOX_PUBLIC_URL": None,          # base URL in Location headers; default: the request's
+    "SANDBOX_ORDER_TTL": 48 * 3600,      # seconds
+    "SANDBOX_AUTHORIZATION_DAYS": 28,    # Order Management expires_at = completed_at + this
+    "SANDBOX_DEFAULT_FRAUD_STATUS": "ACCEPTED",
+    "SANDBOX_ALLOW_HTTP_CALLBACKS": False,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+}
+ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_PUBLIC_URL")
+
+
+@dataclass
+class Sandbox:
+    """`app.extensions["kco_sandbox"]`: the state behind one sandbox app."""
+
+    clock: Clock
+    orders: OrderStore
+    faults: Faults
+    requests: RequestLog
+
+
+def create_sandbox(config: Mapping | None = None) -> Flask:
+    """`config`: overrides of DEFAULTS; SANDBOX_USERNAME/_PASSWORD/_PUBLIC_URL may also come
+    from the environment (the mapping wins)."""
+    from . import api, control
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(DEFAULTS)
+    app.config.update({k: os.environ[k] for k in ENVIRONMENT if os.environ.get(k)})
+    app.config.update(config or {})
+    app.json.sort_keys = False
+
+    clock = Clock()
+    orders = OrderStore(clock, ttl=timedelta(seconds=float(app.config["SANDBOX_ORDER_TTL"])),
+                        allow_http_callbacks=bool(app.config["SANDBOX_ALLOW_HTTP_CALLBACKS"]))
+    app.extensions["kco_sandbox"] = Sandbox(clock, orders, Faults(), RequestLog())
+
+    app.register_blueprint(api.checkout)
+    app.register_blueprint(api.ordermanagement)
+    app.register_blueprint(control.control)
+
+    app.register_error_handler(ApiError, api.handle_api_error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return api.error_response(exc.code or 500, None, [exc.description or exc.name])
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("sandbox error")
+        return api.error_response(500, "INTERNAL_SERVER_ERROR", ["Unexpected sandbox error"])
+
+    return app

@@ -1,0 +1,400 @@
+"""The sandbox's state: a movable clock, Klarna's validation rules, and the in-memory orders.
+
+No Flask here. Every method of `OrderStore` takes the store's lock and hands back copies, so
+views (and, later, the shopper simulation in shopper.py) never share a mutable order between
+threads; `OrderStore.mutate` is the one way to change an order in place.
+
+Expiry (kco-reference.md §6): a Checkout order lives 48 h after the last merchant update or
+shopper interaction (`touched_at`); after that the Checkout API answers 404. A completed order
+stays readable in Order Management, which has its own authorization expiry (`expires_at`).
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+import secrets
+import string
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from .. import rules
+
+ORDER_TTL = timedelta(hours=48)
+AUTHORIZATION_DAYS = 28
+FRAUD_STATUSES = ("ACCEPTED", "PENDING", "REJECTED")
+
+# Properties a merchant may set on create/update; anything else in the body is ignored.
+WRITABLE = (
+    "purchase_country", "purchase_currency", "locale", "billing_address", "shipping_address",
+    "order_amount", "order_tax_amount", "order_lines", "customer", "merchant_urls",
+    "merchant_reference1", "merchant_reference2", "options", "attachment",
+    "external_payment_methods", "external_checkouts", "shipping_countries", "billing_countries",
+    "shipping_options", "merchant_data", "gui", "merchant_requested", "recurring", "tags",
+    "discount_lines",
+)
+REQUIRED = ("purchase_country", "purchase_currency", "locale", "order_amount",
+            "order_tax_amount", "order_lines", "merchant_urls")
+REQUIRED_URLS = ("terms", "checkout", "confirmation", "push")
+HTTPS_URLS = ("validation", "shipping_option_update", "address_update", "country_change")
+PATTERNS = {
+    "purchase_country": re.compile(r"[A-Za-z]{2}"),
+    "purchase_currency": re.compile(r"[A-Za-z]{3}"),
+    "locale": re.compile(r"[A-Za-z]{2}(?:-[A-Za-z]{2})*"),
+}
+COUNTRY = re.compile(r"[A-Za-z]{2}")
+
+
+class ApiError(Exception):
+    """An answer in Klarna's error shape: `{error_code, error_messages, correlation_id}`."""
+
+    def __init__(self, status: int, error_code: str, messages: list[str] | str):
+        super().__init__(error_code)
+        self.status, self.error_code = status, error_code
+        self.messages = [messages] if isinstance(messages, str) else list(messages)
+
+
+def not_found(order_id: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND",
+                    "We did not find any order with given ID. You need to create a new order.")
+
+
+def no_such_order(order_id: str, acknowledge: bool = False) -> ApiError:
+    text = f"Order {order_id} cannot be found."
+    return ApiError(404, "NO_SUCH_ORDER", text + (" Acknowledgement not possible." if acknowledge else ""))
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+class Clock:
+    """Real UTC time plus an offset that tests move forward with `advance(seconds)`."""
+
+    def __init__(self):
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(timezone.utc) + self._offset
+
+    def advance(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+        return self.now()
+
+    @property
+    def offset_seconds(self) -> float:
+        with self._lock:
+            return self._offset.total_seconds()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = timedelta()
+
+
+# --- Klarna's rules for a create or update body ----------------------------------------------
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _url_errors(urls: Any, allow_http: bool) -> list[str]:
+    if not isinstance(urls, Mapping):
+        return ["merchant_urls"]
+    errors = [f"merchant_urls.{k}" for k in REQUIRED_URLS if not urls.get(k)]
+    for key, value in urls.items():
+        if not isinstance(value, str) or len(value) > 2000:
+            errors.append(f"merchant_urls.{key}")
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(f"merchant_urls.{key}")
+        elif key in HTTPS_URLS and parts.scheme != "https" and not (allow_http or _loopback(parts.hostname)):
+            errors.append(f"merchant_urls.{key}")  # "must be https" (kco-reference.md §1)
+    return errors
+
+
+def order_errors(order: Mapping, *, allow_http_callbacks: bool = False) -> list[str]:
+    """Every field Klarna would answer `Bad value: <field>` for; [] when the order is fine.
+    `order` is the whole order (for an update: the stored one with the update applied)."""
+    errors = [f for f in REQUIRED if order.get(f) is None]
+    for name, pattern in PATTERNS.items():
+        value = order.get(name)
+        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+            errors.append(name)
+    if order.get("merchant_urls") is not None:
+        errors += _url_errors(order["merchant_urls"], allow_http_callbacks)
+    for name, limit in (("merchant_reference1", 255), ("merchant_reference2", 255),
+                        ("merchant_data", 6000)):
+        value = order.get(name)
+        if value is not None and not (isinstance(value, str) and len(value) <= limit):
+            errors.append(name)
+    for name in ("shipping_countries", "billing_countries"):
+        value = order.get(name)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(c, str) and COUNTRY.fullmatch(c) for c in value)):
+            errors.append(name)
+    for name in ("billing_address", "shipping_address", "customer", "options", "gui"):
+        if order.get(name) is not None and not isinstance(order[name], Mapping):
+            errors.append(name)
+    if order.get("shipping_options") is not None:
+        errors += rules.shipping_option_errors(order["shipping_options"])
+    errors += rules.order_errors(order)  # amounts, taxes, ≤ 1000 lines
+    return list(dict.fromkeys(errors))
+
+
+def bad_value(errors: list[str]) -> ApiError:
+    return ApiError(400, "BAD_VALUE", [f"Bad value: {e}" for e in errors])
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+def _klarna_reference() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8))
+
+
+def _prune(value: Any) -> Any:
+    """Klarna leaves absent properties out of its bodies rather than sending null."""
+    if isinstance(value, dict):
+        return {k: _prune(v) for k, v in value.items() if v is not None}
+    return value
+
+
+@dataclass
+class Order:
+    order_id: str
+    data: dict                      # the merchant-writable properties, as last set
+    started_at: datetime
+    last_modified_at: datetime
+    touched_at: datetime            # last merchant update or shopper interaction: expiry clock
+    status: str = "checkout_incomplete"
+    completed_at: datetime | None = None
+    fraud_status: str | None = None
+    klarna_reference: str | None = None
+    acknowledged: int = 0
+    acknowledge_keys: list = field(default_factory=list)
+    shopper_entered_address: bool = False   # then address updates are ignored (kco-ref. §4.4)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "checkout_complete"
+
+    def expires_at(self, ttl: timedelta) -> datetime:
+        return self.touched_at + ttl
+
+    def checkout_view(self) -> dict:
+        """The Checkout API body, without `html_snippet` (rendered by the view)."""
+        body = {"order_id": self.order_id, "status": self.status, **copy.deepcopy(self.data),
+                "started_at": iso(self.started_at), "last_modified_at": iso(self.last_modified_at),
+                "completed_at": iso(self.completed_at)}
+        return _prune(body)
+
+    def merchant_view(self, now: datetime, authorization_days: int = AUTHORIZATION_DAYS) -> dict:
+        """The Order Management body (a subset of Klarna's MerchantOrder)."""
+        d = self.data
+        expires = self.completed_at + timedelta(days=authorization_days)
+        status = "CANCELLED" if self.fraud_status == "REJECTED" else (
+            "EXPIRED" if now >= expires else "AUTHORIZED")
+        body = {
+            "order_id": self.order_id, "status": status, "fraud_status": self.fraud_status,
+            "order_amount": d.get("order_amount"), "original_order_amount": d.get("order_amount"),
+            "captured_amount": 0, "refunded_amount": 0,
+            "remaining_authorized_amount": d.get("order_amount") if status == "AUTHORIZED" else 0,
+            "purchase_currency": d.get("purchase_currency"), "purchase_country": d.get("purchase_country"),
+            "locale": d.get("locale"), "order_lines": copy.deepcopy(d.get("order_lines")),
+            "merchant_reference1": d.get("merchant_reference1"),
+            "merchant_reference2": d.get("merchant_reference2"),
+            "merchant_data": d.get("merchant_data"), "klarna_reference": self.klarna_reference,
+            "customer": copy.deepcopy(d.get("customer")),
+            "billing_address": copy.deepcopy(d.get("billing_address")),
+            "shipping_address": copy.deepcopy(d.get("shipping_address")),
+            "selected_shipping_option": copy.deepcopy(d.get("selected_shipping_option")),
+            "created_at": iso(self.completed_at), "expires_at": iso(expires),
+        }
+        return _prune(body)
+
+
+class OrderStore:
+    def __init__(self, clock: Clock, *, ttl: timedelta = ORDER_TTL, allow_http_callbacks: bool = False):
+        self.clock = clock
+        self.ttl = ttl
+        self.allow_http_callbacks = allow_http_callbacks
+        self.lock = threading.RLock()
+        self._orders: dict[str, Order] = {}
+        self._create_keys: dict[str, str] = {}
+
+    # Checkout API
+
+    def create(self, body: Any, idempotency_key: str | None = None) -> tuple[Order, bool]:
+        """(order, created): a repeated `Klarna-Idempotency-Key` returns the first order
+        (an assumption: Klarna documents the header for Order Management)."""
+        if not isinstance(body, Mapping):
+            raise bad_value(["body"])
+        data = {k: copy.deepcopy(body[k]) for k in WRITABLE if k in body}
+        errors = order_errors(data, allow_http_callbacks=self.allow_http_callbacks)
+        with self.lock:
+            if idempotency_key and idempotency_key in self._create_keys:
+                known = self._orders.get(self._create_keys[idempotency_key])
+                if known is not None and self._alive(known):
+                    return copy.deepcopy(known), False
+            if errors:
+                raise bad_value(errors)
+            self._prune_expired()
+            now = self.clock.now()
+            order = Order(str(uuid.uuid4()), data, now, now, now)
+            self._orders[order.order_id] = order
+            if idempotency_key:
+                self._create_keys[idempotency_key] = order.order_id
+            return copy.deepcopy(order), True
+
+    def read(self, order_id: str) -> Order:
+        with self.lock:
+            return copy.deepcopy(self._checkout_order(order_id))
+
+    def update(self, order_id: str, body: Any) -> Order:
+        """Properties not in `body` stay the same; only an incomplete order can change.
+        Checked in Klarna's order of news: 404, then 403, then 400."""
+        with self.lock:
+            order = self._checkout_order(order_id)
+            if order.complete:
+                raise ApiError(403, "READ_ONLY_ORDER", "Resource is read-only")
+            if not isinstance(body, Mapping):
+                raise bad_value(["body"])
+            changes = {k: copy.deepcopy(body[k]) for k in WRITABLE if k in body}
+            if order.shopper_entered_address:
+                changes.pop("billing_address", None)
+                changes.pop("shipping_address", None)
+            merged = {**order.data, **changes}
+            errors = order_errors(merged, allow_http_callbacks=self.allow_http_callbacks)
+            if errors:
+                raise bad_value(errors)
+            now = self.clock.now()
+            order.data, order.last_modified_at, order.touched_at = merged, now, now
+            return copy.deepcopy(order)
+
+    # Order Management API
+
+    def merchant_order(self, order_id: str) -> Order:
+        with self.lock:
+            order = self._orders.get(order_id)
+            if order is None or not order.complete:
+                raise no_such_order(order_id)
+            return copy.deepcopy(order)
+
+    def acknowledge(self, order_id: str, idempotency_key: str | None) -> Order:
+        with self.lock:
+            order = self._orders.get(order_id)
+            if order is None or not order.complete:
+                raise no_such_order(order_id, acknowledge=True)
+            order.acknowledged += 1
+            order.acknowledge_keys.append(idempotency_key)
+            return copy.deepcopy(order)
+
+    # the shopper's side (control endpoints now, shopper.py later)
+
+    def mutate(self, order_id: str, change: Callable[[Order], Any], *, checkout: bool = True) -> Order:
+        """Apply `change(order)` under the lock. `checkout=True`: the order must still be
+        readable in the Checkout API (not expired). Returns a copy of the changed order."""
+        with self.lock:
+            order = self._checkout_order(order_id) if checkout else self._orders.get(order_id)
+            if order is None:
+                raise not_found(order_id)
+            change(order)
+            return copy.deepcopy(order)
+
+    def touch(self, order_id: str) -> Order:
+        """A shopper interaction: restarts the 48 h expiry."""
+        def interact(order: Order):
+            order.touched_at = self.clock.now()
+        return self.mutate(order_id, interact)
+
+    def complete(self, order_id: str, fraud_status: str = "ACCEPTED",
+                 details: Mapping | None = None) -> Order:
+        if fraud_status not in FRAUD_STATUSES:
+            raise bad_value(["fraud_status"])
+
+        def purchase(order: Order):
+            if order.complete:
+                raise ApiError(409, "CONFLICT", f"Order {order_id} is already complete")
+            data = order.data
+            for key in ("billing_address", "shipping_address", "customer"):
+                if details and isinstance(details.get(key), Mapping):
+                    data[key] = copy.deepcopy(dict(details[key]))
+            data.setdefault("billing_address", {
+                "given_name": "Testperson", "family_name": "Approved",
+                "email": "customer@example.com", "country": data["purchase_country"].upper()})
+            data.setdefault("shipping_address", copy.deepcopy(data["billing_address"]))
+            data.setdefault("customer", {"type": "person"})
+            options = data.get("shipping_options") or []
+            if options and "selected_shipping_option" not in data:
+                data["selected_shipping_option"] = copy.deepcopy(
+                    next((o for o in options if o.get("preselected")), options[0]))
+            now = self.clock.now()
+            order.status, order.completed_at = "checkout_complete", now
+            order.last_modified_at = order.touched_at = now
+            order.fraud_status, order.klarna_reference = fraud_status, _klarna_reference()
+            order.shopper_entered_address = True
+        return self.mutate(order_id, purchase)
+
+    def set_fraud_status(self, order_id: str, fraud_status: str) -> Order:
+        if fraud_status not in FRAUD_STATUSES:
+            raise bad_value(["fraud_status"])
+
+        def decide(order: Order):
+            if not order.complete:
+                raise ApiError(409, "CONFLICT", f"Order {order_id} is not complete")
+            order.fraud_status = fraud_status
+        return self.mutate(order_id, decide, checkout=False)
+
+    # inspection
+
+    def inspect(self, order_id: str) -> tuple[Order, bool]:
+        """(order, alive) regardless of expiry; 404 only for an id never seen."""
+        with self.lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                raise not_found(order_id)
+            return copy.deepcopy(order), self._alive(order)
+
+    def all(self) -> list[tuple[Order, bool]]:
+        with self.lock:
+            return [(copy.deepcopy(o), self._alive(o)) for o in self._orders.values()]
+
+    def reset(self) -> None:
+        with self.lock:
+            self._orders.clear()
+            self._create_keys.clear()
+
+    # internals (call with the lock held)
+
+    def _alive(self, order: Order) -> bool:
+        return self.clock.now() < order.expires_at(self.ttl)
+
+    def _checkout_order(self, order_id: str) -> Order:
+        order = self._orders.get(order_id)
+        if order is None or not self._alive(order):
+            raise not_found(order_id)
+        return order
+
+    def _prune_expired(self) -> None:
+        """Forget expired orders nobody completed; completed ones stay for Order Management."""
+        dead = [i for i, o in self._orders.items() if not o.complete and not self._alive(o)]
+        for order_id in dead:
+            del self._orders[order_id]
+        if dead:
+            gone = set(dead)
+            self._create_keys = {k: v for k, v in self._create_keys.items() if v not in gone}
+
