@@ -17,6 +17,7 @@ class Kco:
 
     shop: Shop
     store: Store
+    lifecycle: "Lifecycle"
 
 
 def create_app(config=None) -> Flask:
@@ -40,10 +41,23 @@ def create_app(config=None) -> Flask:
     store = Store(app.config["DATABASE_URL"])
     if app.config["KCO_AUTO_MIGRATE"]:
         store.migrate()
-    app.extensions["kco"] = Kco(shop, store)
+    app.extensions["kco"] = Kco(shop, store, _lifecycle(app, shop, store))
 
     from . import cli, errors, kco
     errors.init_app(app)
     app.register_blueprint(kco.bp)
+    from . import storefront
+    storefront.init_app(app)  # /api, /healthz, /metrics, long-poll listener
     cli.init_app(app)
     return app
+
+
+def _lifecycle(app: Flask, shop: Shop, store: Store):
+    from .klarna import KlarnaClient
+    from .klarna_order import Urls
+    from .lifecycle import Lifecycle
+
+    cfg = app.config
+    urls = Urls(cfg["KCO_PUBLIC_URL"], cfg["KCO_TERMS_URL"], cfg["KCO_CHECKOUT_URL"],
+                cfg["KCO_CONFIRMATION_URL"], cfg["KCO_CALLBACK_SECRET"])
+    return Lifecycle(shop, store, lambda: KlarnaClient.from_config(cfg), urls)

@@ -290,3 +290,48 @@ def _mismatch(expected: Mapping, body: Mapping) -> list[str]:
     if body["order_amount"] != expected["order"]["order_amount"]:
         problems.append(f"order_amount {body['order_amount']} ≠ {expected['order']['order_amount']}")
     return problems
+
+
+# -- the storefront's cart (PUT /api/sessions/{sid}/cart) -------------------------------------
+class CartRefused(Exception):
+    """A cart the storefront cannot have: `errors` names the field, the message the problem."""
+
+    def __init__(self, message: str, errors: Mapping[str, list[str]]):
+        super().__init__(message)
+        self.message, self.errors = message, dict(errors)
+
+
+def coupon_code(shop: Shop, code: str | None) -> str | None:
+    """The shop's spelling of `code`: exact, else the one coupon equal ignoring case (shoppers
+    type "summer10"); raises CartRefused for a coupon the shop does not have."""
+    if code is None:
+        return None
+    if code in shop.coupons:
+        return code
+    folded = [c for c in shop.coupons if c.casefold() == code.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    problem = f"Unknown coupon {code!r}."
+    raise CartRefused(problem, {"coupon": [problem]})
+
+
+def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem],
+             coupon: str | None) -> Decision:
+    """Replace the cart (a new session starts in the shop's default market) and re-price.
+    Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
+    change (event_type None)."""
+    items = list(items)
+    code = coupon_code(shop, coupon)
+    base = state or new_state(shop, sid)
+    new = copy.deepcopy(base)
+    new["cart"] = {"items": [{"reference": i.reference, "quantity": i.quantity}
+                             for i in pricing.merge_items(items)], "coupon": code}
+    try:
+        new = reprice(shop, new)
+    except PricingError as exc:
+        field = next((f"items.{n}.reference" for n, item in enumerate(items)
+                      if exc.reference is not None and item.reference == exc.reference), "items")
+        raise CartRefused(f"{field}: {exc}", {field: [str(exc)]}) from exc
+    data = {"cart": {"old": state["cart"] if state else None, "new": new["cart"]},
+            "totals": {"old": _totals(state), "new": _totals(new)}}
+    return Decision(new, "cart_updated" if changed(state, new) else None, data)

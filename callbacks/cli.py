@@ -16,5 +16,76 @@ def migrate():
     click.echo(f"database {store.engine.url.render_as_string(hide_password=True)} is at revision {revision}")
 
 
+class Days(click.ParamType):
+    name = "DAYS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            self.fail(f"{value!r} is not a whole number of days ≥ 1.", param, ctx)
+        return int(text)
+
+
+@kco_cli.command("purge")
+@click.option("--older-than", "days", required=True, type=Days(),
+              help="Delete callback log entries older than this many days (a whole number ≥ 1).")
+def purge(days: int):
+    """Delete old callback log entries (the only personal data kept, scrubbed; DESIGN.md §10)."""
+    from datetime import timedelta
+
+    store = current_app.extensions["kco"].store
+    deleted = store.purge_callback_log(timedelta(days=days))
+    click.echo(f"deleted {deleted} callback log entr{'y' if deleted == 1 else 'ies'} "
+               f"older than {days} day{'' if days == 1 else 's'}")
+
+
+@kco_cli.command("reconcile")
+def reconcile():
+    """Acknowledge every completed Klarna order not yet acknowledged (stops Klarna's pushes).
+    Exits 1 when any acknowledge failed, so a cron job's failure is visible."""
+    results = current_app.extensions["kco"].lifecycle.reconcile()
+    for order_id, outcome in results:
+        click.echo(f"{order_id}: {outcome}")
+    failed = [r for r in results if r[1].startswith("acknowledge failed")]
+    click.echo(f"{len(results)} unacknowledged order(s), {len(failed)} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+@kco_cli.command("replay")
+@click.argument("paths", nargs=-1, metavar="PATH…")
+@click.option("--url", metavar="BASE",
+              help="Post over HTTP to this running service (e.g. http://127.0.0.1:8000); its "
+                   "KCO_CALLBACK_SECRET must be this app's. Default: in-process.")
+@click.option("--session", metavar="SID", help="Send every payload for this session id instead "
+              "of the sample's own or a fresh replay-… one.")
+@click.option("--from-log", "log_ids", multiple=True, metavar="ID", type=click.IntRange(min=1),
+              help="Replay the callback log entry ID (its scrubbed request) to the same callback "
+                   "and session (or --session). Repeatable.")
+@click.option("--order-id", metavar="ID", help="Use this Klarna order id for every payload "
+              "(URL, and the body of validation and notification).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr; default: on when more than 10 payloads and stderr "
+                   "is a terminal (the report then follows the bar).")
+@click.option("-v", "--verbose", is_flag=True, help="Print every reply body.")
+def replay(paths, url, session, log_ids, order_id, progress, verbose):
+    """Post Klarna callback samples (files, or directories: every *.json inside, sorted) with
+    valid tokens, check each reply against Klarna's rules and the sample's `expect`, and print
+    one line per payload and a summary (samples/README.md).
+
+    Without --url the callbacks go in-process through this app's test client, so they WRITE
+    INTO THE CONFIGURED DATABASE (DATABASE_URL) like real callbacks; a push then also tries
+    Klarna (KLARNA_API_URL) after its 200. Exit 0 when every reply is right, 1 when any breaks
+    Klarna's rules, is a 5xx or differs from `expect`, 2 for bad input (missing file, invalid
+    sample, unknown log id, unreachable --url)."""
+    from . import replay as replaying
+
+    code = replaying.run(current_app, paths, url=url, session=session, log_ids=log_ids,
+                         order_id=order_id, verbose=verbose, progress=progress)
+    raise SystemExit(code)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(kco_cli)

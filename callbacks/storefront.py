@@ -1,0 +1,249 @@
+"""The storefront API (DESIGN.md §7) and the operator endpoints `/healthz` and `/metrics`.
+
+Views are thin: parse (schemas.py) → decide (checkout.py) → record (store.py, one
+transaction) → reply. Every answer under /api, errors included, is JSON; errors use our body
+(§7.4) and name the problem. Authentication is `Authorization: Bearer {KCO_API_KEY}`; the two
+session GETs also take `?token={poll token}` (§6.1), which opens that one session and nothing
+else, read-only.
+
+Long-polls (`wait=S`) sleep in callbacks/notify.py without a database connection; see
+docs/long-poll.md for how many gunicorn threads serve how many waiting browsers.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from marshmallow import ValidationError
+
+from . import checkout, metrics, notify, schemas
+from .checkout import CartRefused
+from .errors import api_error
+from .pricing import CartItem
+from .tokens import POLL, check_token
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("storefront", __name__, url_prefix="/api")
+ops = Blueprint("ops", __name__)
+
+POLL_TOKEN_ENDPOINTS = {"storefront.get_state", "storefront.session_events"}
+EVENT_ID = re.compile(r"^[0-9]{1,18}$")
+MAX_LISTED_ERRORS = 5
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, errors: dict | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.errors, self.headers = code, message, errors, headers
+
+
+def kco():
+    return current_app.extensions["kco"]
+
+
+# -- authentication ------------------------------------------------------------------------
+def _bearer_ok() -> bool:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return False
+    expected = current_app.config["KCO_API_KEY"].encode()
+    return hmac.compare_digest(key.strip().encode("utf-8", "replace"), expected)
+
+
+@bp.before_request
+def authenticate():
+    sid = (request.view_args or {}).get("sid")
+    if _bearer_ok():
+        g.api_auth = "key"
+    elif (request.endpoint in POLL_TOKEN_ENDPOINTS and request.method in ("GET", "HEAD")
+          and check_token(current_app.config["KCO_CALLBACK_SECRET"], POLL, sid,
+                          request.args.get("token"))):
+        g.api_auth = "poll-token"
+    else:
+        message = ("Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}"
+                   + (" (or ?token= with this session's poll token)"
+                      if request.endpoint in POLL_TOKEN_ENDPOINTS else "") + ".")
+        return api_error(401, message, headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+    if sid is not None and not schemas.SESSION_ID.match(sid):
+        return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
+                         {"session": ["Not a valid session id."]})
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return api_error(exc.code, exc.message, exc.errors, exc.headers)
+
+
+@bp.errorhandler(CartRefused)
+def _cart_refused(exc: CartRefused):
+    return api_error(422, exc.message, exc.errors)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (§7.4's field → list)."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for value in messages:
+            out.update(flatten(value, prefix))
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out
+
+
+def summary(errors: dict[str, list[str]]) -> str:
+    parts = [f"{field}: {' '.join(problems)}" for field, problems in errors.items()]
+    more = len(parts) - MAX_LISTED_ERRORS
+    text = "; ".join(parts[:MAX_LISTED_ERRORS])
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_body(schema) -> dict:
+    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"The body is not valid JSON: {exc}", {"_body": [str(exc)]}) from None
+    try:
+        return schemas.load(schema, data)
+    except ValidationError as exc:
+        errors = flatten(exc.messages)
+        raise ApiError(422, summary(errors), errors) from None
+
+
+def query_after() -> int:
+    raw = request.args.get("after")
+    if raw is None or raw == "":
+        return 0
+    if not EVENT_ID.match(raw):
+        problem = f"after must be an event id, a whole number ≥ 0 (got {raw[:40]!r})."
+        raise ApiError(400, problem, {"after": [problem]})
+    return int(raw)
+
+
+def query_wait() -> float:
+    raw = request.args.get("wait")
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        problem = (f"wait must be a number of seconds from 0 to {notify.MAX_WAIT:g} "
+                   f"(got {raw[:40]!r}).")
+        raise ApiError(400, problem, {"wait": [problem]})
+    return min(value, notify.MAX_WAIT)
+
+
+# -- replies ---------------------------------------------------------------------------------
+def etag(state: dict) -> str:
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{state.get('version', 0)}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def state_response(state: dict, status: int = 200) -> Response:
+    response = jsonify(state)
+    response.status_code = status
+    response.set_etag(etag(state))
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def unknown_session(sid: str):
+    return api_error(404, f"No session {sid!r}: PUT its cart first.",
+                     {"session": ["Unknown session."]})
+
+
+# -- endpoints -------------------------------------------------------------------------------
+@bp.put("/sessions/<sid>/cart")
+def put_cart(sid: str):
+    body = parse_body(schemas.cart)
+    items = [CartItem(i["reference"], i["quantity"]) for i in body["items"]]
+    app = kco()
+    with app.store.session(sid) as tx:
+        decision = checkout.set_cart(app.shop, tx.state, sid, items, body["coupon"])
+        if decision.event_type:
+            tx.save(decision.state, decision.event_type, decision.data)
+        state = tx.state
+    # Updating an open Klarna order comes with the Klarna client (issue 4).
+    return state_response(state)
+
+
+@bp.get("/sessions/<sid>/state")
+def get_state(sid: str):
+    state = kco().store.get_state(sid)
+    if state is None:
+        return unknown_session(sid)
+    tag = etag(state)
+    if request.if_none_match.contains_weak(tag):
+        response = Response(status=304)
+        response.set_etag(tag)
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response
+    return state_response(state)
+
+
+def feed(sid: str | None):
+    after, wait = query_after(), query_wait()
+    app = kco()
+    if sid is not None and app.store.get_state(sid) is None:
+        return unknown_session(sid)
+    try:
+        events = current_app.extensions["kco_notify"].events(after, sid, wait)
+    except notify.TooManyWaiters:
+        return api_error(503, "Too many long-polls are waiting on this instance; retry shortly.",
+                         headers={"Retry-After": "2"})
+    response = jsonify(events=events, last_id=events[-1]["id"] if events else after)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/sessions/<sid>/events")
+def session_events(sid: str):
+    return feed(sid)
+
+
+@bp.get("/events")
+def all_events():
+    return feed(None)
+
+
+@bp.get("/markets")
+def list_markets():
+    shop = kco().shop
+    return jsonify(default_country=shop.default_country, markets=[
+        {"country": m.country, "currency": m.currency, "locales": list(m.locales),
+         "default_locale": m.default_locale} for m in shop.markets.values()])
+
+
+@ops.get("/healthz")
+def healthz():
+    try:
+        kco().store.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is "down"
+        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
+        return api_error(503, f"The database does not answer ({type(exc).__name__}).",
+                         headers={"Retry-After": "5", "Cache-Control": "no-store"})
+    response = jsonify(status="ok")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    registry = metrics.init_app(app)
+    notify.init_app(app, gauge=registry.waiters)
+    app.register_blueprint(bp)
+    app.register_blueprint(ops)

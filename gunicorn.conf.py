@@ -1,0 +1,31 @@
+"""gunicorn reads this file from the working directory by itself (its default `--config`).
+
+The worker class, workers and threads are in the Procfile; this file only tells each worker its
+real thread count (the long-poll limit is derived from it) and keeps the Prometheus
+multiprocess directory right (docs/long-poll.md, callbacks/metrics.py).
+"""
+import os
+from pathlib import Path
+
+
+def on_starting(server):
+    """Start with an empty PROMETHEUS_MULTIPROC_DIR: stale files would add old counts."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's waiting long-polls no longer wait: drop its live gauge values."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    """Runs in the worker before it loads the app: callbacks/notify.py keeps
+    max(4, threads/8) of these threads free of long-polls for Klarna's callbacks."""
+    os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)

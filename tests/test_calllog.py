@@ -1,0 +1,217 @@
+"""The callback log (DESIGN.md §8): every Klarna callback with a right token is recorded once,
+scrubbed, with its reply, status and duration; a wrong token leaves no trace; `flask kco purge`."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from callbacks import calllog
+from callbacks.store import callback_log, utcnow
+from tests.conftest import kco_url
+
+PERSONAL = ["Testperson", "Approved", "test@example.com", "+46765260000", "Sveavägen 44",
+            "Sveavägen", "44B", "12345", "Stockholm", "1941-03-21", "194103211234", "c/o Lund",
+            "Example AB", "Reception", "Dr", "5561234567", "SE556123456701", "vip-customer",
+            "female"]
+
+
+def address(country="SE", region=None):
+    return {"given_name": "Testperson", "family_name": "Approved", "email": "test@example.com",
+            "phone": "+46765260000", "street_address": "Sveavägen 44", "street_address2": "c/o Lund",
+            "street_name": "Sveavägen", "street_number": "44B", "house_extension": "B",
+            "care_of": "c/o Lund", "title": "Dr", "postal_code": "12345", "city": "Stockholm",
+            "organization_name": "Example AB", "attention": "Reception", "country": country,
+            "region": region}
+
+
+def order_body(**extra):
+    line = {"type": "physical", "reference": "TSHIRT-BLUE-M", "name": "Blue T-shirt, M",
+            "quantity": 1, "unit_price": 19900, "tax_rate": 2500, "total_amount": 19900,
+            "total_discount_amount": 0, "total_tax_amount": 3980}
+    return {"order_amount": 19900, "order_tax_amount": 3980, "order_lines": [line],
+            "purchase_currency": "SEK", "locale": "sv-SE",
+            "billing_address": address(), "shipping_address": address(),
+            "customer": {"date_of_birth": "1941-03-21", "national_identification_number": "194103211234",
+                         "organization_registration_id": "5561234567", "vat_id": "SE556123456701",
+                         "gender": "female", "type": "person"},
+            "attachment": {"content_type": "application/vnd.klarna.internal.emd-v2+json",
+                           "body": json.dumps({"customer_account_info": [
+                               {"unique_account_identifier": "vip-customer", "account_registration_date": "2020-01-01"}]})},
+            **extra}
+
+
+def rows(store):
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(callback_log).order_by(callback_log.c.id))]
+
+
+# -- scrub -----------------------------------------------------------------------------------
+def test_scrub_by_key_recursively():
+    body = order_body(merchant_urls={"push": "https://shop.example/kco/push?session=s-1&token=SECRET123&x=1"})
+    scrubbed = calllog.scrub(body)
+    text = json.dumps(scrubbed, ensure_ascii=False)
+    for value in PERSONAL + ["SECRET123"]:
+        assert value not in text, value
+    assert scrubbed["billing_address"]["country"] == "SE"
+    assert scrubbed["billing_address"]["region"] is None  # empty values stay visible
+    assert scrubbed["billing_address"]["given_name"] == calllog.SCRUBBED
+    assert scrubbed["customer"]["type"] == "person"
+    assert scrubbed["order_lines"] == body["order_lines"]  # product names and SKUs are kept
+    assert scrubbed["merchant_urls"]["push"] == \
+        f"https://shop.example/kco/push?session=s-1&token={calllog.SCRUBBED}&x=1"
+    assert body["billing_address"]["given_name"] == "Testperson"  # a copy, not in place
+
+
+def test_scrub_keys_in_lists_and_any_case():
+    assert calllog.scrub([{"Email": "a@b.c", "nested": [{"PHONE": "1"}]}, "x", 3, None]) == \
+        [{"Email": calllog.SCRUBBED, "nested": [{"PHONE": calllog.SCRUBBED}]}, "x", 3, None]
+    assert calllog.scrub({"email": "", "phone": None}) == {"email": "", "phone": None}
+
+
+# -- what is recorded --------------------------------------------------------------------------
+def test_callback_is_recorded_scrubbed_with_reply_status_and_duration(klarna, store, caplog):
+    caplog.set_level(logging.DEBUG, logger="callbacks.calllog")
+    response = klarna("address_update", "s-1", order_body(), order_id="ord-1")
+    assert response.status_code == 200
+    [row] = rows(store)
+    assert row["callback"] == "address_update" and row["session"] == "s-1"
+    assert row["order_id"] == "ord-1" and row["status"] == 200
+    assert row["duration_ms"] > 0
+    assert row["reply"] == response.get_json()
+    assert row["request"]["order_lines"] == order_body()["order_lines"]
+    assert row["request"]["shipping_address"]["country"] == "SE"
+    stored = json.dumps(row["request"], ensure_ascii=False) + json.dumps(row["reply"], ensure_ascii=False)
+    for value in PERSONAL:
+        assert value not in stored, value
+    assert store.logged_callback(row["id"])["callback"] == "address_update"
+    # ...and one Python log line per callback, scrubbed as well.
+    lines = [r for r in caplog.records if r.name == "callbacks.calllog"]
+    assert any("address_update" in r.getMessage() and "200" in r.getMessage() for r in lines)
+    logged = "\n".join(r.getMessage() for r in lines)
+    assert "TSHIRT-BLUE-M" in logged  # the DEBUG line carries the request
+    for value in PERSONAL:
+        assert value not in logged, value
+
+
+@pytest.mark.parametrize("token", ["wrong", "", None])
+def test_wrong_or_missing_token_is_not_recorded(app, client, store, token, caplog):
+    caplog.set_level(logging.DEBUG)
+    url = kco_url(app, "address_update", "s-1", token=token if token is not None else "")
+    if token is None:
+        url = "/kco/address_update?session=s-1"
+    response = client.post(url, json=order_body())
+    assert response.status_code == 401
+    assert rows(store) == []
+    assert "Testperson" not in caplog.text
+    assert not [r for r in caplog.records if r.name == "callbacks.calllog"]
+
+
+def test_error_replies_are_recorded(klarna, store):
+    bad = klarna("address_update", "s-1", {"order_lines": "nope"})
+    assert bad.status_code == 400
+    too_big = klarna("address_update", "s-1", data=b" " * (1024 * 1024 + 10))
+    assert too_big.status_code == 413
+    not_json = klarna("address_update", "s-1", data=b"given_name=Testperson")
+    assert not_json.status_code == 400
+    unsupported = klarna("address_update", "s-1", order_body(shipping_address=address("JP")))
+    assert unsupported.status_code == 400
+    recorded = rows(store)
+    assert [r["status"] for r in recorded] == [400, 413, 400, 400]
+    assert recorded[0]["reply"] == bad.get_json()
+    assert recorded[0]["request"] == {"order_lines": "nope"}
+    assert "_omitted" in recorded[1]["request"] and recorded[1]["reply"]["code"] == 413
+    assert "_omitted" in recorded[2]["request"]
+    assert "Testperson" not in json.dumps(recorded[2]["request"])
+    assert recorded[3]["reply"]["error_type"] == "unsupported_shipping_address"
+    assert recorded[3]["request"]["shipping_address"]["country"] == "JP"
+
+
+def test_bad_session_id_with_right_token_is_recorded(app, client, store):
+    sid = "bad id!"
+    response = client.post(kco_url(app, "address_update", sid), json=order_body())
+    assert response.status_code == 400
+    [row] = rows(store)
+    assert row["session"] == sid and row["status"] == 400
+
+
+def test_validation_redirect_and_token_in_body_are_recorded_safely(app, klarna, store):
+    klarna("address_update", "s-1", order_body())
+    body = order_body(order_id="ord-9", purchase_country="SE",
+                      merchant_urls={"validation": "https://x/kco/validation?session=s-1&token=LEAKME"})
+    body["order_amount"] = 1  # no longer matches the cart: 303 back to the checkout page
+    response = klarna("validation", "s-1", body, order_id="ord-9")
+    assert response.status_code == 303
+    row = rows(store)[-1]
+    assert row["callback"] == "validation" and row["status"] == 303
+    assert row["reply"] == {"location": response.headers["Location"]}
+    assert "LEAKME" not in json.dumps(row["request"])
+
+
+def test_every_callback_is_recorded_once(klarna, store):
+    for n in range(3):
+        klarna("address_update", f"s-{n}", order_body())
+    klarna("shipping_option_update", "s-0", order_body(selected_shipping_option={"id": "postnord-home"}))
+    assert [r["callback"] for r in rows(store)] == ["address_update"] * 3 + ["shipping_option_update"]
+
+
+def test_asynchronous_callbacks_are_recorded_too(klarna, store):
+    """push and notification go through the same hook (these replies need no Klarna call)."""
+    assert klarna("push", "s-1", data=b"").status_code == 400  # no order_id in the URL
+    unknown = klarna("notification", "s-1", {"order_id": "ord-1", "event_type": "FRAUD_RISK_MAYBE"},
+                     order_id="ord-1")
+    assert unknown.status_code == 400
+    push_row, notification_row = rows(store)
+    assert (push_row["callback"], push_row["status"], push_row["request"]) == ("push", 400, None)
+    assert notification_row["callback"] == "notification" and notification_row["order_id"] == "ord-1"
+    assert notification_row["request"] == {"order_id": "ord-1", "event_type": "FRAUD_RISK_MAYBE"}
+    assert notification_row["reply"] == unknown.get_json()
+
+
+def test_callback_metrics(client, klarna, app):
+    klarna("address_update", "s-1", order_body())
+    klarna("address_update", "s-1", {"order_lines": "nope"})
+    client.post("/kco/address_update?session=s-1&token=wrong", json=order_body())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'kco_callbacks_total{callback="address_update",status="200"} 1.0' in text
+    assert 'kco_callbacks_total{callback="address_update",status="400"} 1.0' in text
+    assert 'kco_callbacks_total{callback="address_update",status="401"} 1.0' in text
+    assert 'kco_callback_duration_seconds_count{callback="address_update"} 3.0' in text
+    assert 'kco_callback_duration_seconds_bucket{callback="address_update",le="0.005"}' in text
+
+
+def test_a_failing_log_does_not_break_the_reply(klarna, store, monkeypatch):
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
+    monkeypatch.setattr(store, "log_callback", down)
+    assert klarna("address_update", "s-1", order_body()).status_code == 200
+
+
+# -- purge -----------------------------------------------------------------------------------
+def test_purge_deletes_only_older_entries(app, klarna, store):
+    for n in range(4):
+        klarna("address_update", f"s-{n}", order_body())
+    ids = [r["id"] for r in rows(store)]
+    with store.engine.begin() as conn:
+        for log_id, age in zip(ids, (100, 31, 29, 0)):
+            conn.execute(callback_log.update().where(callback_log.c.id == log_id)
+                         .values(at=utcnow() - timedelta(days=age)))
+    result = app.test_cli_runner().invoke(args=["kco", "purge", "--older-than", "30"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 callback log entries older than 30 days" in result.output
+    assert [r["id"] for r in rows(store)] == ids[2:]
+    again = app.test_cli_runner().invoke(args=["kco", "purge", "--older-than", "60"])
+    assert again.exit_code == 0 and "deleted 0" in again.output
+
+
+@pytest.mark.parametrize("args", [["--older-than", "0"], ["--older-than", "-3"],
+                                  ["--older-than", "abc"], ["--older-than", "1.5"], []])
+def test_purge_needs_a_positive_whole_number_of_days(app, args, klarna, store):
+    klarna("address_update", "s-1", order_body())
+    result = app.test_cli_runner().invoke(args=["kco", "purge", *args])
+    assert result.exit_code != 0
+    assert "--older-than" in result.output
+    assert len(rows(store)) == 1
