@@ -6,16 +6,22 @@ only our own database: Klarna is waiting (3 s for validation) and approves on si
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from . import checkout, schemas
 from .checkout import CartChanged, Rejected, ValidationFailed
+from .klarna import KlarnaError
+from .lifecycle import FRAUD_EVENTS, WrongSession
 from .errors import api_error, klarna_error
 from .tokens import CALLBACK, check_token
+from . import calllog
 
+log = logging.getLogger(__name__)
 bp = Blueprint("kco", __name__, url_prefix="/kco")
+calllog.install(bp)  # the callback log (§8): one after_request hook, before the token check
 
 SHOPPER_PARSE_ERROR = "We could not read your order. Please try again."
 
@@ -102,4 +108,50 @@ def validation():
         return "", 303, {"Location": location}
     if isinstance(outcome, Rejected):
         raise outcome
+    return "", 200
+
+
+# -- asynchronous callbacks: push and notification ---------------------------------------------
+@bp.post("/push")
+def push():
+    """Reply 200 at once (the body is empty; the order id is in the URL), then read, record
+    and acknowledge after the response has gone. Klarna pushes again until we acknowledge, so
+    a failure here is retried by Klarna, and by `flask kco reconcile`."""
+    if not g.order_id:
+        return api_error(400, "The push URL carries no order_id.", {"order_id": ["Missing."]})
+    lifecycle, sid, order_id = kco().lifecycle, g.sid, g.order_id
+
+    def after_reply():
+        try:
+            log.info("push %s for session %s: %s", order_id, sid, lifecycle.push(sid, order_id))
+        except Exception:  # noqa: BLE001 - nothing may escape after the reply; Klarna retries
+            log.exception("push %s for session %s failed", order_id, sid)
+
+    response = current_app.response_class(status=200)
+    response.call_on_close(after_reply)
+    return response
+
+
+@bp.post("/notification")
+def notification():
+    """A fraud decision. 200 stops Klarna's retries, so it is sent only after recording what
+    Order Management says; 503 when Order Management cannot be asked (Klarna retries)."""
+    try:
+        body = parse(schemas.notification)
+    except Rejected as exc:
+        return api_error(400, "The notification body is not {order_id, event_type}.", exc.errors)
+    if body["event_type"] not in FRAUD_EVENTS:
+        return api_error(400, f"Unknown event_type {body['event_type']!r}; expected one of "
+                              f"{', '.join(sorted(FRAUD_EVENTS))}.", {"event_type": ["Unknown."]})
+    if g.order_id and g.order_id != body["order_id"]:
+        return api_error(400, "The body's order_id is not the one in the URL.",
+                         {"order_id": ["Does not match the URL."]})
+    try:
+        kco().lifecycle.notification(g.sid, body["order_id"], body["event_type"])
+    except KlarnaError as exc:
+        log.warning("notification for %s not verified: %s", body["order_id"], exc)
+        return api_error(503, "Could not verify the order with Klarna; please retry.",
+                         headers={"Retry-After": "600"})
+    except WrongSession as exc:
+        return api_error(400, str(exc), {"order_id": ["Not an order of this session."]})
     return "", 200

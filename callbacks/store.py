@@ -9,6 +9,8 @@ id N can never later find a smaller id committed behind it.
 """
 from __future__ import annotations
 
+import time
+import uuid
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -53,6 +55,24 @@ callback_log = sa.Table(
     sa.Column("request", sa.JSON),
     sa.Column("reply", sa.JSON),
     sqlite_autoincrement=True,
+)
+
+klarna_orders = sa.Table(
+    "klarna_orders", metadata,
+    sa.Column("order_id", sa.String(255), primary_key=True),
+    sa.Column("session", sa.String(128), nullable=False, index=True),
+    sa.Column("completed_at", sa.DateTime, nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("fraud_status", sa.String(20)),
+    sa.Column("order_amount", sa.BigInteger),
+    sa.Column("purchase_currency", sa.String(3)),
+)
+
+checkout_locks = sa.Table(
+    "checkout_locks", metadata,
+    sa.Column("sid", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
 )
 
 EVENT_ORDER_LOCK = 0x6B636F  # "kco": the advisory lock that orders event ids on PostgreSQL
@@ -122,6 +142,48 @@ class SessionTx:
         return event
 
 
+    # -- completed Klarna orders (push idempotency) -------------------------------------------
+    def record_completed(self, order_id: str, om_order: dict) -> bool:
+        """Insert the completed order once; False when another push got there first. The
+        primary key decides, not a check-then-insert, so concurrent pushes cannot both win."""
+        insert = (_dialect_insert(self.conn)(klarna_orders)
+                  .values(order_id=order_id, session=self.sid, completed_at=utcnow(),
+                          fraud_status=om_order.get("fraud_status"),
+                          order_amount=om_order.get("order_amount"),
+                          purchase_currency=om_order.get("purchase_currency"))
+                  .on_conflict_do_nothing(index_elements=["order_id"])
+                  .returning(klarna_orders.c.order_id))
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT.
+        return self.conn.execute(insert).first() is not None
+
+    def mark_acknowledged(self, order_id: str) -> bool:
+        """True only for the first caller: the one that records `order_acknowledged`."""
+        return self.conn.execute(
+            klarna_orders.update().where(klarna_orders.c.order_id == order_id,
+                                         klarna_orders.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=utcnow())).rowcount == 1
+
+    def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
+        self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
+                          .values(fraud_status=fraud_status))
+
+
+def _dialect_insert(conn: sa.Connection):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+class Lease:
+    """A short, cross-process lock on one session's checkout load, held across Klarna API calls
+    without holding a database transaction open. It expires by itself if its holder dies."""
+
+    class Busy(Exception):
+        pass
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
@@ -175,6 +237,44 @@ class Store:
             conn.execute(sa.select(sa.func.pg_notify("kco_events", str(event_id))))
         return {"id": event_id, "session": sid, "type": event_type, "version": version,
                 "at": iso(now), "data": data}
+
+    @contextmanager
+    def lease(self, sid: str, ttl: float = 60.0, wait: float = 45.0) -> Iterator[None]:
+        """Hold the checkout lease of `sid`; waits up to `wait` s, then raises Lease.Busy."""
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        while True:
+            now = utcnow()
+            try:
+                with self.write() as conn:
+                    conn.execute(checkout_locks.delete().where(checkout_locks.c.sid == sid,
+                                                               checkout_locks.c.expires_at < now))
+                    conn.execute(checkout_locks.insert().values(
+                        sid=sid, holder=holder, expires_at=now + timedelta(seconds=ttl)))
+                break
+            except sa.exc.IntegrityError:
+                if time.monotonic() >= deadline:
+                    raise Lease.Busy(f"checkout of session {sid} is busy") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            with self.write() as conn:
+                conn.execute(checkout_locks.delete().where(checkout_locks.c.sid == sid,
+                                                           checkout_locks.c.holder == holder))
+
+    def unacknowledged_orders(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(klarna_orders)
+                                .where(klarna_orders.c.acknowledged_at.is_(None))
+                                .order_by(klarna_orders.c.completed_at)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def completed_order(self, order_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(klarna_orders)
+                               .where(klarna_orders.c.order_id == order_id)).first()
+        return dict(row._mapping) if row else None
 
     # -- reads -------------------------------------------------------------------------------
     def get_state(self, sid: str) -> dict | None:

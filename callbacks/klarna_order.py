@@ -1,0 +1,80 @@
+"""The checkout order we send Klarna for a session (DESIGN.md §6.1, §7.1), and whether Klarna's
+copy still matches it.
+
+Every callback URL carries the session id, Klarna's `{checkout.order.id}` placeholder and the
+session's token, because Klarna's shipping-service bodies carry no order id and Klarna signs
+nothing. Pure: the caller passes the settings it needs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import quote
+
+from .shop import Shop
+from .tokens import callback_token
+
+CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
+             "notification")
+PLACEHOLDER = "{checkout.order.id}"
+COMPARED = ("purchase_country", "purchase_currency", "locale", "order_amount", "order_tax_amount")
+LINE_KEYS = ("type", "reference", "quantity", "unit_price", "tax_rate", "total_amount",
+             "total_discount_amount", "total_tax_amount")
+
+
+@dataclass(frozen=True)
+class Urls:
+    public: str
+    terms: str
+    checkout: str
+    confirmation: str
+    secret: str
+
+
+def _join(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def merchant_urls(urls: Urls, sid: str) -> dict:
+    token = callback_token(urls.secret, sid)
+    query = f"session={quote(sid, safe='')}&order_id={PLACEHOLDER}"
+    out = {name: f"{urls.public}/kco/{name}?{query}&token={token}" for name in CALLBACKS}
+    out.update(terms=urls.terms,
+               checkout=_join(urls.checkout, query),
+               confirmation=_join(urls.confirmation, query))
+    return out
+
+
+def order_payload(shop: Shop, state: Mapping, urls: Urls) -> dict:
+    """The body of Create/Update Order for this state: the cart in the session's market, the
+    purchase country Klarna must use, and where to call us back."""
+    countries = sorted(shop.markets)
+    return {
+        "purchase_country": state["purchase_country"] if not state.get("pending_purchase_country")
+        else state["pending_purchase_country"],
+        "purchase_currency": state["market"]["currency"],
+        "locale": state["market"]["locale"],
+        **state["order"],
+        "shipping_options": state["shipping_options"],
+        "merchant_urls": merchant_urls(urls, state["session"]),
+        "merchant_reference2": state["session"],
+        "merchant_data": json.dumps({"session": state["session"], "cart_version": state["version"]},
+                                    separators=(",", ":")),
+        "shipping_countries": countries,
+        "billing_countries": countries,
+        "options": {"require_validate_callback_success": True},
+    }
+
+
+def differs(klarna_order: Mapping, payload: Mapping) -> list[str]:
+    """What Klarna's copy lacks of ours; [] when an update would change nothing that matters."""
+    problems = [key for key in COMPARED
+                if str(klarna_order.get(key, "")).upper() != str(payload[key]).upper()]
+    theirs = [{k: line.get(k, 0 if k != "type" else None) for k in LINE_KEYS}
+              for line in klarna_order.get("order_lines") or []]
+    ours = [{k: line.get(k, 0 if k != "type" else None) for k in LINE_KEYS}
+            for line in payload["order_lines"]]
+    if theirs != ours:
+        problems.append("order_lines")
+    return problems

@@ -1,0 +1,238 @@
+"""One Klarna order per session, kept in step with the cart (kco-cart-updates.txt, DESIGN §7.1).
+
+Klarna's guide: keep the order id of the shopper's session; on checkout load read the order and
+update it if the cart changed; create a new one on 404, any other 4xx, 5xx or network error. A
+checkout load holds the session's lease (store.Lease) across its Klarna calls, so two tabs
+loading at once end with one order, and no database transaction stays open during a network
+call. Push and notification are verified by reading the order from Order Management; push is
+recorded once per Klarna order id by a primary key, not by a check-then-insert.
+
+No Flask here: views and the CLI call these functions with the app's shop, store and client.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from . import checkout
+from .klarna import KlarnaClient, KlarnaError
+from .klarna_order import Urls, differs, order_payload
+from .shop import Shop
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+INCOMPLETE = "checkout_incomplete"
+COMPLETE = "checkout_complete"
+FRAUD_EVENTS = {"FRAUD_RISK_ACCEPTED": "ACCEPTED", "FRAUD_RISK_REJECTED": "REJECTED",
+                "FRAUD_RISK_STOPPED": "REJECTED"}
+
+
+class NoSession(Exception):
+    pass
+
+
+class EmptyCart(Exception):
+    pass
+
+
+class KlarnaUnavailable(Exception):
+    """Klarna refused or could not be reached even for a new order."""
+
+    def __init__(self, error: KlarnaError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class WrongSession(Exception):
+    """A push or notification whose Klarna order belongs to another session."""
+
+
+@dataclass
+class Loaded:
+    state: dict
+    order: dict  # Klarna's order, with html_snippet
+    outcome: str | None  # the event recorded, or None when nothing changed
+
+
+def reason(error: KlarnaError) -> str:
+    if error.is_network_error:
+        return f"network: {error.error_code}"
+    return f"{error.status} {error.error_code}"
+
+
+class Lifecycle:
+    def __init__(self, shop: Shop, store: Store, make_client: Callable[[], KlarnaClient], urls: Urls):
+        self.shop, self.store, self.urls = shop, store, urls
+        self._make_client = make_client
+        self._local = threading.local()
+
+    @property
+    def client(self) -> KlarnaClient:
+        """One client per thread: requests' Session is not documented as thread-safe."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._make_client()
+        return client
+
+    # -- checkout load, cart and market changes -----------------------------------------------
+    def load_checkout(self, sid: str) -> Loaded:
+        """The guide's load flow: read → (update if it differs) → else create."""
+        with self.store.lease(sid):
+            state = self._state(sid)
+            payload = order_payload(self.shop, state, self.urls)
+            order_id = state["klarna"]["order_id"]
+            if not order_id:
+                return self._create(sid, payload, None, None)
+            try:
+                order = self.client.read_order(order_id)
+            except KlarnaError as exc:
+                return self._create(sid, payload, order_id, reason(exc))
+            if order.get("status", "").lower() != INCOMPLETE:
+                return self._create(sid, payload, order_id, f"order is {order.get('status')}")
+            if not differs(order, payload):
+                return Loaded(self._record(sid, order, None, {}), order, None)
+            return self._update_or_recreate(sid, order_id, payload)
+
+    def sync(self, sid: str) -> Loaded | None:
+        """After a cart or market change: update an open Klarna order (a new one when Klarna
+        refuses); None when the session has no open order yet (nothing at Klarna to update)."""
+        with self.store.lease(sid):
+            state = self._state(sid)
+            order_id = state["klarna"]["order_id"]
+            if not order_id or state["klarna"].get("status") != INCOMPLETE:
+                return None
+            if not state["cart"]["items"]:
+                return None  # Klarna needs lines; the next checkout load will refuse an empty cart
+            return self._update_or_recreate(sid, order_id, order_payload(self.shop, state, self.urls))
+
+    def change_market(self, sid: str, country: str, locale: str | None) -> dict:
+        """PUT …/market: the purchase country itself changes (a callback cannot do that)."""
+        with self.store.session(sid) as tx:
+            if tx.state is None:
+                raise NoSession(sid)
+            market = self.shop.market(country)
+            base = {**copy.deepcopy(tx.state), "purchase_country": market.country}
+            decision_state = checkout.reprice(
+                self.shop, checkout.switch_market(self.shop, base, country,
+                                                  locale or tx.state["market"]["locale"]))
+            if checkout.changed(tx.state, decision_state):
+                tx.save(decision_state, "market_changed",
+                        {"market": {"old": tx.state["market"], "new": decision_state["market"]},
+                         "purchase_country": {"old": tx.state["purchase_country"],
+                                              "new": market.country}})
+        self.sync(sid)
+        return self.store.get_state(sid)
+
+    def _state(self, sid: str) -> dict:
+        state = self.store.get_state(sid)
+        if state is None:
+            raise NoSession(sid)
+        if not state["cart"]["items"]:
+            raise EmptyCart(sid)
+        return state
+
+    def _update_or_recreate(self, sid: str, order_id: str, payload: dict) -> Loaded:
+        try:
+            order = self.client.update_order(order_id, payload,
+                                             idempotency_key=f"{sid}:{order_id}:{payload['merchant_data']}")
+        except KlarnaError as exc:
+            return self._create(sid, payload, order_id, reason(exc))
+        return Loaded(self._record(sid, order, "order_updated", {"order_id": order_id}), order,
+                      "order_updated")
+
+    def _create(self, sid: str, payload: dict, old_order_id: str | None, why: str | None) -> Loaded:
+        try:
+            order = self.client.create_order(payload)
+        except KlarnaError as exc:
+            raise KlarnaUnavailable(exc) from exc
+        if old_order_id:
+            outcome = "order_recreated"
+            data = {"order_id": order["order_id"], "old_order_id": old_order_id, "reason": why}
+        else:
+            outcome, data = "order_created", {"order_id": order["order_id"]}
+        log.info("session %s: %s %s", sid, outcome, data)
+        return Loaded(self._record(sid, order, outcome, data), order, outcome)
+
+    def _record(self, sid: str, order: dict, outcome: str | None, data: dict) -> dict:
+        with self.store.session(sid) as tx:
+            state = copy.deepcopy(tx.state)
+            state["klarna"] = {**state["klarna"], "order_id": order["order_id"],
+                               "status": order.get("status", INCOMPLETE).lower()}
+            if outcome:
+                state["klarna"]["synced_version"] = tx.version
+                tx.save(state, outcome, {**data, "order_amount": order.get("order_amount"),
+                                         "purchase_currency": order.get("purchase_currency")})
+            elif checkout.changed(tx.state, state):
+                tx.save(state, "order_updated", {"order_id": order["order_id"], "status": state["klarna"]["status"]})
+            return tx.state
+
+    # -- push and notification ----------------------------------------------------------------
+    def push(self, sid: str, order_id: str) -> str:
+        """Read the order from Order Management, record it once, acknowledge it. Returns what
+        happened, for the log; every step is safe to repeat."""
+        try:
+            om = self.client.read_merchant_order(order_id)
+        except KlarnaError as exc:
+            log.warning("push %s: reading the order failed (%s); Klarna will push again", order_id, exc)
+            return f"read failed: {reason(exc)}"
+        self._check_owner(sid, om)
+        with self.store.session(sid) as tx:
+            if tx.record_completed(order_id, om):
+                state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
+                state["klarna"] = {**state["klarna"], "order_id": order_id, "status": COMPLETE,
+                                   "fraud_status": om.get("fraud_status"), "acknowledged": False}
+                tx.save(state, "order_completed",
+                        {"order_id": order_id, "order_amount": om.get("order_amount"),
+                         "purchase_currency": om.get("purchase_currency"),
+                         "fraud_status": om.get("fraud_status")})
+        return self.acknowledge(sid, order_id)
+
+    def acknowledge(self, sid: str, order_id: str) -> str:
+        known = self.store.completed_order(order_id)
+        if known and known["acknowledged_at"] is not None:
+            return "already acknowledged"
+        try:
+            # One key per order: a retried or repeated acknowledge is one acknowledge at Klarna.
+            self.client.acknowledge_order(order_id, idempotency_key=f"acknowledge:{order_id}")
+        except KlarnaError as exc:
+            log.warning("acknowledge %s failed (%s); the next push or `flask kco reconcile` retries",
+                        order_id, exc)
+            return f"acknowledge failed: {reason(exc)}"
+        with self.store.session(sid) as tx:
+            if tx.mark_acknowledged(order_id):
+                state = copy.deepcopy(tx.state)
+                state["klarna"] = {**state["klarna"], "acknowledged": True}
+                tx.save(state, "order_acknowledged", {"order_id": order_id})
+                return "acknowledged"
+        return "already acknowledged"
+
+    def reconcile(self) -> list[tuple[str, str]]:
+        """Acknowledge every completed order that is not yet acknowledged."""
+        return [(row["order_id"], self.acknowledge(row["session"], row["order_id"]))
+                for row in self.store.unacknowledged_orders()]
+
+    def notification(self, sid: str, order_id: str, event_type: str) -> dict:
+        """Record the fraud decision as Order Management reports it (the notification itself is
+        only a hint: Klarna asks merchants to verify it against fraud_status)."""
+        om = self.client.read_merchant_order(order_id)  # KlarnaError → the view answers 503
+        self._check_owner(sid, om)
+        fraud_status = om.get("fraud_status")
+        data = {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
+                "verified": FRAUD_EVENTS[event_type] == fraud_status}
+        with self.store.session(sid) as tx:
+            state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
+            old = state["klarna"].get("fraud_status")
+            tx.set_fraud_status(order_id, fraud_status)
+            state["klarna"] = {**state["klarna"], "order_id": order_id, "fraud_status": fraud_status}
+            if old != fraud_status:
+                tx.save(state, "fraud_status_changed", {**data, "old": old})
+        return data
+
+    def _check_owner(self, sid: str, om: dict) -> None:
+        owner = om.get("merchant_reference2")
+        if owner and owner != sid:
+            raise WrongSession(f"order {om.get('order_id')} belongs to session {owner}, not {sid}")

@@ -1,0 +1,305 @@
+"""The Klarna order lifecycle against the sandbox running as a real HTTP server (no mocks)."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from callbacks import create_app, rules
+from callbacks.klarna_order import CALLBACKS
+from callbacks.lifecycle import KlarnaUnavailable
+from callbacks.pricing import CartItem
+from callbacks.tokens import callback_token
+
+from .conftest import kco_url
+from .payloads import shipping_service_body
+from .sandbox_fixtures import sandbox_server, start_sandbox  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def lc_app(database_url, sandbox_server):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "KLARNA_API_URL": sandbox_server.url, "KLARNA_TIMEOUT": "1,1.5"})
+    app.sandbox = sandbox_server
+    yield app
+    app.extensions["kco"].store.dispose()
+
+
+@pytest.fixture
+def lc(lc_app):
+    return lc_app.extensions["kco"].lifecycle
+
+
+def put_cart(app, sid, items, coupon=None):
+    """Store a cart the way the storefront's PUT does (state + event), without HTTP."""
+    from callbacks import checkout
+    kco = app.extensions["kco"]
+    with kco.store.session(sid) as tx:
+        d = checkout.set_cart(kco.shop, tx.state, sid, [CartItem(r, q) for r, q in items], coupon)
+        if d.event_type:
+            tx.save(d.state, d.event_type, d.data)
+
+
+def event_types(app, sid):
+    return [e["type"] for e in app.extensions["kco"].store.events_after(0, sid=sid, limit=1000)]
+
+
+def test_new_session_creates_one_order_with_everything_klarna_needs(lc_app, lc):
+    put_cart(lc_app, "s-new", [("TSHIRT-BLUE-M", 2)])
+    loaded = lc.load_checkout("s-new")
+    assert loaded.outcome == "order_created"
+    assert "_klarnaCheckout" in loaded.order["html_snippet"]
+    sent = lc_app.sandbox.requests("checkout.create_order")[0]["body"]
+    assert rules.order_errors(sent) == []
+    assert sent["merchant_reference2"] == "s-new"
+    token = callback_token(lc_app.config["KCO_CALLBACK_SECRET"], "s-new")
+    for name in CALLBACKS:
+        url = sent["merchant_urls"][name]
+        assert url.startswith(f"{lc_app.config['KCO_PUBLIC_URL']}/kco/{name}?")
+        assert "session=s-new" in url and "order_id={checkout.order.id}" in url and f"token={token}" in url
+    assert {"terms", "checkout", "confirmation"} <= set(sent["merchant_urls"])
+    assert '"cart_version"' in sent["merchant_data"]
+    assert {"SE", "FI", "US"} <= set(sent["shipping_countries"]) and sent["billing_countries"] == sent["shipping_countries"]
+    state = lc_app.extensions["kco"].store.get_state("s-new")
+    assert state["klarna"]["order_id"] == loaded.order["order_id"]
+    assert event_types(lc_app, "s-new")[-1] == "order_created"
+
+
+def test_reload_with_an_unchanged_cart_only_reads(lc_app, lc):
+    put_cart(lc_app, "s-same", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-same")
+    before = len(lc_app.sandbox.requests())
+    again = lc.load_checkout("s-same")
+    assert again.order["order_id"] == first.order["order_id"] and again.outcome is None
+    assert [r["endpoint"] for r in lc_app.sandbox.requests()[before:]] == ["checkout.read_order"]
+
+
+def test_changed_cart_updates_the_same_order(lc_app, lc):
+    put_cart(lc_app, "s-chg", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-chg")
+    put_cart(lc_app, "s-chg", [("TSHIRT-BLUE-M", 3)])
+    again = lc.load_checkout("s-chg")
+    assert again.outcome == "order_updated" and again.order["order_id"] == first.order["order_id"]
+    at_klarna = lc_app.sandbox.inspect(first.order["order_id"])
+    assert any(line.get("quantity") == 3 for line in (at_klarna.get("order") or at_klarna)["order_lines"])
+
+
+def test_expired_order_is_recreated(lc_app, lc):
+    put_cart(lc_app, "s-exp", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-exp")
+    lc_app.sandbox.advance(49 * 3600)
+    again = lc.load_checkout("s-exp")
+    assert again.outcome == "order_recreated" and again.order["order_id"] != first.order["order_id"]
+    recreated = lc_app.extensions["kco"].store.events_after(0, sid="s-exp")[-1]
+    assert recreated["data"]["old_order_id"] == first.order["order_id"]
+    assert recreated["data"]["reason"].startswith("404")
+
+
+@pytest.mark.parametrize("fault,expected_reason", [
+    ({"endpoint": "checkout.read_order", "status": 500}, "500"),
+    ({"endpoint": "checkout.read_order", "status": 401}, "401"),
+    ({"endpoint": "checkout.read_order", "delay": 3}, "network"),
+])
+def test_any_error_reading_the_order_creates_a_new_one(lc_app, lc, fault, expected_reason):
+    put_cart(lc_app, "s-err", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-err")
+    lc_app.sandbox.fail(**fault, count=5)
+    again = lc.load_checkout("s-err")
+    assert again.outcome == "order_recreated" and again.order["order_id"] != first.order["order_id"]
+    reason = lc_app.extensions["kco"].store.events_after(0, sid="s-err")[-1]["data"]["reason"]
+    assert reason.startswith(expected_reason)
+
+
+def test_read_only_order_on_update_creates_a_new_one(lc_app, lc):
+    put_cart(lc_app, "s-ro", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-ro")
+    put_cart(lc_app, "s-ro", [("TSHIRT-BLUE-M", 2)])
+    lc_app.sandbox.fail("checkout.update_order", 403, error_code="READ_ONLY_ORDER",
+                        error_messages=["Resource is read-only"])
+    again = lc.load_checkout("s-ro")
+    assert again.outcome == "order_recreated" and again.order["order_id"] != first.order["order_id"]
+    assert "READ_ONLY_ORDER" in event_data(lc_app, "s-ro")["reason"]
+
+
+def test_completed_order_is_never_reused(lc_app, lc):
+    put_cart(lc_app, "s-done", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-done")
+    lc_app.sandbox.complete(first.order["order_id"])
+    again = lc.load_checkout("s-done")
+    assert again.outcome == "order_recreated" and again.order["order_id"] != first.order["order_id"]
+
+
+def event_data(app, sid):
+    return app.extensions["kco"].store.events_after(0, sid=sid, limit=1000)[-1]["data"]
+
+
+def test_bad_value_from_klarna_is_surfaced(lc_app, lc):
+    put_cart(lc_app, "s-bv", [("TSHIRT-BLUE-M", 1)])
+    lc_app.sandbox.fail("checkout.create_order", 400, error_code="BAD_VALUE",
+                        error_messages=["Bad value: purchase_currency"])
+    with pytest.raises(KlarnaUnavailable) as caught:
+        lc.load_checkout("s-bv")
+    assert caught.value.error.error_code == "BAD_VALUE"
+    assert "purchase_currency" in str(caught.value)
+    assert lc_app.extensions["kco"].store.get_state("s-bv")["klarna"]["order_id"] is None
+
+
+def test_two_tabs_loading_at_once_end_with_one_order(lc_app, lc):
+    put_cart(lc_app, "s-tabs", [("TSHIRT-BLUE-M", 1)])
+    barrier = threading.Barrier(4)
+
+    def load(_):
+        barrier.wait()
+        return lc.load_checkout("s-tabs").order["order_id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(load, range(4)))
+    assert len(ids) == 1
+    assert lc_app.sandbox.attempts("checkout.create_order") == 1
+
+
+def test_market_change_updates_purchase_country_currency_and_locale(lc_app, lc):
+    put_cart(lc_app, "s-mkt", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-mkt")
+    state = lc.change_market("s-mkt", "FI", None)
+    assert state["market"]["currency"] == "EUR" and state["purchase_country"] == "FI"
+    assert state["pending_purchase_country"] is None
+    order = lc_app.sandbox.inspect(first.order["order_id"])
+    order = order.get("order", order)
+    assert (order["purchase_country"].upper(), order["purchase_currency"]) == ("FI", "EUR")
+
+
+def test_market_change_refused_by_klarna_creates_a_new_order(lc_app, lc):
+    put_cart(lc_app, "s-mkt2", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-mkt2")
+    lc_app.sandbox.fail("checkout.update_order", 400, error_code="BAD_VALUE",
+                        error_messages=["Bad value: purchase_country"])
+    state = lc.change_market("s-mkt2", "DE", None)
+    assert state["klarna"]["order_id"] != first.order["order_id"]
+    assert event_types(lc_app, "s-mkt2")[-2:] == ["market_changed", "order_recreated"]
+
+
+def test_synchronous_callbacks_never_call_klarna(lc_app, lc):
+    put_cart(lc_app, "s-sync", [("TSHIRT-BLUE-M", 1)])
+    lc.load_checkout("s-sync")
+    before = len(lc_app.sandbox.requests())
+    client = lc_app.test_client()
+    body = shipping_service_body([], country="FI")
+    for callback in ("address_update", "shipping_option_update", "country_change"):
+        assert client.post(kco_url(lc_app, callback, "s-sync"), json=body).status_code == 200
+    assert len(lc_app.sandbox.requests()) == before
+
+
+# -- push -----------------------------------------------------------------------------------
+def post_push(client, url):
+    """A push as a server delivers it: the work after the reply runs when the response closes."""
+    response = client.post(url)
+    response.close()
+    return response
+
+
+def completed_order(app, lc, sid, fraud_status="ACCEPTED"):
+    put_cart(app, sid, [("TSHIRT-BLUE-M", 1)])
+    order_id = lc.load_checkout(sid).order["order_id"]
+    app.sandbox.complete(order_id, fraud_status=fraud_status)
+    return order_id
+
+
+def test_push_reads_records_and_acknowledges_once(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-push")
+    client = lc_app.test_client()
+    r = post_push(client, kco_url(lc_app, "push", "s-push", order_id=order_id))
+    assert r.status_code == 200
+    assert lc_app.sandbox.inspect(order_id)["acknowledged"] >= 1
+    assert event_types(lc_app, "s-push")[-2:] == ["order_completed", "order_acknowledged"]
+    state = lc_app.extensions["kco"].store.get_state("s-push")
+    assert state["klarna"]["status"] == "checkout_complete" and state["klarna"]["acknowledged"]
+    post_push(client, kco_url(lc_app, "push", "s-push", order_id=order_id))
+    assert event_types(lc_app, "s-push").count("order_completed") == 1
+
+
+def test_fifty_simultaneous_duplicate_pushes(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-dup")
+    url = kco_url(lc_app, "push", "s-dup", order_id=order_id)
+    barrier = threading.Barrier(50)
+
+    def push(_):
+        client = lc_app.test_client()
+        barrier.wait()
+        return post_push(client, url).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        assert set(pool.map(push, range(50))) == {200}
+    types = event_types(lc_app, "s-dup")
+    assert types.count("order_completed") == 1 and types.count("order_acknowledged") == 1
+    assert lc_app.extensions["kco"].store.unacknowledged_orders() == []
+
+
+def test_acknowledge_that_fails_succeeds_on_the_next_push(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-ack")
+    lc_app.sandbox.fail("ordermanagement.acknowledge_order", 500)
+    client = lc_app.test_client()
+    post_push(client, kco_url(lc_app, "push", "s-ack", order_id=order_id))
+    assert event_types(lc_app, "s-ack")[-1] == "order_completed"
+    assert [o["order_id"] for o in lc_app.extensions["kco"].store.unacknowledged_orders()] == [order_id]
+    post_push(client, kco_url(lc_app, "push", "s-ack", order_id=order_id))
+    assert event_types(lc_app, "s-ack")[-1] == "order_acknowledged"
+    assert event_types(lc_app, "s-ack").count("order_completed") == 1
+
+
+def test_reconcile_acknowledges_what_pushes_could_not(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-rec")
+    lc_app.sandbox.fail("ordermanagement.acknowledge_order", 500)
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-rec", order_id=order_id))
+    result = lc_app.test_cli_runner().invoke(args=["kco", "reconcile"])
+    assert result.exit_code == 0, result.output
+    assert f"{order_id}: acknowledged" in result.output
+    assert lc_app.extensions["kco"].store.unacknowledged_orders() == []
+
+
+def test_push_for_an_order_of_another_session_records_nothing(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-owner")
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-thief", order_id=order_id))
+    assert event_types(lc_app, "s-thief") == []
+    assert lc_app.extensions["kco"].store.completed_order(order_id) is None
+
+
+def test_push_without_order_id_is_400(lc_app):
+    r = lc_app.test_client().post(kco_url(lc_app, "push", "s-x"))
+    assert r.status_code == 400 and r.get_json()["errors"] == {"order_id": ["Missing."]}
+
+
+# -- notification -------------------------------------------------------------------------
+def test_notification_records_the_verified_fraud_status(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-fraud", fraud_status="PENDING")
+    lc_app.sandbox.set_fraud_status(order_id, "ACCEPTED")
+    r = lc_app.test_client().post(kco_url(lc_app, "notification", "s-fraud", order_id=order_id),
+                                  json={"order_id": order_id, "event_type": "FRAUD_RISK_ACCEPTED"})
+    assert r.status_code == 200
+    event = lc_app.extensions["kco"].store.events_after(0, sid="s-fraud")[-1]
+    assert event["type"] == "fraud_status_changed"
+    assert event["data"]["fraud_status"] == "ACCEPTED" and event["data"]["verified"] is True
+
+
+def test_notification_that_order_management_contradicts_is_recorded_unverified(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-lie", fraud_status="PENDING")
+    lc_app.sandbox.set_fraud_status(order_id, "REJECTED")
+    lc_app.test_client().post(kco_url(lc_app, "notification", "s-lie", order_id=order_id),
+                              json={"order_id": order_id, "event_type": "FRAUD_RISK_ACCEPTED"})
+    data = event_data(lc_app, "s-lie")
+    assert data["fraud_status"] == "REJECTED" and data["verified"] is False
+
+
+def test_notification_with_an_unknown_event_type_is_400(lc_app):
+    r = lc_app.test_client().post(kco_url(lc_app, "notification", "s-n"),
+                                  json={"order_id": "x", "event_type": "ORDER_ACCEPTED"})
+    assert r.status_code == 400 and "event_type" in r.get_json()["errors"]
+
+
+def test_notification_when_order_management_is_down_is_503(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-down", fraud_status="PENDING")
+    lc_app.sandbox.fail("ordermanagement.read_order", 500, count=5)
+    r = lc_app.test_client().post(kco_url(lc_app, "notification", "s-down", order_id=order_id),
+                                  json={"order_id": order_id, "event_type": "FRAUD_RISK_ACCEPTED"})
+    assert r.status_code == 503 and r.get_json()["code"] == 503
