@@ -60,4 +60,10 @@ def _lifecycle(app: Flask, shop: Shop, store: Store):
     cfg = app.config
     urls = Urls(cfg["KCO_PUBLIC_URL"], cfg["KCO_TERMS_URL"], cfg["KCO_CHECKOUT_URL"],
                 cfg["KCO_CONFIRMATION_URL"], cfg["KCO_CALLBACK_SECRET"])
-    return Lifecycle(shop, store, lambda: KlarnaClient.from_config(cfg), urls)
+
+    def on_call(operation, status, seconds):
+        metrics = app.extensions.get("kco_metrics")
+        if metrics:
+            metrics.observe_klarna(operation, status, seconds)
+
+    return Lifecycle(shop, store, lambda: KlarnaClient.from_config(cfg, on_call=on_call), urls)

@@ -101,7 +101,9 @@ class Lifecycle:
         """After a cart or market change: update an open Klarna order (a new one when Klarna
         refuses); None when the session has no open order yet (nothing at Klarna to update)."""
         with self.store.lease(sid):
-            state = self._state(sid)
+            state = self.store.get_state(sid)
+            if state is None:
+                raise NoSession(sid)
             order_id = state["klarna"]["order_id"]
             if not order_id or state["klarna"].get("status") != INCOMPLETE:
                 return None

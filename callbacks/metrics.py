@@ -5,7 +5,9 @@
   of the request, and a rising 401 count is what an operator wants to see);
 * `kco_callback_duration_seconds{callback}`: how long we took to answer, a histogram with
   buckets fine enough to see the few-millisecond budget;
-* `kco_longpoll_waiters`: long-poll requests waiting right now.
+* `kco_longpoll_waiters`: long-poll requests waiting right now;
+* `kco_klarna_api_calls_total{operation, status}` and `kco_klarna_api_duration_seconds`: every
+  call to Klarna's Checkout and Order Management APIs (retries included).
 
 Each app gets its own `CollectorRegistry` (never the global default), so tests that create
 many apps do not collide. Under gunicorn with several workers every worker has its own
@@ -42,12 +44,22 @@ class Metrics:
         self.callback_seconds = Histogram("kco_callback_duration_seconds",
                                           "Time to answer a Klarna callback.", ["callback"],
                                           buckets=BUCKETS, registry=self.registry)
+        self.klarna_calls = Counter("kco_klarna_api_calls", "Calls to Klarna's API, by operation "
+                                    "and HTTP status (network errors: status \"error\").",
+                                    ["operation", "status"], registry=self.registry)
+        self.klarna_seconds = Histogram("kco_klarna_api_duration_seconds",
+                                        "Time spent in one call to Klarna's API.", ["operation"],
+                                        buckets=BUCKETS, registry=self.registry)
         self.waiters = Gauge("kco_longpoll_waiters", "Long-poll requests waiting for an event.",
                              registry=self.registry, multiprocess_mode="livesum")
 
     def observe_callback(self, callback: str, status: int, seconds: float) -> None:
         self.callbacks.labels(callback, str(status)).inc()
         self.callback_seconds.labels(callback).observe(seconds)
+
+    def observe_klarna(self, operation: str, status: int | None, seconds: float) -> None:
+        self.klarna_calls.labels(operation, str(status) if status else "error").inc()
+        self.klarna_seconds.labels(operation).observe(seconds)
 
     def exposition(self) -> bytes:
         if self.multiproc_dir:

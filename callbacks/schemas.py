@@ -11,10 +11,10 @@ import re
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
-COUNTRY = validate.Regexp(r"^[A-Za-z]{2}$", error="Not an ISO 3166 alpha-2 country code.")
-CURRENCY = validate.Regexp(r"^[A-Za-z]{3}$", error="Not an ISO 4217 currency code.")
-LOCALE = validate.Regexp(r"^[A-Za-z]{2}(?:-[A-Za-z]{2})*$", error="Not an RFC 1766 locale.")
+SESSION_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}\Z")  # \Z: "$" would accept a trailing newline
+COUNTRY = validate.Regexp(r"^[A-Za-z]{2}\Z", error="Not an ISO 3166 alpha-2 country code.")
+CURRENCY = validate.Regexp(r"^[A-Za-z]{3}\Z", error="Not an ISO 4217 currency code.")
+LOCALE = validate.Regexp(r"^[A-Za-z]{2}(?:-[A-Za-z]{2})*\Z", error="Not an RFC 1766 locale.")
 MAX = 100_000_000
 
 

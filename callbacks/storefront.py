@@ -24,8 +24,10 @@ from marshmallow import ValidationError
 from . import checkout, metrics, notify, schemas
 from .checkout import CartRefused
 from .errors import api_error
-from .pricing import CartItem
-from .tokens import POLL, check_token
+from .lifecycle import EmptyCart, KlarnaUnavailable, NoSession
+from .pricing import CartItem, PricingError
+from .store import Lease
+from .tokens import POLL, check_token, poll_token
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +179,82 @@ def put_cart(sid: str):
         decision = checkout.set_cart(app.shop, tx.state, sid, items, body["coupon"])
         if decision.event_type:
             tx.save(decision.state, decision.event_type, decision.data)
-        state = tx.state
-    # Updating an open Klarna order comes with the Klarna client (issue 4).
+        state, changed = tx.state, bool(decision.event_type)
+    if changed:
+        klarna_sync(sid)
+        state = app.store.get_state(sid)
     return state_response(state)
+
+
+def klarna_sync(sid: str) -> None:
+    """After a change the storefront made: bring an open Klarna order in step (a new order when
+    Klarna refuses). The storefront wraps this in suspend → … → resume."""
+    try:
+        kco().lifecycle.sync(sid)
+    except KlarnaUnavailable as exc:
+        raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
+                            "again (POST …/checkout) to get a working order.",
+                       {"klarna": klarna_errors(exc)}) from exc
+    except Lease.Busy as exc:
+        raise ApiError(409, f"Saved, but {exc}; load checkout again to bring Klarna in step.",
+                       headers={"Retry-After": "1"}) from exc
+
+
+def klarna_errors(exc: KlarnaUnavailable) -> list[str]:
+    return [f"{exc.error.error_code}: {m}" for m in exc.error.error_messages] or [exc.error.error_code or "error"]
+
+
+@bp.post("/sessions/<sid>/checkout")
+def load_checkout(sid: str):
+    """Klarna's load flow (kco-cart-updates.txt): the session's order is read, updated when it
+    differs, and created anew on 404, any 4xx, 5xx or network error, or once complete."""
+    if request.get_data(cache=True).strip() not in (b"", b"{}"):
+        raise ApiError(422, "POST …/checkout takes no body.", {"_body": ["Must be empty."]})
+    app = kco()
+    try:
+        loaded = app.lifecycle.load_checkout(sid)
+    except NoSession:
+        return unknown_session(sid)
+    except EmptyCart:
+        return api_error(409, "The cart is empty: PUT items before loading checkout.",
+                         {"items": ["Klarna needs at least one order line."]})
+    except KlarnaUnavailable as exc:
+        return api_error(502, f"Klarna refused or could not be reached: {exc}",
+                         {"klarna": klarna_errors(exc)})
+    except Lease.Busy as exc:
+        return api_error(409, str(exc), headers={"Retry-After": "1"})
+    token = poll_token(current_app.config["KCO_CALLBACK_SECRET"], sid)
+    return jsonify(order_id=loaded.order["order_id"], html_snippet=loaded.order.get("html_snippet"),
+                   poll_token=token, state=loaded.state)
+
+
+@bp.put("/sessions/<sid>/market")
+def put_market(sid: str):
+    body = parse_body(schemas.market_change)
+    app = kco()
+    market = app.shop.market(body["country"])
+    if market is None:
+        problem = f"{body['country']} is not one of the shop's markets ({', '.join(app.shop.markets)})."
+        raise ApiError(422, problem, {"country": [problem]})
+    locale = body["locale"]
+    if locale is not None and locale.lower() not in {loc.lower() for loc in market.locales}:
+        problem = f"{locale} is not a locale of {market.country} ({', '.join(market.locales)})."
+        raise ApiError(422, problem, {"locale": [problem]})
+    try:
+        state = app.lifecycle.change_market(sid, market.country, locale and _market_locale(market, locale))
+    except NoSession:
+        return unknown_session(sid)
+    except PricingError as exc:
+        raise ApiError(422, f"The cart cannot be sold in {market.country}: {exc}",
+                       {"country": [str(exc)]}) from exc
+    except KlarnaUnavailable as exc:
+        raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
+                            "again (POST …/checkout).", {"klarna": klarna_errors(exc)}) from exc
+    return state_response(state)
+
+
+def _market_locale(market, locale: str) -> str:
+    return next(loc for loc in market.locales if loc.lower() == locale.lower())
 
 
 @bp.get("/sessions/<sid>/state")

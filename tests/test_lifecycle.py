@@ -303,3 +303,90 @@ def test_notification_when_order_management_is_down_is_503(lc_app, lc):
     r = lc_app.test_client().post(kco_url(lc_app, "notification", "s-down", order_id=order_id),
                                   json={"order_id": order_id, "event_type": "FRAUD_RISK_ACCEPTED"})
     assert r.status_code == 503 and r.get_json()["code"] == 503
+
+
+# -- the storefront endpoints that talk to Klarna -------------------------------------------
+@pytest.fixture
+def api(lc_app):
+    headers = {"Authorization": f"Bearer {lc_app.config['KCO_API_KEY']}"}
+    client = lc_app.test_client()
+
+    def call(method, path, body=None, **kw):
+        return client.open(f"/api{path}", method=method, json=body, headers=headers, **kw)
+    return call
+
+
+def test_checkout_endpoint_returns_snippet_order_and_a_working_poll_token(lc_app, api):
+    api("PUT", "/sessions/web-1/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    r = api("POST", "/sessions/web-1/checkout")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["order_id"] and "_klarnaCheckout" in body["html_snippet"]
+    assert body["state"]["klarna"]["order_id"] == body["order_id"]
+    polled = lc_app.test_client().get(f"/api/sessions/web-1/state?token={body['poll_token']}")
+    assert polled.status_code == 200 and polled.get_json()["klarna"]["order_id"] == body["order_id"]
+    other = lc_app.test_client().get(f"/api/sessions/web-2/state?token={body['poll_token']}")
+    assert other.status_code == 401
+
+
+def test_checkout_endpoint_errors(lc_app, api):
+    assert api("POST", "/sessions/nobody/checkout").status_code == 404
+    api("PUT", "/sessions/empty/cart", {"items": []})
+    r = api("POST", "/sessions/empty/checkout")
+    assert r.status_code == 409 and r.get_json()["code"] == 409
+    api("PUT", "/sessions/web-3/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    assert api("POST", "/sessions/web-3/checkout", {"x": 1}).status_code == 422
+    lc_app.sandbox.fail("checkout.create_order", 400, error_code="BAD_VALUE",
+                        error_messages=["Bad value: order_lines"])
+    r = api("POST", "/sessions/web-3/checkout")
+    assert r.status_code == 502
+    assert r.get_json()["errors"]["klarna"] == ["BAD_VALUE: Bad value: order_lines"]
+
+
+def test_cart_change_updates_the_open_klarna_order(lc_app, api):
+    api("PUT", "/sessions/web-4/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    order_id = api("POST", "/sessions/web-4/checkout").get_json()["order_id"]
+    r = api("PUT", "/sessions/web-4/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 4}]})
+    assert r.status_code == 200 and r.get_json()["klarna"]["order_id"] == order_id
+    lines = lc_app.sandbox.inspect(order_id)["order"]["order_lines"]
+    assert [line["quantity"] for line in lines if line["reference"] == "TSHIRT-BLUE-M"] == [4]
+    assert event_types(lc_app, "web-4")[-2:] == ["cart_updated", "order_updated"]
+    assert api("PUT", "/sessions/web-4/cart", {"items": []}).status_code == 200
+
+
+def test_cart_change_with_an_expired_order_makes_a_new_one(lc_app, api):
+    api("PUT", "/sessions/web-5/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    order_id = api("POST", "/sessions/web-5/checkout").get_json()["order_id"]
+    lc_app.sandbox.advance(49 * 3600)
+    r = api("PUT", "/sessions/web-5/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 2}]})
+    assert r.status_code == 200 and r.get_json()["klarna"]["order_id"] != order_id
+    assert event_types(lc_app, "web-5")[-1] == "order_recreated"
+
+
+def test_market_endpoint(lc_app, api):
+    api("PUT", "/sessions/web-6/cart", {"items": [{"reference": "HONEY-WILDFLOWER-350", "quantity": 1}]})
+    order_id = api("POST", "/sessions/web-6/checkout").get_json()["order_id"]
+    r = api("PUT", "/sessions/web-6/market", {"country": "fi"})
+    assert r.status_code == 200
+    state = r.get_json()
+    assert state["market"] == {"country": "FI", "currency": "EUR", "locale": "sv-FI"}
+    at_klarna = lc_app.sandbox.inspect(order_id)["order"]
+    assert (at_klarna["purchase_country"].upper(), at_klarna["purchase_currency"], at_klarna["locale"]) == ("FI", "EUR", "sv-FI")
+    r = api("PUT", "/sessions/web-6/market", {"country": "FI", "locale": "fi-fi"})
+    assert r.get_json()["market"]["locale"] == "fi-FI"
+    assert api("PUT", "/sessions/web-6/market", {"country": "JP"}).status_code == 422
+    assert "locale" in api("PUT", "/sessions/web-6/market", {"country": "FI", "locale": "de-DE"}).get_json()["errors"]
+    assert "country" in api("PUT", "/sessions/web-6/market", {"country": "FIN"}).get_json()["errors"]
+    assert api("PUT", "/sessions/web-6/market", {"country": "FI", "extra": 1}).status_code == 422
+    before = lc_app.extensions["kco"].store.get_state("web-6")
+    refused = api("PUT", "/sessions/web-6/market", {"country": "CH"})  # no CHF price for the honey
+    assert refused.status_code == 422 and "HONEY-WILDFLOWER-350" in refused.get_json()["message"]
+    assert lc_app.extensions["kco"].store.get_state("web-6") == before
+    assert api("PUT", "/sessions/nobody/market", {"country": "FI"}).status_code == 404
+
+
+def test_klarna_calls_are_in_the_metrics(lc_app, api):
+    api("PUT", "/sessions/web-7/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    api("POST", "/sessions/web-7/checkout")
+    text = lc_app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'kco_klarna_api_calls_total{operation="create_order",status="201"} 1.0' in text
