@@ -1,0 +1,343 @@
+"""`flask kco replay` and the samples it replays (samples/README.md, DESIGN.md §9)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from callbacks import create_app, replay, rules
+from callbacks.replay import Reply
+from callbacks.store import callback_log
+
+from .sandbox_fixtures import sample_order, start_sandbox  # noqa: F401 (fixture)
+from .servers import free_port, gunicorn
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
+FRAUD_SESSION = "web-fraud-review-1"  # the push and notification samples' session
+SECRET = "replay-test-secret"
+
+
+def make_app(database_url: str, **config):
+    return create_app({"TESTING": True, "DATABASE_URL": database_url,
+                       "KCO_CALLBACK_SECRET": SECRET, **config})
+
+
+@pytest.fixture
+def quiet_app(sqlite_url):
+    """An app on a fresh SQLite database whose Klarna is nowhere (for samples that never ask it)."""
+    app = make_app(sqlite_url, KLARNA_API_URL=f"http://127.0.0.1:{free_port()}", KLARNA_RETRIES=0)
+    yield app
+    app.extensions["kco"].store.dispose()
+
+
+@pytest.fixture
+def klarna_order(start_sandbox):
+    """The sandbox as Klarna, holding a completed order of the fraud-review session, rejected
+    by Klarna's fraud check: what the push and notification samples need Klarna to know."""
+    sandbox = start_sandbox()
+    order = sandbox.client().create_order(sample_order(merchant_reference2=FRAUD_SESSION))
+    sandbox.complete(order["order_id"], fraud_status="REJECTED")
+    return sandbox, order["order_id"]
+
+
+def invoke(app, *args):
+    result = app.test_cli_runner().invoke(args=["kco", "replay", *map(str, args)])
+    assert not (result.exception and not isinstance(result.exception, SystemExit)), result.output
+    return result
+
+
+def write_sample(path: Path, **changes) -> Path:
+    sample = {"callback": "address_update", "note": "test", "expect": {"status": 200},
+              "body": json.loads((SAMPLES / "01-address_update-se-sek.json").read_text())["body"]}
+    sample.update(changes)
+    path.write_text(json.dumps(sample))
+    return path
+
+
+# -- the samples themselves --------------------------------------------------------------------
+def test_samples_cover_what_issue_5_asks_for():
+    samples = [replay.load_sample(p) for p in SAMPLE_FILES]
+    assert len(samples) >= 15
+    assert {s.callback for s in samples} == set(replay.CALLBACKS)
+    currencies = {s.body["purchase_currency"].upper() for s in samples
+                  if isinstance(s.body, dict) and "purchase_currency" in s.body}
+    assert {"SEK", "EUR", "GBP", "NOK", "CHF", "USD", "DKK"} <= currencies
+    error_types = {s.expect.get("error_type") for s in samples}
+    assert {"address_error", "unsupported_shipping_address", "approval_failed"} <= error_types
+    assert {s.expect["status"] for s in samples} >= {200, 303, 400}
+    assert any(len(s.body.get("order_lines", [])) == 1000 for s in samples if s.body)
+    assert any(s.callback == "notification" and s.body["event_type"].startswith("FRAUD_RISK_")
+               for s in samples)
+    assert all(s.note for s in samples)
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+def test_every_sample_body_follows_klarnas_amount_rules(path):
+    body = replay.load_sample(path).body
+    if isinstance(body, dict) and "order_lines" in body:
+        assert rules.order_errors(body) == []
+        assert len(json.dumps(body).encode()) < 1024 * 1024  # under the service's body limit
+
+
+def test_readme_lists_every_sample():
+    readme = (SAMPLES / "README.md").read_text()
+    assert [p.name for p in SAMPLE_FILES if f"`{p.name}`" not in readme] == []
+
+
+def test_committed_large_carts_are_what_the_script_makes():
+    spec = importlib.util.spec_from_file_location("make_large_cart", SAMPLES / "make_large_cart.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shop = create_app({"TESTING": True, "DATABASE_URL": "sqlite://"}).extensions["kco"].shop
+    for name, make in (("19-address_update-1000-lines.json", script.body),
+                       ("20-validation-1000-lines.json", script.validation)):
+        committed = json.loads((SAMPLES / name).read_text())["body"]
+        assert committed == make(shop)
+        goods = [line for line in committed["order_lines"] if line["type"] != "shipping_fee"]
+        assert len(goods) == 999 and len(committed["order_lines"]) == 1000
+        assert len({line["reference"] for line in goods}) < len(goods)  # references repeat
+
+
+def test_the_discount_sample_is_approved_for_the_session_that_has_the_coupon(quiet_app):
+    """Sample 18 expects 303 only because a replayed session has no coupon (its note says so)."""
+    api = quiet_app.test_client()
+    headers = {"Authorization": f"Bearer {quiet_app.config['KCO_API_KEY']}"}
+    cart = {"items": [{"reference": "HOODIE-GREY-L", "quantity": 1},
+                      {"reference": "SOCKS-MERINO-3PK", "quantity": 2}], "coupon": "SUMMER10"}
+    assert api.put("/api/sessions/web-b2e8d4f1a6/cart", json=cart, headers=headers).status_code == 200
+    assert api.put("/api/sessions/web-b2e8d4f1a6/market", json={"country": "FI", "locale": "fi-FI"},
+                   headers=headers).status_code == 200
+    sample = SAMPLES / "18-validation-discount-denied.json"
+    result = invoke(quiet_app, sample, "--session", "web-b2e8d4f1a6")
+    assert result.exit_code == 1 and "expected 303, got 200" in result.output
+    assert invoke(quiet_app, sample).exit_code == 0  # a fresh session: no coupon, 303
+
+
+# -- replaying them ----------------------------------------------------------------------------
+def test_every_sample_replays_clean_in_process(database_url, klarna_order):
+    sandbox, order_id = klarna_order
+    app = make_app(database_url, KLARNA_API_URL=sandbox.url)
+    try:
+        result = invoke(app, SAMPLES, "--order-id", order_id)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert lines[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
+        for path in SAMPLE_FILES:
+            assert any(line.startswith("ok") and f" {path.name} " in line for line in lines), path.name
+        store = app.extensions["kco"].store
+        # The push's after-reply work ran in-process: the order was recorded and acknowledged.
+        assert store.completed_order(order_id)["acknowledged_at"] is not None
+        assert sandbox.inspect(order_id)["acknowledged"] >= 1
+        # The fraud notification was verified with Order Management and recorded.
+        assert store.get_state(FRAUD_SESSION)["klarna"]["fraud_status"] == "REJECTED"
+    finally:
+        app.extensions["kco"].store.dispose()
+
+
+def test_replay_over_http_against_gunicorn(database_url, klarna_order):
+    sandbox, order_id = klarna_order
+    env = {"DATABASE_URL": database_url, "KCO_CALLBACK_SECRET": SECRET, "KCO_API_KEY": "k",
+           "KLARNA_API_URL": sandbox.url, "KLARNA_USERNAME": "sandbox", "KLARNA_PASSWORD": "sandbox"}
+    app = make_app(database_url)  # only the secret matters: the server does the work
+    try:
+        with gunicorn(env) as base:
+            result = invoke(app, SAMPLES, "--url", base, "--order-id", order_id)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
+        assert "→ " in result.output  # the 303s came back as redirects, not followed
+        with app.extensions["kco"].store.engine.connect() as conn:
+            logged = conn.execute(sa.select(sa.func.count()).select_from(callback_log)).scalar_one()
+        assert logged == len(SAMPLE_FILES)  # the server logged every one of them
+    finally:
+        app.extensions["kco"].store.dispose()
+
+
+def test_a_reply_differing_from_expect_fails_the_run(quiet_app, tmp_path):
+    good = shutil.copy(SAMPLES / "04-validation-se-approved.json", tmp_path / "a-good.json")
+    wrong = json.loads((SAMPLES / "13-address_update-unsupported-shipping-country.json").read_text())
+    wrong["expect"] = {"status": 200}
+    (tmp_path / "b-wrong.json").write_text(json.dumps(wrong))
+    result = invoke(quiet_app, tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "ok    a-good.json" in result.output
+    assert "FAIL  b-wrong.json" in result.output
+    assert "expected 200, got 400" in result.output
+    assert "unsupported_shipping_address" in result.output  # the error body is shown
+    assert result.output.splitlines()[-1] == "2 sent, 1 ok, 1 failed"
+
+
+def test_a_wrong_error_type_fails_the_run(quiet_app, tmp_path):
+    sample = json.loads((SAMPLES / "15-validation-unknown-sku.json").read_text())
+    sample["expect"] = {"status": 400, "error_type": "address_error"}
+    (tmp_path / "s.json").write_text(json.dumps(sample))
+    result = invoke(quiet_app, tmp_path / "s.json")
+    assert result.exit_code == 1
+    assert "expected error_type address_error, got approval_failed" in result.output
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture
+def broken_service():
+    """A service that answers every callback the same wrong way, over HTTP: `replies[callback]`
+    is (status, headers, body)."""
+    replies: dict = {}
+
+    def app(environ, start_response):
+        callback = Request(environ).path.rsplit("/", 1)[-1]
+        status, headers, body = replies[callback]
+        return Response(body, status, headers)(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", replies
+    server.shutdown()
+    thread.join(5)
+
+
+def test_a_reply_breaking_klarnas_rules_fails_the_run_even_when_its_status_is_expected(
+        quiet_app, broken_service):
+    base, replies = broken_service
+    reply = {"order_amount": 10000, "order_tax_amount": 2000, "purchase_currency": "SEK",
+             "order_lines": [{"type": "physical", "reference": "X", "name": "X", "quantity": 1,
+                              "unit_price": 9000, "tax_rate": 2500, "total_amount": 9000,
+                              "total_tax_amount": 1800}]}
+    replies["address_update"] = (200, {"Content-Type": "application/json"}, json.dumps(reply))
+    replies["validation"] = (303, {}, "")
+    replies["country_change"] = (400, {"Content-Type": "application/json"},
+                                 json.dumps({"error_type": "out_of_stock", "error_text": "x"}))
+    replies["shipping_option_update"] = (502, {}, "Bad Gateway")
+    result = invoke(quiet_app, SAMPLES / "01-address_update-se-sek.json",
+                    SAMPLES / "17-validation-cart-changed-stale-price.json",
+                    SAMPLES / "03-country_change-se-to-fi.json",
+                    SAMPLES / "02-shipping_option_update-se-home-delivery.json", "--url", base)
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "breaks Klarna's rules: order_amount, order_tax_amount" in out
+    assert "a 303 without a Location header" in out
+    assert "error_type 'out_of_stock' is not one of" in out
+    assert "server error 502" in out and "reply: Bad Gateway" in out
+    assert out.splitlines()[-1] == "4 sent, 0 ok, 4 failed"
+
+
+@pytest.mark.parametrize("callback, reply, problem", [
+    ("validation", Reply(200, {}, b'{"ok": true}'), "a validation 200 must have an empty body"),
+    ("address_update", Reply(200, {}, b"[]"), "a address_update 200 must be a JSON object"),
+    ("country_change", Reply(400, {}, b'{"error_type": "approval_failed"}'), "error_text missing"),
+    ("validation", Reply(404, {}, b""), "status 404 means nothing to Klarna"),
+    ("notification", Reply(503, {}, b""), "server error 503"),
+    ("push", Reply(0, {}, b""), "no reply within the timeout"),
+])
+def test_rule_problems(callback, reply, problem):
+    assert any(problem in p for p in replay.rule_problems(callback, reply))
+
+
+def test_klarnas_own_replies_pass_the_rules():
+    assert replay.rule_problems("validation", Reply(200, {}, b"")) == []
+    assert replay.rule_problems("validation", Reply(303, {"Location": "https://x/"}, b"")) == []
+    body = {"error_type": "approval_failed", "error_text": "Slut i lager."}
+    assert replay.rule_problems("address_update", Reply(400, {}, json.dumps(body).encode())) == []
+    assert replay.rule_problems("push", Reply(200, {}, b"")) == []
+
+
+# -- the callback log ----------------------------------------------------------------------------
+def _last_log_id(app) -> int:
+    with app.extensions["kco"].store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(callback_log.c.id))).scalar_one()
+
+
+def test_from_log_replays_the_scrubbed_request_to_the_same_session(quiet_app):
+    sample = SAMPLES / "17-validation-cart-changed-stale-price.json"
+    assert invoke(quiet_app, sample, "--session", "shopper-1").exit_code == 0
+    log_id = _last_log_id(quiet_app)
+    store = quiet_app.extensions["kco"].store
+    logged = store.logged_callback(log_id)
+    assert logged["request"]["billing_address"]["given_name"] == "[scrubbed]"
+    version = store.get_state("shopper-1")["version"]
+
+    result = invoke(quiet_app, "--from-log", log_id)
+    assert result.exit_code == 0, result.output
+    assert f"log #{log_id}" in result.output and "(logged: 303)" in result.output
+    assert "validation" in result.output and "303" in result.output
+    entry = store.logged_callback(_last_log_id(quiet_app))
+    assert entry["session"] == "shopper-1" and entry["callback"] == "validation"
+    assert entry["order_id"] == logged["order_id"]
+    assert store.get_state("shopper-1")["version"] == version  # same failure, nothing new
+
+
+def test_from_log_to_a_new_session(quiet_app):
+    assert invoke(quiet_app, SAMPLES / "05-address_update-fi-eur.json", "--session", "old-1").exit_code == 0
+    log_id = _last_log_id(quiet_app)
+    result = invoke(quiet_app, "--from-log", log_id, "--session", "new-1", "-v")
+    assert result.exit_code == 0, result.output
+    assert "session=new-1" in result.output and '"purchase_currency": "EUR"' in result.output
+    state = quiet_app.extensions["kco"].store.get_state("new-1")
+    assert state["market"]["currency"] == "EUR" and state["shipping_country"] == "FI"
+
+
+# -- bad input: exit 2, a message, no traceback ----------------------------------------------
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d: [d / "missing.json"], "missing.json: no such file or directory"),
+    (lambda d: [(d / "bad.json", (d / "bad.json").write_text("{not json"))[0]], "bad.json: not valid JSON"),
+    (lambda d: [write_sample(d / "cb.json", callback="order_update")], "unknown callback 'order_update'"),
+    (lambda d: [write_sample(d / "ex.json", expected={"status": 200})], "unknown key(s) expected"),
+    (lambda d: [write_sample(d / "st.json", expect={"status": "200"})], "expect.status '200'"),
+    (lambda d: [write_sample(d / "push.json", callback="push")], "use \"body\": null"),
+    (lambda d: [write_sample(d / "s.json", session="has space")], "session 'has space'"),
+    (lambda d: ["--from-log", "4242"], "no callback log entry with id 4242"),
+    (lambda d: [SAMPLES / "01-address_update-se-sek.json", "--url", f"http://127.0.0.1:{free_port()}"],
+     "cannot reach http://127.0.0.1:"),
+    (lambda d: [SAMPLES / "01-address_update-se-sek.json", "--url", "ftp://x"], "must start with http"),
+    (lambda d: [SAMPLES / "01-address_update-se-sek.json", "--session", "a/b"], "--session 'a/b'"),
+    (lambda d: [], "nothing to replay"),
+])
+def test_bad_input_exits_2_with_a_message(quiet_app, tmp_path, make_args, message):
+    result = invoke(quiet_app, *make_args(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_directory_without_samples_exits_2(quiet_app, tmp_path):
+    result = invoke(quiet_app, tmp_path)
+    assert result.exit_code == 2 and "no *.json samples in this directory" in result.output
+
+
+def test_bad_input_is_found_before_anything_is_sent(quiet_app, tmp_path):
+    write_sample(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text("[]")
+    result = invoke(quiet_app, tmp_path)
+    assert result.exit_code == 2 and "b.json: a sample is a JSON object" in result.output
+    assert _last_log_id(quiet_app) is None
+
+
+# -- output --------------------------------------------------------------------------------------
+def test_progress_bar_then_the_report(quiet_app):
+    result = invoke(quiet_app, *SAMPLE_FILES[:3], "--progress")
+    assert result.exit_code == 0, result.output
+    assert "replaying" in result.stderr
+    assert "replaying" not in result.stdout and result.stdout.count("\nok  ") == 2
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(quiet_app):
+    result = invoke(quiet_app, *SAMPLE_FILES[:12])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_help_says_in_process_writes_into_the_database(quiet_app):
+    result = invoke(quiet_app, "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "WRITE INTO THE CONFIGURED DATABASE" in text and "--from-log" in text
