@@ -87,5 +87,21 @@ def replay(paths, url, session, log_ids, order_id, progress, verbose):
     raise SystemExit(code)
 
 
+@kco_cli.command("demo")
+@click.option("--standalone", is_flag=True,
+              help="Start kco-sync and the sandbox in this process on free ports (a throwaway "
+                   "SQLite database) instead of using the running ones.")
+@click.option("--service-url", metavar="URL", help="kco-sync's base URL (default: KCO_PUBLIC_URL).")
+@click.option("--sandbox-url", metavar="URL", help="The sandbox's base URL (default: KLARNA_API_URL).")
+def demo(standalone, service_url, sandbox_url):
+    """Drive one scripted checkout through the sandbox (SE/SEK → FI/EUR → purchase → push →
+    acknowledge), printing each step, the callbacks, the final state and the event feed."""
+    from . import demo as demo_script
+
+    raise SystemExit(demo_script.main(current_app.config, standalone_mode=standalone,
+                                      service_url=service_url, sandbox_url=sandbox_url,
+                                      echo=click.echo))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(kco_cli)

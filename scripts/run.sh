@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Install and run kco-sync on embedded defaults: SQLite under instance/, the example shop,
-# development keys. No Klarna account and no network needed. Ctrl-C stops it.
+# development keys — together with the sandbox, a local fake Klarna (callbacks/sandbox), as
+# KLARNA_API_URL. No Klarna account and no network needed. Ctrl-C stops both.
+#
+#   PORT          the service (default 8000)
+#   SANDBOX_PORT  the sandbox (default 8001); it runs one worker, since its orders live in memory
+#   KLARNA_API_URL set to anything but the sandbox's URL: the sandbox is not started
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,7 +14,35 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 export PORT=${PORT:-8000}
+export KCO_PUBLIC_URL=${KCO_PUBLIC_URL:-http://127.0.0.1:$PORT}
+SANDBOX_PORT=${SANDBOX_PORT:-8001}
+SANDBOX_URL="http://127.0.0.1:$SANDBOX_PORT"
+export KLARNA_API_URL=${KLARNA_API_URL:-$SANDBOX_URL}
 .venv/bin/flask --app wsgi kco migrate
-echo "kco-sync on http://127.0.0.1:$PORT (Ctrl-C to stop)"
-exec .venv/bin/gunicorn wsgi:app --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" \
-  --threads "${GUNICORN_THREADS:-32}" --bind "127.0.0.1:$PORT" --timeout 60
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+if [ "${KLARNA_API_URL%/}" = "$SANDBOX_URL" ]; then
+  .venv/bin/gunicorn sandbox_wsgi:app --worker-class gthread --workers 1 --threads 16 \
+    --bind "127.0.0.1:$SANDBOX_PORT" --timeout 60 --graceful-timeout 5 &
+  pids+=($!)
+  echo "sandbox (fake Klarna) on $SANDBOX_URL"
+else
+  echo "KLARNA_API_URL=$KLARNA_API_URL: not starting the sandbox"
+fi
+.venv/bin/gunicorn wsgi:app --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" \
+  --threads "${GUNICORN_THREADS:-32}" --bind "127.0.0.1:$PORT" --timeout 60 --graceful-timeout 5 &
+pids+=($!)
+echo "kco-sync on http://127.0.0.1:$PORT (Ctrl-C stops both; try: .venv/bin/flask --app wsgi kco demo)"
+
+# The first of the two to exit (or Ctrl-C) stops the other.
+status=0
+wait -n "${pids[@]}" || status=$?
+stop
+exit "$status"

@@ -35,9 +35,12 @@ def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) 
 
 
 @contextmanager
-def gunicorn(env: dict, app: str = "wsgi:app", workers: int = 2, threads: int = 8):
-    """Start gunicorn with gthread workers on a free port; yields the base URL."""
-    port = free_port()
+def gunicorn(env: dict, app: str = "wsgi:app", workers: int = 2, threads: int = 8,
+             port: int | None = None):
+    """Start gunicorn with gthread workers on `port` (default: a free one); yields the base
+    URL. Pass `port=free_port()` when the environment must name the URL before the start
+    (KCO_PUBLIC_URL, for callbacks from the sandbox)."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "gunicorn", app, "--worker-class", "gthread",
            "--workers", str(workers), "--threads", str(threads),
            "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5"]

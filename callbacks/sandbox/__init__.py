@@ -48,9 +48,21 @@ Test controls (no auth; JSON in and out):
 Endpoint names for faults: checkout.create_order, checkout.read_order, checkout.update_order,
 ordermanagement.read_order, ordermanagement.acknowledge_order.
 
-Not yet here: the shopper (address and country changes, shipping choice, validation → complete
-→ push, notifications). It belongs in shopper.py, posting to each order's kept `merchant_urls`
-and changing orders through `OrderStore.mutate`/`touch`/`complete`.
+The shopper (shopper.py, deliveries.py, replies.py; views in shopper_control.py; docs/sandbox.md):
+
+    POST   /_sandbox/orders/{id}/address         {"billing_address", "shipping_address"?}
+                                                 → country_change (billing country changed)
+                                                   or address_update
+    POST   /_sandbox/orders/{id}/shipping_option {"id"} → shipping_option_update
+    POST   /_sandbox/orders/{id}/purchase        {"fraud_status"?, "billing_address"?,
+                                                  "shipping_address"?, "customer"?}
+                                                 → validation → complete → pushes
+    POST   /_sandbox/orders/{id}/fraud           {"decision": "ACCEPTED"|"REJECTED"|"STOPPED"}
+                                                 (a PENDING order) → notifications
+    POST   /_sandbox/orders/{id}/suspend         {"auto_resume"?: true} · POST …/resume
+    POST   /_sandbox/orders/{id}/push            one extra push now
+    GET    /_sandbox/orders/{id}/log             the callbacks sent and the replies, and the
+                                                 push / notification schedules
 """
 from __future__ import annotations
 
@@ -62,8 +74,10 @@ from typing import Mapping
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from .deliveries import CallbackLog, Deliveries, Scheduler
 from .faults import Faults, RequestLog
 from .orders import ApiError, Clock, OrderStore
+from .shopper import Settings, Shopper
 
 DEFAULTS = {
     "SANDBOX_USERNAME": "sandbox",
@@ -73,9 +87,16 @@ DEFAULTS = {
     "SANDBOX_AUTHORIZATION_DAYS": 28,    # Order Management expires_at = completed_at + this
     "SANDBOX_DEFAULT_FRAUD_STATUS": "ACCEPTED",
     "SANDBOX_ALLOW_HTTP_CALLBACKS": False,
+    "SANDBOX_TIME_SCALE": 1000,          # Klarna seconds per real second for push/notification
+    "SANDBOX_CALLBACK_TIMEOUT": 3.0,     # address_update, shipping_option_update, country_change
+    "SANDBOX_VALIDATION_TIMEOUT": 3.0,   # then silence approves
+    "SANDBOX_VALIDATION_REQUIRED_TIMEOUT": 10.0,  # with require_validate_callback_success
+    "SANDBOX_PUSH_TIMEOUT": 10.0,        # push and notification (undocumented)
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }
-ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_PUBLIC_URL")
+ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_PUBLIC_URL", "SANDBOX_TIME_SCALE",
+               "SANDBOX_CALLBACK_TIMEOUT", "SANDBOX_VALIDATION_TIMEOUT",
+               "SANDBOX_VALIDATION_REQUIRED_TIMEOUT", "SANDBOX_PUSH_TIMEOUT")
 
 
 @dataclass
@@ -86,12 +107,15 @@ class Sandbox:
     orders: OrderStore
     faults: Faults
     requests: RequestLog
+    log: CallbackLog | None = None          # the callbacks sent, per order
+    deliveries: Deliveries | None = None    # push and notification schedules
+    shopper: Shopper | None = None
 
 
 def create_sandbox(config: Mapping | None = None) -> Flask:
     """`config`: overrides of DEFAULTS; SANDBOX_USERNAME/_PASSWORD/_PUBLIC_URL may also come
     from the environment (the mapping wins)."""
-    from . import api, control
+    from . import api, control, shopper_control
 
     app = Flask(__name__, static_folder=None)
     app.config.update(DEFAULTS)
@@ -102,11 +126,12 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     clock = Clock()
     orders = OrderStore(clock, ttl=timedelta(seconds=float(app.config["SANDBOX_ORDER_TTL"])),
                         allow_http_callbacks=bool(app.config["SANDBOX_ALLOW_HTTP_CALLBACKS"]))
-    app.extensions["kco_sandbox"] = Sandbox(clock, orders, Faults(), RequestLog())
+    app.extensions["kco_sandbox"] = _sandbox_state(app.config, clock, orders)
 
     app.register_blueprint(api.checkout)
     app.register_blueprint(api.ordermanagement)
     app.register_blueprint(control.control)
+    app.register_blueprint(shopper_control.shopper_control)
 
     app.register_error_handler(ApiError, api.handle_api_error)
 
@@ -120,3 +145,15 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
         return api.error_response(500, "INTERNAL_SERVER_ERROR", ["Unexpected sandbox error"])
 
     return app
+
+
+def _sandbox_state(config: Mapping, clock: Clock, orders: OrderStore) -> Sandbox:
+    log = CallbackLog(clock)
+    deliveries = Deliveries(orders, log, Scheduler(float(config["SANDBOX_TIME_SCALE"])),
+                            float(config["SANDBOX_PUSH_TIMEOUT"]))
+    settings = Settings(float(config["SANDBOX_CALLBACK_TIMEOUT"]),
+                        float(config["SANDBOX_VALIDATION_TIMEOUT"]),
+                        float(config["SANDBOX_VALIDATION_REQUIRED_TIMEOUT"]),
+                        config["SANDBOX_DEFAULT_FRAUD_STATUS"])
+    return Sandbox(clock, orders, Faults(), RequestLog(), log, deliveries,
+                   Shopper(orders, log, deliveries, settings))

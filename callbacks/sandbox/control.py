@@ -136,4 +136,8 @@ def reset():
     box.faults.clear()
     box.requests.clear()
     box.clock.reset()
+    if box.deliveries is not None:
+        box.deliveries.reset()
+        box.log.clear()
+        box.shopper.reset()
     return "", 204
