@@ -156,7 +156,7 @@ class _Parser:
     def string(self, value, key, pattern: re.Pattern | None = None, what: str = "") -> str:
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "must be a non-empty string")
-        if pattern and not pattern.match(value):
+        if pattern and not pattern.fullmatch(value):
             self.fail(key, f"{value!r} is not {what}")
         return value
 
@@ -210,7 +210,7 @@ class _Parser:
 
     def product(self, sku: str, raw) -> Product:
         key = f'products."{sku}"'
-        if not SKU_RE.match(sku):
+        if not SKU_RE.fullmatch(sku):
             self.fail(key, "a SKU is 1–255 characters without spaces")
         raw = self.table(raw, key)
         self.known(raw, key, {"name", "names", "type", "tax_class", "prices", "stock"})
