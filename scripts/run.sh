@@ -37,7 +37,7 @@ else
   echo "KLARNA_API_URL=$KLARNA_API_URL: not starting the sandbox"
 fi
 .venv/bin/gunicorn wsgi:app --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" \
-  --threads "${GUNICORN_THREADS:-32}" --bind "127.0.0.1:$PORT" --timeout 60 --graceful-timeout 5 &
+  --threads "${GUNICORN_THREADS:-128}" --bind "127.0.0.1:$PORT" --timeout 60 --graceful-timeout 5 &
 pids+=($!)
 echo "kco-sync on http://127.0.0.1:$PORT (Ctrl-C stops both; try: .venv/bin/flask --app wsgi kco demo)"
 
