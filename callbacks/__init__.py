@@ -48,6 +48,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(kco.bp)
     from . import storefront
     storefront.init_app(app)  # /api, /healthz, /metrics, long-poll listener
+    from .openapi import bp as openapi_bp
+    app.register_blueprint(openapi_bp)  # GET /openapi.json
     cli.init_app(app)
     return app
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from time import perf_counter
 from typing import Any
@@ -88,11 +89,15 @@ def _record(response: Response) -> Response:
         sid, token = request.args.get("session"), request.args.get("token")
         if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
             return response  # a wrong token leaves no trace (DESIGN.md §6.1)
+        if response.status_code == 413:
+            # An oversize body is refused with nothing recorded (issue 6): a log line only.
+            log.warning("kco %s session=%s -> 413 (body over 1 MiB)", callback, sid)
+            return response
         order_id = request.args.get("order_id")
         body, reply = scrub(_request_body()), scrub(_reply_body(response))
         duration_ms = round(seconds * 1000, 3)
         current_app.extensions["kco"].store.log_callback(
-            callback, sid[:128], order_id[:255] if order_id else None, response.status_code,
+            callback, _text(sid, 128), _text(order_id, 255) if order_id else None, response.status_code,
             duration_ms, body, reply)
         log.info("kco %s session=%s order_id=%s -> %s in %.1f ms%s", callback, sid, order_id,
                  response.status_code, duration_ms,
@@ -105,6 +110,11 @@ def _record(response: Response) -> Response:
     return response
 
 
+def _text(value: str, limit: int) -> str:
+    """A URL parameter as a text column takes it: PostgreSQL refuses NUL (0x00)."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def _request_body() -> Any:
     try:
         raw = request.get_data(cache=True)
@@ -112,10 +122,38 @@ def _request_body() -> Any:
         return {"_omitted": f"body not read ({exc.code} {exc.name})"}
     if not raw:
         return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    try:  # NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's json type refuses them
+        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {"_omitted": f"{len(raw)} bytes that are not JSON"}
+    if _too_deep(body):  # scrub() recurses: junk nested this deep would lose the whole row
+        return {"_omitted": f"{len(raw)} bytes of JSON nested deeper than {MAX_DEPTH}"}
+    return body
+
+
+MAX_DEPTH = 64  # Klarna's bodies nest about 5 deep
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((item, depth + 1) for item in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def _reply_body(response: Response) -> Any:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,23 @@ def klarna_error(error_type: str, error_text: str, errors: dict | None = None):
     return jsonify(body), 400
 
 
+class LimitedRequest(Request):
+    """A chunked body (no Content-Length) over MAX_CONTENT_LENGTH is a 413 too. Werkzeug reads
+    such a body through a LimitedStream that stops AT the limit without raising, so without
+    this the first 1 MiB would be parsed as if it were the whole body."""
+
+    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
+        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+        limit = self.max_content_length
+        if (limit is not None and self.content_length is None and len(data) >= limit
+                and self.environ.get("wsgi.input_terminated")
+                and self.environ["wsgi.input"].read(1)):  # the server's stream goes on
+            raise RequestEntityTooLarge()
+        return data.decode(errors="replace") if as_text else data
+
+
 def init_app(app: Flask) -> None:
+    app.request_class = LimitedRequest
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {413: "The body is larger than 1 MiB.",

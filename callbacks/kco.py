@@ -41,6 +41,10 @@ def verify_token():
                          {"session": ["Not a valid session id."]})
     g.sid = sid
     g.order_id = request.args.get("order_id")
+    if g.order_id and not schemas.ORDER_ID.match(g.order_id):
+        # It may become the session's Klarna order id: a text column of 255, no NUL.
+        return api_error(400, "The order_id must be 1–255 characters without NUL.",
+                         {"order_id": ["Not a valid order id."]})
 
 
 @bp.errorhandler(Rejected)
@@ -52,7 +56,7 @@ def parse(schema) -> dict:
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: [[[[… nesting
         raise Rejected("approval_failed", SHOPPER_PARSE_ERROR,
                        {"_body": [f"Not valid JSON: {exc}"]}) from None
     try:
@@ -119,6 +123,7 @@ def push():
     a failure here is retried by Klarna, and by `flask kco reconcile`."""
     if not g.order_id:
         return api_error(400, "The push URL carries no order_id.", {"order_id": ["Missing."]})
+    request.get_data(cache=True)  # Klarna's push has no body; one over 1 MiB is a 413 all the same
     lifecycle, sid, order_id = kco().lifecycle, g.sid, g.order_id
 
     def after_reply():

@@ -16,6 +16,10 @@ COUNTRY = validate.Regexp(r"^[A-Za-z]{2}\Z", error="Not an ISO 3166 alpha-2 coun
 CURRENCY = validate.Regexp(r"^[A-Za-z]{3}\Z", error="Not an ISO 4217 currency code.")
 LOCALE = validate.Regexp(r"^[A-Za-z]{2}(?:-[A-Za-z]{2})*\Z", error="Not an RFC 1766 locale.")
 MAX = 100_000_000
+# Text that lands in a text column (an order id): PostgreSQL refuses NUL and no driver can
+# encode a lone surrogate (a JSON "\ud800"), so such a value is a parse error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*\Z", error="Contains a NUL or a lone surrogate.")
+ORDER_ID = re.compile(r"^[^\x00\ud800-\udfff]{1,255}\Z")  # the order_id in a callback URL
 
 
 def Int(**kw):  # noqa: N802 - reads like a field class
@@ -78,13 +82,13 @@ class ShippingServiceRequestSchema(KlarnaSchema):
 class ValidationRequestSchema(ShippingServiceRequestSchema):
     """The full order, as Read Order returns it (kco-reference §2.2)."""
 
-    order_id = fields.String(allow_none=True, validate=validate.Length(max=255))
+    order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
     purchase_country = fields.String(allow_none=True, validate=COUNTRY)
     status = fields.String(allow_none=True)
 
 
 class NotificationSchema(KlarnaSchema):
-    order_id = fields.String(required=True, validate=validate.Length(1, 255))
+    order_id = fields.String(required=True, validate=[validate.Length(1, 255), STORABLE])
     event_type = fields.String(required=True, validate=validate.Length(1, 100))
 
 

@@ -2,17 +2,21 @@
 
 The rule this module exists to keep: a session's state change and the event describing it are
 written in one transaction, and two writers of one session never interleave. SQLite gets that
-from `BEGIN IMMEDIATE` (one writer at a time, the others wait on busy_timeout); PostgreSQL from a
+from `BEGIN IMMEDIATE` (one writer at a time, queued by SqliteWriters); PostgreSQL from a
 transaction-scoped advisory lock on the session id. Events are also serialized globally at the
 moment they are inserted, so event ids become visible in id order: a feed reader that has seen
 id N can never later find a smaller id committed behind it.
 """
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
 import time
 import uuid
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -75,6 +79,16 @@ checkout_locks = sa.Table(
     sa.Column("expires_at", sa.DateTime, nullable=False),
 )
 
+MAX_EVENT_ID = 2**31 - 1  # events.id is an INTEGER
+
+# What every callback executes, built once with bound parameters: building the statements per
+# call (values(), then their cache keys) was ~10 % of a 10-line callback's CPU (BENCHMARKS.md).
+SELECT_SESSION = (sa.select(sessions.c.state, sessions.c.version)
+                  .where(sessions.c.sid == sa.bindparam("b_sid")))
+INSERT_SESSION = sessions.insert()
+UPDATE_SESSION = sessions.update().where(sessions.c.sid == sa.bindparam("b_sid"))
+INSERT_EVENT = events.insert().returning(events.c.id)
+INSERT_CALLBACK_LOG = callback_log.insert().returning(callback_log.c.id)
 EVENT_ORDER_LOCK = 0x6B636F  # "kco": the advisory lock that orders event ids on PostgreSQL
 
 
@@ -116,6 +130,44 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
 
 
+class SqliteWriters:
+    """Queues this process's SQLite writers, then the processes, without polling.
+
+    SQLite lets one transaction write at a time, and a writer that finds the database locked
+    retries from its busy handler, sleeping 1, 2, 5, … up to 100 ms between tries: under load
+    a callback waited up to a second for a lock that was free again within a millisecond
+    (BENCHMARKS.md). So a writer first takes a lock of its process, then an flock on a file
+    beside the database, which the kernel hands to the next process the moment it is
+    released. busy_timeout still covers writers that do not queue here (the sqlite3 shell).
+    """
+
+    def __init__(self, database: str | None, timeout: float = 30.0):
+        self.path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._file = None
+        self._pid = None  # the file is opened per process: an flock belongs to an open file
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                f"database is locked (no writer turn in {self.timeout:g} s)"))
+        try:
+            if self.path is None:
+                yield
+                return
+            if self._pid != os.getpid():
+                self._file, self._pid = open(self.path, "ab"), os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX)  # held only for one short transaction
+            try:
+                yield
+            finally:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+
 class SessionTx:
     """One locked session inside a write transaction: read `state`, then `save` it once."""
 
@@ -133,9 +185,9 @@ class SessionTx:
         values = {"version": self.version, "state": state,
                   "klarna_order_id": (state.get("klarna") or {}).get("order_id"), "updated_at": now}
         if self.state is None:
-            self.conn.execute(sessions.insert().values(sid=self.sid, created_at=now, **values))
+            self.conn.execute(INSERT_SESSION, {"sid": self.sid, "created_at": now, **values})
         else:
-            self.conn.execute(sessions.update().where(sessions.c.sid == self.sid).values(**values))
+            self.conn.execute(UPDATE_SESSION, {"b_sid": self.sid, **values})
         self.state = state
         event = self.store._insert_event(self.conn, self.sid, event_type, self.version, data, now)
         self.events.append(event)
@@ -189,6 +241,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._writers = (nullcontext if self.is_postgres
+                         else SqliteWriters(self.engine.url.database))
         self._after_commit: list[Callable[[int], None]] = []
 
     # -- schema ------------------------------------------------------------------------------
@@ -207,7 +261,7 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
+        with self._writers(), self.engine.connect() as conn:
             conn.execution_options(kco_write=True)
             with conn.begin():
                 yield conn
@@ -218,8 +272,7 @@ class Store:
         with self.write() as conn:
             if self.is_postgres:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_session_lock_key(sid))))
-            row = conn.execute(sa.select(sessions.c.state, sessions.c.version)
-                               .where(sessions.c.sid == sid)).first()
+            row = conn.execute(SELECT_SESSION, {"b_sid": sid}).first()
             tx = SessionTx(conn, self, sid, row)
             yield tx
         if tx.events:
@@ -230,9 +283,9 @@ class Store:
     def _insert_event(self, conn, sid, event_type, version, data, now) -> dict:
         if self.is_postgres:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
-        event_id = conn.execute(events.insert().values(
-            session=sid, type=event_type, version=version, at=now, data=data)
-            .returning(events.c.id)).scalar_one()
+        event_id = conn.execute(INSERT_EVENT, {"session": sid, "type": event_type,
+                                               "version": version, "at": now,
+                                               "data": data}).scalar_one()
         if self.is_postgres:
             conn.execute(sa.select(sa.func.pg_notify("kco_events", str(event_id))))
         return {"id": event_id, "session": sid, "type": event_type, "version": version,
@@ -288,6 +341,9 @@ class Store:
                                 .where(sessions.c.klarna_order_id == order_id)).scalar()
 
     def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
+        # Event ids are 32-bit on PostgreSQL, which refuses a larger bound (integer out of
+        # range); nothing can be newer than the largest id anyway.
+        after = min(after, MAX_EVENT_ID)
         query = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
         if sid is not None:
             query = query.where(events.c.session == sid)
@@ -303,11 +359,11 @@ class Store:
     # -- callback log ------------------------------------------------------------------------
     def log_callback(self, callback: str, session: str | None, order_id: str | None, status: int,
                      duration_ms: float, request: Any, reply: Any) -> int:
-        with self.engine.begin() as conn:
-            return conn.execute(callback_log.insert().values(
-                at=utcnow(), callback=callback, session=session, order_id=order_id, status=status,
-                duration_ms=duration_ms, request=request, reply=reply)
-                .returning(callback_log.c.id)).scalar_one()
+        with self.write() as conn:
+            return conn.execute(INSERT_CALLBACK_LOG, {
+                "at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
+                "status": status, "duration_ms": duration_ms, "request": request,
+                "reply": reply}).scalar_one()
 
     def logged_callback(self, log_id: int) -> dict | None:
         with self.engine.connect() as conn:

@@ -116,7 +116,7 @@ def parse_body(schema) -> dict:
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: [[[[… nesting
         raise ApiError(400, f"The body is not valid JSON: {exc}", {"_body": [str(exc)]}) from None
     try:
         return schemas.load(schema, data)

@@ -123,3 +123,10 @@ def api_headers(app):
 @pytest.fixture
 def poll_token_for(app):
     return lambda sid: poll_token(app.config["KCO_CALLBACK_SECRET"], sid)
+
+
+def pytest_addoption(parser):
+    """tests/reliability runs a short form by default (CI); `--reliability-full` (or
+    KCO_RELIABILITY=full) runs the full form: more examples, requests, sessions and kills."""
+    parser.addoption("--reliability-full", action="store_true", default=False,
+                     help="run tests/reliability in its full form (also: KCO_RELIABILITY=full)")
