@@ -335,6 +335,12 @@ class Store:
             row = conn.execute(sa.select(sessions.c.state).where(sessions.c.sid == sid)).first()
         return dict(row.state) if row else None
 
+    def has_session(self, sid: str) -> bool:
+        """get_state(sid) is not None, without reading and parsing the state."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sessions.c.sid)
+                                .where(sessions.c.sid == sid)).first() is not None
+
     def session_for_order(self, order_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sessions.c.sid)

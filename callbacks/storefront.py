@@ -274,7 +274,7 @@ def get_state(sid: str):
 def feed(sid: str | None):
     after, wait = query_after(), query_wait()
     app = kco()
-    if sid is not None and app.store.get_state(sid) is None:
+    if sid is not None and not app.store.has_session(sid):
         return unknown_session(sid)
     try:
         events = current_app.extensions["kco_notify"].events(after, sid, wait)
