@@ -91,7 +91,7 @@ class Lifecycle:
                 order = self.client.read_order(order_id)
             except KlarnaError as exc:
                 return self._create(sid, payload, order_id, reason(exc))
-            if order.get("status", "").lower() != INCOMPLETE:
+            if (order.get("status") or "").lower() != INCOMPLETE:
                 return self._create(sid, payload, order_id, f"order is {order.get('status')}")
             if not differs(order, payload):
                 return Loaded(self._record(sid, order, None, {}), order, None)
@@ -162,8 +162,11 @@ class Lifecycle:
     def _record(self, sid: str, order: dict, outcome: str | None, data: dict) -> dict:
         with self.store.session(sid) as tx:
             state = copy.deepcopy(tx.state)
-            state["klarna"] = {**state["klarna"], "order_id": order["order_id"],
-                               "status": order.get("status", INCOMPLETE).lower()}
+            status = (order.get("status") or INCOMPLETE).lower()
+            known = state["klarna"]
+            if known.get("order_id") == order["order_id"] and known.get("status") == COMPLETE:
+                status = COMPLETE  # a push recorded completion meanwhile: never move it back
+            state["klarna"] = {**known, "order_id": order["order_id"], "status": status}
             if outcome:
                 state["klarna"]["synced_version"] = tx.version
                 tx.save(state, outcome, {**data, "order_amount": order.get("order_amount"),

@@ -292,8 +292,10 @@ class Store:
                 "at": iso(now), "data": data}
 
     @contextmanager
-    def lease(self, sid: str, ttl: float = 60.0, wait: float = 45.0) -> Iterator[None]:
-        """Hold the checkout lease of `sid`; waits up to `wait` s, then raises Lease.Busy."""
+    def lease(self, sid: str, ttl: float = 180.0, wait: float = 45.0) -> Iterator[None]:
+        """Hold the checkout lease of `sid`; waits up to `wait` s, then raises Lease.Busy. The
+        ttl outlasts a checkout load's worst case (three Klarna calls of 10 s read timeout,
+        retried with Retry-After), so a live holder's lease never expires under it."""
         holder = uuid.uuid4().hex
         deadline = time.monotonic() + wait
         while True:

@@ -250,6 +250,9 @@ def put_market(sid: str):
     except KlarnaUnavailable as exc:
         raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
                             "again (POST …/checkout).", {"klarna": klarna_errors(exc)}) from exc
+    except Lease.Busy as exc:
+        raise ApiError(409, f"Saved, but {exc}; load checkout again to bring Klarna in step.",
+                       headers={"Retry-After": "1"}) from exc
     return state_response(state)
 
 

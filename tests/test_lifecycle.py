@@ -390,3 +390,13 @@ def test_klarna_calls_are_in_the_metrics(lc_app, api):
     api("POST", "/sessions/web-7/checkout")
     text = lc_app.test_client().get("/metrics").get_data(as_text=True)
     assert 'kco_klarna_api_calls_total{operation="create_order",status="201"} 1.0' in text
+
+
+def test_a_load_that_read_the_order_before_completion_does_not_undo_it(lc_app, lc):
+    """Interleaving: load reads 'incomplete', push records 'complete', load records its read."""
+    put_cart(lc_app, "s-race", [("TSHIRT-BLUE-M", 1)])
+    order = lc.load_checkout("s-race").order
+    lc_app.sandbox.complete(order["order_id"])
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-race", order_id=order["order_id"]))
+    state = lc._record("s-race", order, None, {})  # the stale read of step 1, recorded late
+    assert state["klarna"]["status"] == "checkout_complete"
