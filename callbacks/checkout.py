@@ -257,13 +257,13 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
     if short:
         result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
         new = {**expected, "validation": result}
-        raise _Failed(Decision(new, "validation_failed", result),
+        raise ValidationFailed(Decision(new, "validation_failed", result),
                       Rejected("approval_failed", " ".join(short)))
     mismatch = _mismatch(expected, body)
     if mismatch:
         result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,
                   "details": mismatch}
-        raise _Failed(Decision({**expected, "validation": result}, "validation_failed", result),
+        raise ValidationFailed(Decision({**expected, "validation": result}, "validation_failed", result),
                       CartChanged(mismatch))
     new = dict(expected)  # only top-level keys are set below
     new["validation"] = {"result": "passed", "order_id": order_id}
@@ -273,15 +273,13 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
                     {"order_id": order_id, "totals": _totals(new)})
 
 
-class _Failed(Exception):
+class ValidationFailed(Exception):
     """A validation that fails but is still recorded: carries the decision and the reply."""
 
     def __init__(self, decision: Decision, reply: Exception):
         super().__init__(str(reply))
         self.decision, self.reply = decision, reply
 
-
-ValidationFailed = _Failed
 
 
 def _mismatch(expected: Mapping, body: Mapping) -> list[str]:

@@ -2,7 +2,7 @@
 
 Klarna's guide: keep the order id of the shopper's session; on checkout load read the order and
 update it if the cart changed; create a new one on 404, any other 4xx, 5xx or network error. A
-checkout load holds the session's lease (store.Lease) across its Klarna calls, so two tabs
+checkout load holds the session's lease (Store.lease) across its Klarna calls, so two tabs
 loading at once end with one order, and no database transaction stays open during a network
 call. Push and notification are verified by reading the order from Order Management; push is
 recorded once per Klarna order id by a primary key, not by a check-then-insert.
@@ -112,7 +112,8 @@ class Lifecycle:
             return self._update_or_recreate(sid, order_id, order_payload(self.shop, state, self.urls))
 
     def change_market(self, sid: str, country: str, locale: str | None) -> dict:
-        """PUT …/market: the purchase country itself changes (a callback cannot do that)."""
+        """PUT …/market: the purchase country itself changes (a callback cannot do that).
+        Changes the session only; `sync` then brings the open Klarna order in step."""
         with self.store.session(sid) as tx:
             if tx.state is None:
                 raise NoSession(sid)
@@ -126,8 +127,7 @@ class Lifecycle:
                         {"market": {"old": tx.state["market"], "new": decision_state["market"]},
                          "purchase_country": {"old": tx.state["purchase_country"],
                                               "new": market.country}})
-        self.sync(sid)
-        return self.store.get_state(sid)
+            return tx.state
 
     def _state(self, sid: str) -> dict:
         state = self.store.get_state(sid)

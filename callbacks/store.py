@@ -228,12 +228,8 @@ def _dialect_insert(conn: sa.Connection):
     return insert
 
 
-class Lease:
-    """A short, cross-process lock on one session's checkout load, held across Klarna API calls
-    without holding a database transaction open. It expires by itself if its holder dies."""
-
-    class Busy(Exception):
-        pass
+class LeaseBusy(Exception):
+    """Another request holds the session's checkout lease (Store.lease) past our wait."""
 
 
 class Store:
@@ -293,7 +289,9 @@ class Store:
 
     @contextmanager
     def lease(self, sid: str, ttl: float = 180.0, wait: float = 45.0) -> Iterator[None]:
-        """Hold the checkout lease of `sid`; waits up to `wait` s, then raises Lease.Busy. The
+        """A short, cross-process lock on one session's checkout load, held across Klarna API
+        calls without a database transaction open; it expires by itself if its holder dies.
+        Hold the checkout lease of `sid`; waits up to `wait` s, then raises LeaseBusy. The
         ttl outlasts a checkout load's worst case (three Klarna calls of 10 s read timeout,
         retried with Retry-After), so a live holder's lease never expires under it."""
         holder = uuid.uuid4().hex
@@ -309,7 +307,7 @@ class Store:
                 break
             except sa.exc.IntegrityError:
                 if time.monotonic() >= deadline:
-                    raise Lease.Busy(f"checkout of session {sid} is busy") from None
+                    raise LeaseBusy(f"checkout of session {sid} is busy") from None
                 time.sleep(0.05)
         try:
             yield
@@ -342,11 +340,6 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sessions.c.sid)
                                 .where(sessions.c.sid == sid)).first() is not None
-
-    def session_for_order(self, order_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sessions.c.sid)
-                                .where(sessions.c.klarna_order_id == order_id)).scalar()
 
     def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
         # Event ids are 32-bit on PostgreSQL, which refuses a larger bound (integer out of

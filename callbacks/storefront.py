@@ -26,7 +26,7 @@ from .checkout import CartRefused
 from .errors import api_error
 from .lifecycle import EmptyCart, KlarnaUnavailable, NoSession
 from .pricing import CartItem, PricingError
-from .store import Lease
+from .store import LeaseBusy
 from .tokens import POLL, check_token, poll_token
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def klarna_sync(sid: str) -> None:
         raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
                             "again (POST …/checkout) to get a working order.",
                        {"klarna": klarna_errors(exc)}) from exc
-    except Lease.Busy as exc:
+    except LeaseBusy as exc:
         raise ApiError(409, f"Saved, but {exc}; load checkout again to bring Klarna in step.",
                        headers={"Retry-After": "1"}) from exc
 
@@ -221,7 +221,7 @@ def load_checkout(sid: str):
     except KlarnaUnavailable as exc:
         return api_error(502, f"Klarna refused or could not be reached: {exc}",
                          {"klarna": klarna_errors(exc)})
-    except Lease.Busy as exc:
+    except LeaseBusy as exc:
         return api_error(409, str(exc), headers={"Retry-After": "1"})
     token = poll_token(current_app.config["KCO_CALLBACK_SECRET"], sid)
     return jsonify(order_id=loaded.order["order_id"], html_snippet=loaded.order.get("html_snippet"),
@@ -247,13 +247,8 @@ def put_market(sid: str):
     except PricingError as exc:
         raise ApiError(422, f"The cart cannot be sold in {market.country}: {exc}",
                        {"country": [str(exc)]}) from exc
-    except KlarnaUnavailable as exc:
-        raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
-                            "again (POST …/checkout).", {"klarna": klarna_errors(exc)}) from exc
-    except Lease.Busy as exc:
-        raise ApiError(409, f"Saved, but {exc}; load checkout again to bring Klarna in step.",
-                       headers={"Retry-After": "1"}) from exc
-    return state_response(state)
+    klarna_sync(sid)
+    return state_response(app.store.get_state(sid))
 
 
 def _market_locale(market, locale: str) -> str:

@@ -162,7 +162,9 @@ def test_two_tabs_loading_at_once_end_with_one_order(lc_app, lc):
 def test_market_change_updates_purchase_country_currency_and_locale(lc_app, lc):
     put_cart(lc_app, "s-mkt", [("TSHIRT-BLUE-M", 1)])
     first = lc.load_checkout("s-mkt")
-    state = lc.change_market("s-mkt", "FI", None)
+    lc.change_market("s-mkt", "FI", None)
+    lc.sync("s-mkt")
+    state = lc_app.extensions["kco"].store.get_state("s-mkt")
     assert state["market"]["currency"] == "EUR" and state["purchase_country"] == "FI"
     assert state["pending_purchase_country"] is None
     order = lc_app.sandbox.inspect(first.order["order_id"])
@@ -175,7 +177,9 @@ def test_market_change_refused_by_klarna_creates_a_new_order(lc_app, lc):
     first = lc.load_checkout("s-mkt2")
     lc_app.sandbox.fail("checkout.update_order", 400, error_code="BAD_VALUE",
                         error_messages=["Bad value: purchase_country"])
-    state = lc.change_market("s-mkt2", "DE", None)
+    lc.change_market("s-mkt2", "DE", None)
+    lc.sync("s-mkt2")
+    state = lc_app.extensions["kco"].store.get_state("s-mkt2")
     assert state["klarna"]["order_id"] != first.order["order_id"]
     assert event_types(lc_app, "s-mkt2")[-2:] == ["market_changed", "order_recreated"]
 
