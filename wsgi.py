@@ -6,6 +6,6 @@ if os.environ.get("KCO_ENV") != "production":
 
     load_dotenv()
 
-from callbacks import create_app  # noqa: E402
+from callbacks import create_app
 
 app = create_app()

@@ -32,14 +32,14 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from callbacks import create_app  # noqa: E402
+from callbacks import create_app
 
 WRITER = """
 import sys, time
-from callbacks import checkout
-from callbacks.pricing import CartItem
-from callbacks.shop import load_shop
-from callbacks.store import Store
+from callbacks.rules import checkout
+from callbacks.rules.pricing import CartItem
+from callbacks.rules.shop import load_shop
+from callbacks.store.database import Store
 store, shop, sid = Store(sys.argv[1]), load_shop(None), sys.argv[2]
 quantity = 0
 for line in sys.stdin:

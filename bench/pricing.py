@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callbacks.pricing import CartItem, price_order  # noqa: E402
-from callbacks.shop import load_shop  # noqa: E402
+from callbacks.rules.pricing import CartItem, price_order  # noqa: E402
+from callbacks.rules.shop import load_shop  # noqa: E402
 
 REPEATS = 7
 MIN_SECONDS_PER_REPEAT = 0.2

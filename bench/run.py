@@ -49,9 +49,9 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench import workload  # noqa: E402
 from bench.server import Sampler, gunicorn  # noqa: E402
-from callbacks.shop import load_shop  # noqa: E402
-from callbacks.store import Store  # noqa: E402
-from callbacks.tokens import poll_token  # noqa: E402
+from callbacks.rules.shop import load_shop  # noqa: E402
+from callbacks.store.database import Store  # noqa: E402
+from callbacks.web.tokens import poll_token  # noqa: E402
 
 SECRET = "bench-callback-secret"
 API_KEY = "bench-api-key"

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callbacks.pricing import MAX_ORDER_LINES, CartItem, price_order
-from callbacks.shop import EXAMPLE_SHOP, load_shop
-from callbacks.tokens import callback_token, poll_token
+from callbacks.rules.pricing import MAX_ORDER_LINES, CartItem, price_order
+from callbacks.rules.shop import EXAMPLE_SHOP, load_shop
+from callbacks.web.tokens import callback_token, poll_token
 
 CURRENCIES = ("SEK", "NOK", "EUR", "DKK", "GBP", "CHF", "USD")
 BENCH_PRODUCTS = 1200

@@ -7,8 +7,8 @@ from typing import Mapping
 
 from flask import Flask
 
-from .shop import Shop, load_shop
-from .store import Store
+from callbacks.rules.shop import Shop, load_shop
+from callbacks.store.database import Store
 
 
 @dataclass
@@ -43,21 +43,25 @@ def create_app(config=None) -> Flask:
         store.migrate()
     app.extensions["kco"] = Kco(shop, store, _lifecycle(app, shop, store))
 
-    from . import cli, errors, kco
+    from callbacks.cli import commands as cli
+
+    from callbacks.web import errors
+
+    from callbacks.klarna import views as kco
     errors.init_app(app)
     app.register_blueprint(kco.bp)
-    from . import storefront
+    from callbacks.storefront import views as storefront
     storefront.init_app(app)  # /api, /healthz, /metrics, long-poll listener
-    from .openapi import bp as openapi_bp
+    from callbacks.storefront.openapi import bp as openapi_bp
     app.register_blueprint(openapi_bp)  # GET /openapi.json
     cli.init_app(app)
     return app
 
 
 def _lifecycle(app: Flask, shop: Shop, store: Store):
-    from .klarna import KlarnaClient
-    from .klarna_order import Urls
-    from .lifecycle import Lifecycle
+    from callbacks.klarna.client import KlarnaClient
+    from callbacks.klarna.order import Urls
+    from callbacks.klarna.lifecycle import Lifecycle
 
     cfg = app.config
     urls = Urls(cfg["KCO_PUBLIC_URL"], cfg["KCO_TERMS_URL"], cfg["KCO_CHECKOUT_URL"],

@@ -23,8 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from callbacks import rules  # noqa: E402
-from callbacks.shop import load_shop  # noqa: E402
+from callbacks.rules import amounts as rules
+from callbacks.rules.shop import load_shop  # noqa: E402
 
 GOODS_LINES = 999
 CURRENCY, COUNTRY, LOCALE, LANGUAGE = "SEK", "SE", "sv-SE", "sv"

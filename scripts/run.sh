@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and run kco-sync on embedded defaults: SQLite under instance/, the example shop,
-# development keys — together with the sandbox, a local fake Klarna (callbacks/sandbox), as
+# development keys — together with the sandbox, a local fake Klarna (sandbox/), as
 # KLARNA_API_URL. No Klarna account and no network needed. Ctrl-C stops both.
 #
 #   PORT          the service (default 8000)

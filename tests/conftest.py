@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from callbacks import create_app
-from callbacks.tokens import callback_token, poll_token
+from callbacks.web.tokens import callback_token, poll_token
 
 PG_SERVER = os.environ.get("KCO_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
 PG_DATABASE = os.environ.get("KCO_TEST_PG_DATABASE", "kco_test")

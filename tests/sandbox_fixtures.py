@@ -23,8 +23,8 @@ import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from callbacks.klarna import KlarnaClient
-from callbacks.sandbox import create_sandbox
+from callbacks.klarna.client import KlarnaClient
+from sandbox import create_sandbox
 
 HOST = "127.0.0.1"
 CREDENTIALS = ("sandbox", "sandbox")

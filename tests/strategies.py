@@ -1,6 +1,6 @@
 """Hypothesis strategies: random shops (DESIGN.md §4) and random carts for the pricing rules (§5).
 
-Shops are built directly from the `callbacks.shop` dataclasses, so a strategy can produce
+Shops are built directly from the `callbacks.rules.shop` dataclasses, so a strategy can produce
 things a hand-written TOML file never would: odd VAT rates (2550, 810, 1, 9999, 10000),
 US-style markets with a sales-tax table, shipping options with and without `free_over`, both
 coupon kinds, prices anywhere up to Klarna's limit, and catalogues large enough to reach
@@ -16,8 +16,8 @@ from types import MappingProxyType
 
 from hypothesis import strategies as st
 
-from callbacks.pricing import CartItem
-from callbacks.shop import Coupon, Market, Product, ShippingOption, Shop
+from callbacks.rules.pricing import CartItem
+from callbacks.rules.shop import Coupon, Market, Product, ShippingOption, Shop
 
 KLARNA_MAX_AMOUNT = 100_000_000   # kco-reference.md §4.2 / §5.8
 KLARNA_MAX_LINES = 1000

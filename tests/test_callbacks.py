@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from callbacks import rules
+from callbacks.rules import amounts as rules
 
 from .payloads import goods_line, shipping_service_body, validation_body
 

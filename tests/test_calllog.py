@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from callbacks import calllog
-from callbacks.store import callback_log, utcnow
+from callbacks.klarna import calllog
+from callbacks.store.database import callback_log, utcnow
 from tests.conftest import kco_url
 
 PERSONAL = ["Testperson", "Approved", "test@example.com", "+46765260000", "Sveavägen 44",
@@ -74,7 +74,7 @@ def test_scrub_keys_in_lists_and_any_case():
 
 # -- what is recorded --------------------------------------------------------------------------
 def test_callback_is_recorded_scrubbed_with_reply_status_and_duration(klarna, store, caplog):
-    caplog.set_level(logging.DEBUG, logger="callbacks.calllog")
+    caplog.set_level(logging.DEBUG, logger="callbacks.klarna.calllog")
     response = klarna("address_update", "s-1", order_body(), order_id="ord-1")
     assert response.status_code == 200
     [row] = rows(store)
@@ -89,7 +89,7 @@ def test_callback_is_recorded_scrubbed_with_reply_status_and_duration(klarna, st
         assert value not in stored, value
     assert store.logged_callback(row["id"])["callback"] == "address_update"
     # ...and one Python log line per callback, scrubbed as well.
-    lines = [r for r in caplog.records if r.name == "callbacks.calllog"]
+    lines = [r for r in caplog.records if r.name == "callbacks.klarna.calllog"]
     assert any("address_update" in r.getMessage() and "200" in r.getMessage() for r in lines)
     logged = "\n".join(r.getMessage() for r in lines)
     assert "TSHIRT-BLUE-M" in logged  # the DEBUG line carries the request
@@ -107,7 +107,7 @@ def test_wrong_or_missing_token_is_not_recorded(app, client, store, token, caplo
     assert response.status_code == 401
     assert rows(store) == []
     assert "Testperson" not in caplog.text
-    assert not [r for r in caplog.records if r.name == "callbacks.calllog"]
+    assert not [r for r in caplog.records if r.name == "callbacks.klarna.calllog"]
 
 
 def test_error_replies_are_recorded(klarna, store):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import requests
 
-from callbacks import rules
-from callbacks.shop import load_shop
-from callbacks.tokens import callback_token
+from callbacks.rules import amounts as rules
+from callbacks.rules.shop import load_shop
+from callbacks.web.tokens import callback_token
 
 from .payloads import goods_line, shipping_service_body, validation_body
 from .servers import gunicorn

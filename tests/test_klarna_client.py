@@ -1,4 +1,4 @@
-"""callbacks.klarna against the sandbox running as a real HTTP server on 127.0.0.1."""
+"""callbacks.klarna.client against the sandbox running as a real HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import socket
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from callbacks.klarna import (DEFAULT_TIMEOUT, EU_PLAYGROUND, KlarnaClient, KlarnaError,
+from callbacks.klarna.client import (DEFAULT_TIMEOUT, EU_PLAYGROUND, KlarnaClient, KlarnaError,
                               NA_LIVE, OC_PLAYGROUND)
 from tests.sandbox_fixtures import sample_order, sandbox_server, start_sandbox  # noqa: F401
 

@@ -6,11 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from callbacks import create_app, rules
-from callbacks.klarna_order import CALLBACKS
-from callbacks.lifecycle import KlarnaUnavailable
-from callbacks.pricing import CartItem
-from callbacks.tokens import callback_token
+from callbacks import create_app
+
+from callbacks.rules import amounts as rules
+from callbacks.klarna.order import CALLBACKS
+from callbacks.klarna.lifecycle import KlarnaUnavailable
+from callbacks.rules.pricing import CartItem
+from callbacks.web.tokens import callback_token
 
 from .conftest import kco_url
 from .payloads import shipping_service_body
@@ -33,7 +35,7 @@ def lc(lc_app):
 
 def put_cart(app, sid, items, coupon=None):
     """Store a cart the way the storefront's PUT does (state + event), without HTTP."""
-    from callbacks import checkout
+    from callbacks.rules import checkout
     kco = app.extensions["kco"]
     with kco.store.session(sid) as tx:
         d = checkout.set_cart(kco.shop, tx.state, sid, [CartItem(r, q) for r, q in items], coupon)

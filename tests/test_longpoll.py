@@ -23,11 +23,13 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from callbacks import checkout, create_app
-from callbacks.notify import Notifier
-from callbacks.pricing import CartItem
-from callbacks.store import Store
-from callbacks.tokens import callback_token
+from callbacks import create_app
+
+from callbacks.rules import checkout
+from callbacks.store.notify import Notifier
+from callbacks.rules.pricing import CartItem
+from callbacks.store.database import Store
+from callbacks.web.tokens import callback_token
 
 ROOT = Path(__file__).resolve().parents[1]
 WOKE_WITHIN = 5.0  # generous: "it woke", not "it was fast"
@@ -35,10 +37,10 @@ WOKE_WITHIN = 5.0  # generous: "it woke", not "it was fast"
 # A writer in ANOTHER process: one cart change on one session, prints the commit time and id.
 WRITER = """
 import sys, time
-from callbacks import checkout
-from callbacks.pricing import CartItem
-from callbacks.shop import load_shop
-from callbacks.store import Store
+from callbacks.rules import checkout
+from callbacks.rules.pricing import CartItem
+from callbacks.rules.shop import load_shop
+from callbacks.store.database import Store
 url, sid, quantity = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store, shop = Store(url), load_shop(None)
 with store.session(sid) as tx:
@@ -387,7 +389,7 @@ def test_200_concurrent_waiters_all_woken_by_one_event(app, server, api_headers,
 
 
 def test_max_waiters_setting(monkeypatch):
-    from callbacks.notify import max_waiters_from
+    from callbacks.store.notify import max_waiters_from
     monkeypatch.delenv("KCO_LONGPOLL_MAX_WAITERS", raising=False)
     monkeypatch.delenv("GUNICORN_THREADS", raising=False)
     assert max_waiters_from({}) is None

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callbacks.markets import country, language, market_for_currency, normalize_locale, pick_locale, tax_country
-from callbacks.shop import load_shop, parse_shop
+from callbacks.rules.markets import country, language, market_for_currency, normalize_locale, pick_locale, tax_country
+from callbacks.rules.shop import load_shop, parse_shop
 
 SHOP = load_shop()
 SERVED = sorted(SHOP.markets)

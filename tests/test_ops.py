@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from callbacks import create_app
-from callbacks.metrics import Metrics
+from callbacks.web.metrics import Metrics
 
 
 def test_healthz_ok(client):

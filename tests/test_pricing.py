@@ -1,6 +1,6 @@
 """Pricing (DESIGN.md §5) judged two independent ways.
 
-1. Klarna's own rules (`callbacks.rules`, kco-reference.md §5), which share no code with
+1. Klarna's own rules (`callbacks.rules.amounts`, kco-reference.md §5), which share no code with
    pricing.py: every order `price_order` returns must be one Klarna accepts.
 2. A reference model in this file, written from DESIGN.md §5 with `fractions.Fraction` and
    explicit floor-of-(x + ½) rounding: which lines, which prices, discounts, shipping choice,
@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from callbacks import rules
-from callbacks.pricing import CartItem, LimitExceeded, NoPrice, UnknownSku, line_tax, price_order
-from callbacks.shop import Coupon, Market, Shop, load_shop, parse_shop
+from callbacks.rules import amounts as rules
+from callbacks.rules.pricing import CartItem, LimitExceeded, NoPrice, UnknownSku, line_tax, price_order
+from callbacks.rules.shop import Coupon, Market, Shop, load_shop, parse_shop
 from tests import strategies as S
 
 MAX = 100_000_000

@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from callbacks import rules
+from callbacks.rules import amounts as rules
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CURL = re.compile(r"curl -si? \"\$KCO/(\w+)\?[^\"]*\" \\\n\s+-H 'Content-Type: application/json' -d '(.*?)'\n", re.S)

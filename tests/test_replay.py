@@ -12,9 +12,13 @@ import sqlalchemy as sa
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from callbacks import create_app, replay, rules
-from callbacks.replay import Reply
-from callbacks.store import callback_log
+from callbacks import create_app
+
+from callbacks.cli import replay
+
+from callbacks.rules import amounts as rules
+from callbacks.cli.replay import Reply
+from callbacks.store.database import callback_log
 
 from .sandbox_fixtures import sample_order, start_sandbox  # noqa: F401 (fixture)
 from .servers import free_port, gunicorn

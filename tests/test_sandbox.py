@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from callbacks.sandbox.snippet import render
+from sandbox.snippet import render
 from tests.sandbox_fixtures import CREDENTIALS, sample_order, sandbox_server, start_sandbox  # noqa: F401
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from callbacks.shop import EXAMPLE_SHOP, Shop, ShopFileError, load_shop
+from callbacks.rules.shop import EXAMPLE_SHOP, Shop, ShopFileError, load_shop
 
 SHOP = load_shop()
 

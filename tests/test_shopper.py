@@ -12,8 +12,8 @@ import pytest
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
-from callbacks.sandbox.deliveries import notification_schedule, push_schedule
-from callbacks.sandbox.replies import SOMETHING_WENT_WRONG
+from sandbox.deliveries import notification_schedule, push_schedule
+from sandbox.replies import SOMETHING_WENT_WRONG
 
 from .sandbox_fixtures import _QuietHandler, sample_order, start_sandbox  # noqa: F401 (fixture)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from callbacks.store import Store
+from callbacks.store.database import Store
 
 from .payloads import goods_line, shipping_service_body
 

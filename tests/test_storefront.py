@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from callbacks import checkout, storefront
-from callbacks.tokens import callback_token
+from callbacks.rules import checkout
+
+from callbacks.storefront import views as storefront
+from callbacks.web.tokens import callback_token
 
 TSHIRT, HOODIE, HONEY, MUG = "TSHIRT-BLUE-M", "HOODIE-GREY-L", "HONEY-WILDFLOWER-350", "MUG-ENAMEL"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from callbacks.lifecycle import FRAUD_EVENTS
-from callbacks.shop import load_shop
+from callbacks.klarna.lifecycle import FRAUD_EVENTS
+from callbacks.rules.shop import load_shop
 
 from ..payloads import goods_line, shipping_service_body, validation_body
 

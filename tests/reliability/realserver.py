@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 
 from callbacks import create_app
-from callbacks.store import callback_log, events, sessions
-from callbacks.tokens import callback_token
+from callbacks.store.database import callback_log, events, sessions
+from callbacks.web.tokens import callback_token
 
 from ..test_lifecycle import put_cart
 

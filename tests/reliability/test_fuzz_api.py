@@ -22,8 +22,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from callbacks.store import callback_log, events, sessions
-from callbacks.tokens import poll_token
+from callbacks.store.database import callback_log, events, sessions
+from callbacks.web.tokens import poll_token
 
 from . import figures
 from .bodies import MARKETS, NASTY_STRINGS, RAW_BODIES, SKUS, broken, encode

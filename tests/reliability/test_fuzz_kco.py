@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import example, given, strategies as st
 
-from callbacks import rules
-from callbacks.schemas import ORDER_ID, SESSION_ID
-from callbacks.store import callback_log, events, sessions
-from callbacks.tokens import callback_token, poll_token
+from callbacks.rules import amounts as rules
+from callbacks.web.schemas import ORDER_ID, SESSION_ID
+from callbacks.store.database import callback_log, events, sessions
+from callbacks.web.tokens import callback_token, poll_token
 
 from . import figures
 from .bodies import (NASTY_STRINGS, bodies, encode, valid_notification_body,

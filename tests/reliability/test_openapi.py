@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from callbacks import schemas
+from callbacks.web import schemas
 
 from .contract import assert_our_error
 

@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from callbacks import create_app
-from callbacks.shop import load_shop
+from callbacks.rules.shop import load_shop
 
 from . import figures
 from ..conftest import kco_url

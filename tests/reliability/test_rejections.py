@@ -24,8 +24,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from callbacks.store import callback_log, events, sessions
-from callbacks.tokens import callback_token, poll_token
+from callbacks.store.database import callback_log, events, sessions
+from callbacks.web.tokens import callback_token, poll_token
 
 from . import figures
 from .contract import assert_our_error

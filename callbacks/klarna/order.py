@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import quote
 
-from .shop import Shop
-from .tokens import callback_token
+from callbacks.rules.shop import Shop
+from callbacks.web.tokens import callback_token
 
 CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
              "notification")

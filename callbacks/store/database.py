@@ -243,7 +243,7 @@ class Store:
 
     # -- schema ------------------------------------------------------------------------------
     def migrate(self) -> str:
-        from .migrate import upgrade
+        from callbacks.store.migrate import upgrade
         return upgrade(self.engine)
 
     def ping(self) -> None:

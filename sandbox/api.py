@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import snippet
-from .orders import ApiError
+from sandbox import snippet
+from sandbox.orders import ApiError
 
 checkout = Blueprint("checkout", __name__, url_prefix="/checkout/v3")
 ordermanagement = Blueprint("ordermanagement", __name__, url_prefix="/ordermanagement/v1")

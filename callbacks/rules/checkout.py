@@ -13,9 +13,11 @@ import copy
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from . import markets, pricing
-from .pricing import CartItem, PricingError
-from .shop import Shop
+from callbacks.rules import markets
+
+from callbacks.rules import pricing
+from callbacks.rules.pricing import CartItem, PricingError
+from callbacks.rules.shop import Shop
 
 GOODS_TYPES = {"physical", "digital", None}
 VOLATILE = ("version", "updated_at")

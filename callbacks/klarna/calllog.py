@@ -36,9 +36,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from .tokens import CALLBACK, check_token
+from callbacks.web.tokens import CALLBACK, check_token
 
-log = logging.getLogger("callbacks.calllog")
+log = logging.getLogger("callbacks.klarna.calllog")
 
 SCRUBBED = "[scrubbed]"
 SCRUB_KEYS = frozenset({

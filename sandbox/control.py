@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import snippet
-from .api import base_url, error_response, sandbox
-from .faults import ENDPOINTS, Fault
-from .orders import FRAUD_STATUSES, iso
+from sandbox import snippet
+from sandbox.api import base_url, error_response, sandbox
+from sandbox.faults import ENDPOINTS, Fault
+from sandbox.orders import FRAUD_STATUSES, iso
 
 control = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
 

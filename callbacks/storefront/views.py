@@ -21,13 +21,19 @@ import re
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from . import checkout, metrics, notify, schemas
-from .checkout import CartRefused
-from .errors import api_error
-from .lifecycle import EmptyCart, KlarnaUnavailable, NoSession
-from .pricing import CartItem, PricingError
-from .store import LeaseBusy
-from .tokens import POLL, check_token, poll_token
+from callbacks.rules import checkout
+
+from callbacks.web import metrics
+
+from callbacks.store import notify
+
+from callbacks.web import schemas
+from callbacks.rules.checkout import CartRefused
+from callbacks.web.errors import api_error
+from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession
+from callbacks.rules.pricing import CartItem, PricingError
+from callbacks.store.database import LeaseBusy
+from callbacks.web.tokens import POLL, check_token, poll_token
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from . import checkout
-from .klarna import KlarnaClient, KlarnaError
-from .klarna_order import Urls, differs, order_payload
-from .shop import Shop
-from .store import Store
+from callbacks.rules import checkout
+from callbacks.klarna.client import KlarnaClient, KlarnaError
+from callbacks.klarna.order import Urls, differs, order_payload
+from callbacks.rules.shop import Shop
+from callbacks.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from .store import Store
+from callbacks.store.database import Store
 
 log = logging.getLogger(__name__)
 

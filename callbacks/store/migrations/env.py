@@ -1,4 +1,4 @@
-"""Alembic environment: always run on the connection that callbacks.migrate hands over."""
+"""Alembic environment: always run on the connection that callbacks.store.migrate hands over."""
 from alembic import context
 
 connection = context.config.attributes["connection"]

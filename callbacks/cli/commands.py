@@ -80,7 +80,7 @@ def replay(paths, url, session, log_ids, order_id, progress, verbose):
     Klarna (KLARNA_API_URL) after its 200. Exit 0 when every reply is right, 1 when any breaks
     Klarna's rules, is a 5xx or differs from `expect`, 2 for bad input (missing file, invalid
     sample, unknown log id, unreachable --url)."""
-    from . import replay as replaying
+    from callbacks.cli import replay as replaying
 
     code = replaying.run(current_app, paths, url=url, session=session, log_ids=log_ids,
                          order_id=order_id, verbose=verbose, progress=progress)
@@ -96,7 +96,7 @@ def replay(paths, url, session, log_ids, order_id, progress, verbose):
 def demo(standalone, service_url, sandbox_url):
     """Drive one scripted checkout through the sandbox (SE/SEK → FI/EUR → purchase → push →
     acknowledge), printing each step, the callbacks, the final state and the event feed."""
-    from . import demo as demo_script
+    from callbacks.cli import demo as demo_script
 
     raise SystemExit(demo_script.main(current_app.config, standalone_mode=standalone,
                                       service_url=service_url, sandbox_url=sandbox_url,

@@ -30,9 +30,9 @@ from urllib.parse import urlencode
 
 import click
 
-from . import rules
-from .schemas import SESSION_ID
-from .tokens import callback_token
+from callbacks.rules import amounts as rules
+from callbacks.web.schemas import SESSION_ID
+from callbacks.web.tokens import callback_token
 
 CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
              "notification")
@@ -444,7 +444,7 @@ def run(app: Any, paths: Sequence[str], *, url: str | None = None, session: str 
         progress = len(payloads) > PROGRESS_OVER and sys.stderr.isatty()
     # In-process, the service logs one INFO line per callback (calllog); the report says it
     # better, so those are hidden unless -v. Warnings (a push that cannot reach Klarna) stay.
-    calllog = logging.getLogger("callbacks.calllog")
+    calllog = logging.getLogger("callbacks.klarna.calllog")
     level = calllog.level
     if not url and not verbose:
         calllog.setLevel(logging.WARNING)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .. import rules
+from callbacks.rules import amounts as rules
 
 ORDER_TTL = timedelta(hours=48)
 AUTHORIZATION_DAYS = 28

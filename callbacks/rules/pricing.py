@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .shop import MAX_AMOUNT, Coupon, Market, Shop, ShippingOption
+from callbacks.rules.shop import MAX_AMOUNT, Coupon, Market, Shop, ShippingOption
 
 MAX_ORDER_LINES = 1000
 

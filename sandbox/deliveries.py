@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import requests
 
-from .orders import iso
-from .replies import NOT_JSON, Reply
+from sandbox.orders import iso
+from sandbox.replies import NOT_JSON, Reply
 
 PLACEHOLDER = "{checkout.order.id}"
 USER_AGENT = "Klarna-Checkout-Sandbox/1.0 (kco-sync)"

@@ -17,7 +17,7 @@ wrong or missing → 401 with Klarna's error body `{error_code, error_messages, 
 
 `BAD_VALUE` messages read `Bad value: <field>` (`order_lines[1].total_tax_amount`, `locale`,
 `merchant_urls.push`, …): missing required properties, malformed country/currency/locale,
-more than 1000 lines, amounts breaking `callbacks.rules.order_errors`, and the four
+more than 1000 lines, amounts breaking `callbacks.rules.amounts.order_errors`, and the four
 synchronous callback URLs not on https (loopback hosts excepted, or all with
 SANDBOX_ALLOW_HTTP_CALLBACKS). A Checkout order expires 48 h (SANDBOX_ORDER_TTL seconds) after
 the last merchant update or shopper interaction, on the sandbox's clock.
@@ -74,10 +74,10 @@ from typing import Mapping
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from .deliveries import CallbackLog, Deliveries, Scheduler
-from .faults import Faults, RequestLog
-from .orders import ApiError, Clock, OrderStore
-from .shopper import Settings, Shopper
+from sandbox.deliveries import CallbackLog, Deliveries, Scheduler
+from sandbox.faults import Faults, RequestLog
+from sandbox.orders import ApiError, Clock, OrderStore
+from sandbox.shopper import Settings, Shopper
 
 DEFAULTS = {
     "SANDBOX_USERNAME": "sandbox",
@@ -115,7 +115,7 @@ class Sandbox:
 def create_sandbox(config: Mapping | None = None) -> Flask:
     """`config`: overrides of DEFAULTS; SANDBOX_USERNAME/_PASSWORD/_PUBLIC_URL may also come
     from the environment (the mapping wins)."""
-    from . import api, control, shopper_control
+    from sandbox import api, control, shopper_control
 
     app = Flask(__name__, static_folder=None)
     app.config.update(DEFAULTS)

@@ -5,7 +5,7 @@ here accepts both and answers in upper case.
 """
 from __future__ import annotations
 
-from .shop import Market, Shop
+from callbacks.rules.shop import Market, Shop
 
 
 def country(code: str | None) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import rules
+from callbacks.rules import amounts as rules
 
 SOMETHING_WENT_WRONG = "Something went wrong. Please try again."
 ERROR_TYPES = ("address_error", "unsupported_shipping_address", "approval_failed")

@@ -291,7 +291,7 @@ def standalone() -> Iterator[tuple[str, str, str]]:
     """kco-sync (on a throwaway SQLite database) and the sandbox, in this process; yields
     (service URL, sandbox URL, API key)."""
     from callbacks import create_app
-    from callbacks.sandbox import create_sandbox
+    from sandbox import create_sandbox
 
     for name in ("", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .deliveries import CallbackLog, Deliveries, callback_url, post
-from .orders import COUNTRY, FRAUD_STATUSES, ApiError, Order, OrderStore, bad_value
-from .replies import APPLIED, APPROVED, Verdict, judge_shipping_service, judge_validation
+from sandbox.deliveries import CallbackLog, Deliveries, callback_url, post
+from sandbox.orders import COUNTRY, FRAUD_STATUSES, ApiError, Order, OrderStore, bad_value
+from sandbox.replies import APPLIED, APPROVED, Verdict, judge_shipping_service, judge_validation
 
 SHIPPING_SERVICE_FIELDS = (
     "order_amount", "order_tax_amount", "order_lines", "billing_address", "shipping_address",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from .api import sandbox
-from .control import describe
-from .orders import ApiError
+from sandbox.api import sandbox
+from sandbox.control import describe
+from sandbox.orders import ApiError
 
 shopper_control = Blueprint("sandbox_shopper", __name__, url_prefix="/_sandbox/orders/<order_id>")
 
