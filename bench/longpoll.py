@@ -8,8 +8,9 @@ The app runs in this process behind a threaded werkzeug server; one HTTP client 
 `/api/sessions/bench/events?after=N&wait=20`; a writer process (its own Store on the same
 database, sharing nothing with the server) commits one cart change and reports the wall-clock
 time just before it sent COMMIT; the latency is the time the client had the full HTTP response
-minus that, so it includes the commit itself (a conservative figure). Between samples the writer waits a random 0–60 ms, so SQLite's 50 ms
-polling is sampled at every phase. The PostgreSQL database named in --pg is emptied.
+minus that, so it includes the commit itself (a conservative figure). Between samples the
+writer waits a random 0–60 ms, so SQLite's 50 ms polling is sampled at every phase. The
+PostgreSQL database named in --pg is emptied.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from callbacks import create_app
+from callbacks import create_app  # noqa: E402
 
 WRITER = """
 import sys, time

@@ -87,7 +87,7 @@ def main() -> None:
     print(f"price_order, median of {REPEATS} repeats (Python {sys.version.split()[0]})")
     for name, s, items, kw in cases:
         priced = price_order(s, items, **kw)
-        seconds, number = per_call(lambda: price_order(s, items, **kw))
+        seconds, number = per_call(lambda s=s, items=items, kw=kw: price_order(s, items, **kw))
         print(f"  {name:<48} {fmt(seconds)} per call   "
               f"({len(priced.order_lines):4d} order lines, {number} calls/repeat)")
 

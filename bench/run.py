@@ -317,7 +317,7 @@ def longpoll_cost(server, sid: str, after: int, waiters: int, seconds: int) -> l
         lock = threading.Lock()
         deadline = time.monotonic() + wait + 10
 
-        def poll():
+        def poll(deadline=deadline, lock=lock, results=results):
             retries = 0
             while time.monotonic() < deadline:
                 conn = http.client.HTTPConnection(host, int(port), timeout=wait + 15)
@@ -371,7 +371,7 @@ def summarize(cells: list[Cell]) -> list[dict]:
     bare = {(c.pool.endpoint, c.pool.size, c.connections): c for c in cells if c.target == "bare"}
     for cell in cells:
         runs = cell.runs
-        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+        med = lambda key, runs=runs: statistics.median(r[key] for r in runs)  # noqa: E731
         row = {"endpoint": cell.pool.endpoint, "cart": cell.pool.size, "db": cell.target,
                "connections": cell.connections, "runs": len(runs), "rps": med("rps"),
                "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "max_ms": med("max_ms"),

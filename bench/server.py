@@ -136,7 +136,7 @@ class Sampler:
             self.peak_kib = max([self.peak_kib, *self.server.memory().values()])
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self._thread.start()
         return self
 

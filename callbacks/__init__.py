@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from callbacks.rules.shop import Shop, load_shop
 from callbacks.store.database import Store
+
+if TYPE_CHECKING:  # imported lazily at run time, see _lifecycle
+    from callbacks.klarna.lifecycle import Lifecycle
 
 
 @dataclass
@@ -17,7 +21,7 @@ class Kco:
 
     shop: Shop
     store: Store
-    lifecycle: "Lifecycle"
+    lifecycle: Lifecycle
 
 
 def create_app(config=None) -> Flask:
@@ -44,10 +48,8 @@ def create_app(config=None) -> Flask:
     app.extensions["kco"] = Kco(shop, store, _lifecycle(app, shop, store))
 
     from callbacks.cli import commands as cli
-
-    from callbacks.web import errors
-
     from callbacks.klarna import views as kco
+    from callbacks.web import errors
     errors.init_app(app)
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
@@ -60,8 +62,8 @@ def create_app(config=None) -> Flask:
 
 def _lifecycle(app: Flask, shop: Shop, store: Store):
     from callbacks.klarna.client import KlarnaClient
-    from callbacks.klarna.order import Urls
     from callbacks.klarna.lifecycle import Lifecycle
+    from callbacks.klarna.order import Urls
 
     cfg = app.config
     urls = Urls(cfg["KCO_PUBLIC_URL"], cfg["KCO_TERMS_URL"], cfg["KCO_CHECKOUT_URL"],

@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from callbacks.rules import amounts as rules
+from callbacks.rules import amounts as rules  # noqa: E402
 from callbacks.rules.shop import load_shop  # noqa: E402
 
 GOODS_LINES = 999

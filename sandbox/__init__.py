@@ -67,9 +67,9 @@ The shopper (shopper.py, deliveries.py, replies.py; views in shopper_control.py;
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Mapping
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 ENDPOINTS = (
     "checkout.create_order", "checkout.read_order", "checkout.update_order",
@@ -31,7 +32,7 @@ class Fault:
     headers: dict = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: Mapping) -> tuple["Fault", int]:
+    def parse(cls, spec: Mapping) -> tuple[Fault, int]:
         """(fault, count) from a control request body; ValueError names the bad field."""
         if not isinstance(spec, Mapping):
             raise ValueError("body")

@@ -17,9 +17,10 @@ import secrets
 import string
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from callbacks.rules import amounts as rules
@@ -69,7 +70,7 @@ def no_such_order(order_id: str, acknowledge: bool = False) -> ApiError:
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 class Clock:
@@ -81,7 +82,7 @@ class Clock:
 
     def now(self) -> datetime:
         with self._lock:
-            return datetime.now(timezone.utc) + self._offset
+            return datetime.now(UTC) + self._offset
 
     def advance(self, seconds: float) -> datetime:
         if seconds < 0:

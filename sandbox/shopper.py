@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from sandbox.deliveries import CallbackLog, Deliveries, callback_url, post
 from sandbox.orders import COUNTRY, FRAUD_STATUSES, ApiError, Order, OrderStore, bad_value

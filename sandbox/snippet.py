@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 SCRIPT = r"""(function (w, d, ctx) {
   var root = d.getElementById(ctx.element);

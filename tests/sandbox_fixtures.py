@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pytest
 import requests
@@ -76,7 +76,7 @@ class SandboxServer:
         self.app = create_sandbox({"SANDBOX_USERNAME": CREDENTIALS[0],
                                    "SANDBOX_PASSWORD": CREDENTIALS[1], **(config or {})})
         mounts = tuple(mounts)
-        wsgi = DispatcherMiddleware(self.app, {m: self.app for m in mounts}) if mounts else self.app
+        wsgi = DispatcherMiddleware(self.app, dict.fromkeys(mounts, self.app)) if mounts else self.app
         self._server = make_server(HOST, 0, wsgi, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_port
         self.url = f"http://{HOST}:{self.port}"
@@ -87,7 +87,7 @@ class SandboxServer:
         self._http = requests.Session()
         self._http.trust_env = False
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         self._thread.start()
         return self
 

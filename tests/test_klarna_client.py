@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from callbacks.klarna.client import (DEFAULT_TIMEOUT, EU_PLAYGROUND, KlarnaClient, KlarnaError,
-                              NA_LIVE, OC_PLAYGROUND)
+from callbacks.klarna.client import DEFAULT_TIMEOUT, EU_PLAYGROUND, NA_LIVE, OC_PLAYGROUND, KlarnaClient, KlarnaError
 from tests.sandbox_fixtures import sample_order, sandbox_server, start_sandbox  # noqa: F401
 
 HOUR = 3600

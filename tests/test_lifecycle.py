@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from callbacks import create_app
-
-from callbacks.rules import amounts as rules
-from callbacks.klarna.order import CALLBACKS
 from callbacks.klarna.lifecycle import KlarnaUnavailable
+from callbacks.klarna.order import CALLBACKS
+from callbacks.rules import amounts as rules
 from callbacks.rules.pricing import CartItem
 from callbacks.web.tokens import callback_token
 

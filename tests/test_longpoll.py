@@ -24,11 +24,10 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from callbacks import create_app
-
 from callbacks.rules import checkout
-from callbacks.store.notify import Notifier
 from callbacks.rules.pricing import CartItem
 from callbacks.store.database import Store
+from callbacks.store.notify import Notifier
 from callbacks.web.tokens import callback_token
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from hypothesis.errors import InvalidArgument
 from callbacks.rules import amounts as rules
 from callbacks.rules.pricing import CartItem, LimitExceeded, NoPrice, UnknownSku, line_tax, price_order
 from callbacks.rules.shop import Coupon, Market, Shop, load_shop, parse_shop
-from tests import strategies as S
+from tests import strategies as S  # noqa: N812 - S reads like st
 
 MAX = 100_000_000
 MAX_LINES = 1000
@@ -67,13 +67,13 @@ def merged(items) -> dict[str, int]:
 
 def model_discounts(gross: dict[str, int], coupon: Coupon | None, currency: str) -> dict[str, int]:
     if coupon is None:
-        return {ref: 0 for ref in gross}
+        return dict.fromkeys(gross, 0)
     if coupon.percent is not None:
         return {ref: half_up(g * coupon.percent, 100) for ref, g in gross.items()}
     total = sum(gross.values())
     budget = min(coupon.amount.get(currency, 0), total)
     if not budget:
-        return {ref: 0 for ref in gross}
+        return dict.fromkeys(gross, 0)
     exact = {ref: Fraction(budget * g, total) for ref, g in gross.items()}
     out = {ref: math.floor(x) for ref, x in exact.items()}
     left = budget - sum(out.values())
@@ -470,7 +470,7 @@ def test_reordering_with_an_amount_coupon_tie_moves_no_cent_between_tax_rates():
 def test_reordering_with_equal_prices_and_an_amount_coupon(case, price, budget, rnd):
     # Every product at one price, so that an amount coupon meets equal remainders all the time.
     shop, items, kw = case
-    flat = {sku: dataclasses.replace(p, prices={c: price for c in p.prices})
+    flat = {sku: dataclasses.replace(p, prices=dict.fromkeys(p.prices, price))
             for sku, p in shop.products.items()}
     shop = dataclasses.replace(shop, products=flat)
     kw["coupon"] = Coupon("TIE", amount={kw["currency"]: budget})

@@ -13,11 +13,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from callbacks import create_app
-
 from callbacks.cli import replay
-
-from callbacks.rules import amounts as rules
 from callbacks.cli.replay import Reply
+from callbacks.rules import amounts as rules
 from callbacks.store.database import callback_log
 
 from .sandbox_fixtures import sample_order, start_sandbox  # noqa: F401 (fixture)
@@ -165,7 +163,7 @@ def test_replay_over_http_against_gunicorn(database_url, klarna_order):
 
 
 def test_a_reply_differing_from_expect_fails_the_run(quiet_app, tmp_path):
-    good = shutil.copy(SAMPLES / "04-validation-se-approved.json", tmp_path / "a-good.json")
+    shutil.copy(SAMPLES / "04-validation-se-approved.json", tmp_path / "a-good.json")
     wrong = json.loads((SAMPLES / "13-address_update-unsupported-shipping-country.json").read_text())
     wrong["expect"] = {"status": 200}
     (tmp_path / "b-wrong.json").write_text(json.dumps(wrong))

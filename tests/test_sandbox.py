@@ -59,7 +59,7 @@ def test_create_answers_201_with_location_and_the_order(sandbox_server, http):
     assert all(f"{name}: function" in order["html_snippet"] for name in ("suspend", "resume", "on"))
     read = http.get(resp.headers["Location"], timeout=5)
     assert read.status_code == 200
-    assert {k: v for k, v in read.json().items()} == order
+    assert dict(read.json().items()) == order
 
 
 def test_merchant_urls_keep_the_placeholder(sandbox_server, http):

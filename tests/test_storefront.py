@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from callbacks.rules import checkout
-
 from callbacks.storefront import views as storefront
 from callbacks.web.tokens import callback_token
 

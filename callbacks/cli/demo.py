@@ -19,8 +19,8 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping
 
 import requests
 
@@ -239,8 +239,9 @@ class Demo:
         summary = {k: state[k] for k in ("session", "version", "market", "purchase_country",
                                          "pending_purchase_country", "shipping_country",
                                          "selected_shipping_option", "klarna")}
+        currency = state["market"]["currency"]
         summary["order"] = {"order_amount": order["order_amount"], "order_tax_amount": order["order_tax_amount"],
-                            "order_lines": [f"{l['quantity']} × {l['reference']} = {money(l['total_amount'], state['market']['currency'])}"
+                            "order_lines": [f"{l['quantity']} × {l['reference']} = {money(l['total_amount'], currency)}"
                                             for l in order["order_lines"]]}
         self.echo("  " + json.dumps(summary, indent=2, ensure_ascii=False).replace("\n", "\n  "))
 
@@ -277,7 +278,7 @@ class _Server:
     def _wsgi(self, environ, start_response):
         return self.app(environ, start_response)
 
-    def start(self) -> "_Server":
+    def start(self) -> _Server:
         self._thread.start()
         return self
 

@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -187,7 +188,7 @@ class KlarnaClient:
         self.session.mount("http://", adapter)
 
     @classmethod
-    def from_config(cls, config: Any, **kw) -> "KlarnaClient":
+    def from_config(cls, config: Any, **kw) -> KlarnaClient:
         """From a `config.Config` or a mapping such as Flask's `app.config`. Optional keys:
         KLARNA_TIMEOUT ("3.05,10"), KLARNA_RETRIES."""
         kw.setdefault("timeout", _setting(config, "KLARNA_TIMEOUT"))
@@ -200,7 +201,7 @@ class KlarnaClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "KlarnaClient":
+    def __enter__(self) -> KlarnaClient:
         return self
 
     def __exit__(self, *exc) -> None:

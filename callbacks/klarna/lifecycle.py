@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from callbacks.rules import checkout
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload
+from callbacks.rules import checkout
 from callbacks.rules.shop import Shop
 from callbacks.store.database import Store
 

@@ -8,8 +8,8 @@ nothing. Pure: the caller passes the settings it needs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import quote
 
 from callbacks.rules.shop import Shop

@@ -11,15 +11,14 @@ import logging
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from callbacks.rules import checkout
-
-from callbacks.web import schemas
-from callbacks.rules.checkout import CartChanged, Rejected, ValidationFailed
+from callbacks.klarna import calllog
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
+from callbacks.rules import checkout
+from callbacks.rules.checkout import CartChanged, Rejected, ValidationFailed
+from callbacks.web import schemas
 from callbacks.web.errors import api_error, klarna_error
 from callbacks.web.tokens import CALLBACK, check_token
-from callbacks.klarna import calllog
 
 log = logging.getLogger(__name__)
 bp = Blueprint("kco", __name__, url_prefix="/kco")

@@ -7,8 +7,9 @@ order would be accepted.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any
 
 MAX_AMOUNT = 100_000_000
 MAX_LINES = 1000

@@ -10,12 +10,10 @@ deep one: deep-copying a 1000-line order took ~5 ms per callback; BENCHMARKS.md)
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
-from callbacks.rules import markets
-
-from callbacks.rules import pricing
+from callbacks.rules import markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
 

@@ -8,10 +8,10 @@ No floats, no exchange rates, no Flask.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
-from callbacks.rules.shop import MAX_AMOUNT, Coupon, Market, Shop, ShippingOption
+from callbacks.rules.shop import MAX_AMOUNT, Coupon, Market, ShippingOption, Shop
 
 MAX_ORDER_LINES = 1000
 

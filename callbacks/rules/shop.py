@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 EXAMPLE_SHOP = Path(__file__).parent / "shops" / "example.toml"
 
@@ -168,7 +169,8 @@ class _Parser:
     def known(self, table: Mapping, key: str, allowed: set[str]):
         for name in table:
             if name not in allowed:
-                self.fail(f"{key}.{name}" if key else name, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+                self.fail(f"{key}.{name}" if key else name,
+                          f"unknown key (expected one of {', '.join(sorted(allowed))})")
 
     def money(self, value, key, low: int = 1) -> Mapping[str, int]:
         what = "a positive integer in minor units" if low else "an integer ≥ 0 in minor units"

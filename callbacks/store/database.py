@@ -16,10 +16,11 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -93,7 +94,7 @@ EVENT_ORDER_LOCK = 0x6B636F  # "kco": the advisory lock that orders event ids on
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def iso(moment: datetime) -> str:
@@ -171,7 +172,7 @@ class SqliteWriters:
 class SessionTx:
     """One locked session inside a write transaction: read `state`, then `save` it once."""
 
-    def __init__(self, conn: sa.Connection, store: "Store", sid: str, row):
+    def __init__(self, conn: sa.Connection, store: Store, sid: str, row):
         self.conn, self.store, self.sid = conn, store, sid
         self.state: dict | None = dict(row.state) if row else None
         self.version: int = row.version if row else 0

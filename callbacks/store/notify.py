@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from callbacks.store.database import Store
 

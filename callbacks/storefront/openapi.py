@@ -16,8 +16,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from callbacks.web import schemas
 from callbacks.store.notify import MAX_WAIT
+from callbacks.web import schemas
 
 bp = Blueprint("openapi", __name__)
 

@@ -21,18 +21,14 @@ import re
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from callbacks.rules import checkout
-
-from callbacks.web import metrics
-
-from callbacks.store import notify
-
-from callbacks.web import schemas
-from callbacks.rules.checkout import CartRefused
-from callbacks.web.errors import api_error
 from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession
+from callbacks.rules import checkout
+from callbacks.rules.checkout import CartRefused
 from callbacks.rules.pricing import CartItem, PricingError
+from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
+from callbacks.web import metrics, schemas
+from callbacks.web.errors import api_error
 from callbacks.web.tokens import POLL, check_token, poll_token
 
 log = logging.getLogger(__name__)
@@ -247,7 +243,7 @@ def put_market(sid: str):
         problem = f"{locale} is not a locale of {market.country} ({', '.join(market.locales)})."
         raise ApiError(422, problem, {"locale": [problem]})
     try:
-        state = app.lifecycle.change_market(sid, market.country, locale and _market_locale(market, locale))
+        app.lifecycle.change_market(sid, market.country, locale and _market_locale(market, locale))
     except NoSession:
         return unknown_session(sid)
     except PricingError as exc:

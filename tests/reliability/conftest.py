@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, settings
 
 from callbacks import create_app
 
-from . import figures
 from ..sandbox_fixtures import sandbox_server, start_sandbox  # noqa: F401 - fixtures
+from . import figures
 
 ROOT = Path(__file__).resolve().parents[2]
 

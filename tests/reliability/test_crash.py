@@ -5,7 +5,8 @@ Real gunicorn (tests/servers.py, gthread, 2 workers × 8 threads); client thread
 address_update and shipping_option_update for many sessions, every request a distinct change (a
 unique shipping region, and for shipping_option_update a unique requested option id, both of
 which the event records). Meanwhile the worker holding the most client connections is SIGKILLed
-(the short form twice, the full form eight times, 1.5 s apart; gunicorn starts a new one). Afterwards, from the database:
+(the short form twice, the full form eight times, 1.5 s apart; gunicorn starts a new one).
+Afterwards, from the database:
 
 * every request that got a 2xx has exactly its one event (found by its unique marker);
 * no session is half-written: versions 1..N without gaps, the state's version is N, and the
@@ -24,10 +25,9 @@ import time
 
 import requests
 
-from . import figures
 from ..servers import free_port, gunicorn
-from .realserver import (assert_whole, busiest_worker, callback_url, env_for, gunicorn_pids,
-                         prepared, read_back)
+from . import figures
+from .realserver import assert_whole, busiest_worker, callback_url, env_for, gunicorn_pids, prepared, read_back
 
 COUNTRIES = ("SE", "FI", "DE", "NL", "AT", "DK", "NO", "FR", "GB", "CH")
 

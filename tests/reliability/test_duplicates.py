@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from . import figures
 from ..conftest import kco_url
 from ..payloads import validation_body
 from ..test_lifecycle import put_cart
+from . import figures
 
 COPIES = 100
 

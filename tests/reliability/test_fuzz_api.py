@@ -16,7 +16,8 @@ import math
 import pytest
 import schemathesis
 import sqlalchemy as sa
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode

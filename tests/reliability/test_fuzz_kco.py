@@ -16,19 +16,19 @@ from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from callbacks.rules import amounts as rules
-from callbacks.web.schemas import ORDER_ID, SESSION_ID
 from callbacks.store.database import callback_log, events, sessions
+from callbacks.web.schemas import ORDER_ID, SESSION_ID
 from callbacks.web.tokens import callback_token, poll_token
 
-from . import figures
-from .bodies import (NASTY_STRINGS, bodies, encode, valid_notification_body,
-                     valid_shipping_body, valid_validation_body)
-from .contract import assert_klarna_error, assert_our_error
 from ..payloads import validation_body
 from ..test_lifecycle import put_cart
+from . import figures
+from .bodies import NASTY_STRINGS, bodies, encode, valid_notification_body, valid_shipping_body, valid_validation_body
+from .contract import assert_klarna_error, assert_our_error
 
 SHIPPING_SERVICE = ("address_update", "shipping_option_update", "country_change")
 KLARNA_ERROR_TYPES = {"address_error", "unsupported_shipping_address", "approval_failed"}

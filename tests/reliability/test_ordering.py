@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from callbacks import create_app
 from callbacks.rules.shop import load_shop
 
-from . import figures
 from ..conftest import kco_url
 from ..test_lifecycle import put_cart
+from . import figures
 
 SHOP = load_shop()
 MARKETS = sorted(SHOP.markets)

@@ -27,11 +27,11 @@ import sqlalchemy as sa
 from callbacks.store.database import callback_log, events, sessions
 from callbacks.web.tokens import callback_token, poll_token
 
+from ..conftest import kco_url
+from ..servers import gunicorn
 from . import figures
 from .contract import assert_our_error
 from .realserver import SECRET, env_for, prepared
-from ..conftest import kco_url
-from ..servers import gunicorn
 
 MIB = 1024 * 1024
 CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
@@ -236,7 +236,7 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
     base, port, database_url = server
     slow_clients, seconds = scale.pick(4, 6), scale.pick(3.0, 10.0)
     payload = json.dumps({**BODY, "pad": "x" * 4000}).encode()
-    done = threading.Event()
+    threading.Event()
     sent_bytes = []
 
     def dribble(n: int) -> None:
