@@ -6,8 +6,8 @@ let anyone forge them.
 """
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from pathlib import Path
 
 DEV_CALLBACK_SECRET = "dev-callback-secret-change-me"
@@ -60,12 +60,25 @@ class Config:
         if self.TESTING:
             self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"
             self.KCO_API_KEY = self.KCO_API_KEY or "test-api-key"
-        if not self.KCO_CALLBACK_SECRET:
-            warnings.warn("KCO_CALLBACK_SECRET is not set: using the development key", stacklevel=3)
-            self.KCO_CALLBACK_SECRET = DEV_CALLBACK_SECRET
-        if not self.KCO_API_KEY:
-            warnings.warn("KCO_API_KEY is not set: using the development key", stacklevel=3)
-            self.KCO_API_KEY = DEV_API_KEY
+        unset = [n for n in ("KCO_CALLBACK_SECRET", "KCO_API_KEY") if not getattr(self, n)]
+        if unset:
+            _warn_development_keys(unset)
+        self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or DEV_CALLBACK_SECRET
+        self.KCO_API_KEY = self.KCO_API_KEY or DEV_API_KEY
+
+
+_warned: set[str] = set()
+
+
+def _warn_development_keys(unset: list[str]) -> None:
+    """One line per process: every `flask kco …` command and every gunicorn worker builds a
+    Config (some several), and a newcomer should see the warning, not a wall of it."""
+    fresh = [n for n in unset if n not in _warned]
+    if fresh:
+        _warned.update(fresh)
+        logging.getLogger("config").warning(
+            "%s not set: using the development key%s (never in production)",
+            " and ".join(fresh) + (" is" if len(fresh) == 1 else " are"), "s" * (len(fresh) > 1))
 
 
 class ProductionConfig(Config):

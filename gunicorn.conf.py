@@ -1,11 +1,21 @@
 """gunicorn reads this file from the working directory by itself (its default `--config`).
 
 The worker class, workers and threads are in the Procfile; this file only tells each worker its
-real thread count (the long-poll limit is derived from it) and keeps the Prometheus
-multiprocess directory right (docs/long-poll.md, callbacks/metrics.py).
+real thread count (the long-poll limit is derived from it), keeps the Prometheus
+multiprocess directory right (docs/long-poll.md, callbacks/metrics.py) and turns gunicorn's
+control socket off (below).
 """
 import os
 from pathlib import Path
+
+# gunicorn 25+ opens a control socket for `gunicornc` at one per-user path
+# ($XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl): the service and the sandbox
+# that scripts/run.sh starts, or the servers a test run starts at once, would take it from each
+# other. Off unless GUNICORN_CONTROL_SOCKET names a path for this server alone.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
 
 
 def on_starting(server):

@@ -13,7 +13,9 @@ def migrate():
     """Bring the database schema up to date (safe to run repeatedly)."""
     store = current_app.extensions["kco"].store
     revision = store.migrate()
-    click.echo(f"database {store.engine.url.render_as_string(hide_password=True)} is at revision {revision}")
+    if not store.migrated:  # a migration (perhaps the app's own at start-up) logged its line
+        click.echo(f"database {store.engine.url.render_as_string(hide_password=True)} "
+                   f"is at revision {revision}: nothing to migrate")
 
 
 class Days(click.ParamType):

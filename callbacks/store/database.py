@@ -241,11 +241,16 @@ class Store:
         self._writers = (nullcontext if self.is_postgres
                          else SqliteWriters(self.engine.url.database))
         self._after_commit: list[Callable[[int], None]] = []
+        self.migrated = False
 
     # -- schema ------------------------------------------------------------------------------
     def migrate(self) -> str:
+        """Bring the schema up to date; returns the revision. `self.migrated` remembers whether
+        this Store ever changed the schema (then the migration said so in the log)."""
         from callbacks.store.migrate import upgrade
-        return upgrade(self.engine)
+        before, after = upgrade(self.engine)
+        self.migrated = self.migrated or before != after
+        return after
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
