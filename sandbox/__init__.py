@@ -16,10 +16,10 @@ wrong or missing → 401 with Klarna's error body `{error_code, error_messages, 
     POST /ordermanagement/v1/orders/{id}/acknowledge   204 (idempotent) | 404 NO_SUCH_ORDER
 
 `BAD_VALUE` messages read `Bad value: <field>` (`order_lines[1].total_tax_amount`, `locale`,
-`merchant_urls.push`, …): missing required properties, malformed country/currency/locale,
-more than 1000 lines, amounts breaking `callbacks.rules.amounts.order_errors`, and the four
-synchronous callback URLs not on https (loopback hosts excepted, or all with
-SANDBOX_ALLOW_HTTP_CALLBACKS). A Checkout order expires 48 h (SANDBOX_ORDER_TTL seconds) after
+`merchant_urls.push`, …) for every constraint of Klarna's order schema (order_schema.py:
+lengths, patterns, enums, ranges, required fields, https callback URLs — loopback hosts
+excepted, or all with SANDBOX_ALLOW_HTTP_CALLBACKS) and amounts breaking
+`callbacks.rules.amounts.order_errors`. A Checkout order expires 48 h (SANDBOX_ORDER_TTL seconds) after
 the last merchant update or shopper interaction, on the sandbox's clock.
 
 Test controls (no auth; JSON in and out):

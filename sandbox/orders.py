@@ -1,8 +1,9 @@
-"""The sandbox's state: a movable clock, Klarna's validation rules, and the in-memory orders.
+"""The sandbox's in-memory orders: create, read, update, complete, acknowledge, expire.
 
 No Flask here. Every method of `OrderStore` takes the store's lock and hands back copies, so
 views (and, later, the shopper simulation in shopper.py) never share a mutable order between
-threads; `OrderStore.mutate` is the one way to change an order in place.
+threads; `OrderStore.mutate` is the one way to change an order in place. What a create or
+update body must be is order_schema.py's business; the clock is clock.py's.
 
 Expiry (kco-reference.md §6): a Checkout order lives 48 h after the last merchant update or
 shopper interaction (`touched_at`); after that the Checkout API answers 404. A completed order
@@ -11,19 +12,22 @@ stays readable in Order Management, which has its own authorization expiry (`exp
 from __future__ import annotations
 
 import copy
-import ipaddress
-import re
 import secrets
 import string
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from callbacks.rules import amounts as rules
+from sandbox.clock import Clock, iso
+from sandbox.errors import ApiError, bad_value, no_such_order, not_found
+from sandbox.order_schema import COUNTRY, order_errors
+
+# Re-exported: the views and the shopper import these from here.
+__all__ = ["ApiError", "Clock", "COUNTRY", "FRAUD_STATUSES", "Order", "OrderStore", "bad_value",
+           "iso", "not_found", "no_such_order", "order_errors"]
 
 ORDER_TTL = timedelta(hours=48)
 AUTHORIZATION_DAYS = 28
@@ -38,127 +42,6 @@ WRITABLE = (
     "shipping_options", "merchant_data", "gui", "merchant_requested", "recurring", "tags",
     "discount_lines",
 )
-REQUIRED = ("purchase_country", "purchase_currency", "locale", "order_amount",
-            "order_tax_amount", "order_lines", "merchant_urls")
-REQUIRED_URLS = ("terms", "checkout", "confirmation", "push")
-HTTPS_URLS = ("validation", "shipping_option_update", "address_update", "country_change")
-PATTERNS = {
-    "purchase_country": re.compile(r"[A-Za-z]{2}"),
-    "purchase_currency": re.compile(r"[A-Za-z]{3}"),
-    "locale": re.compile(r"[A-Za-z]{2}(?:-[A-Za-z]{2})*"),
-}
-COUNTRY = re.compile(r"[A-Za-z]{2}")
-
-
-class ApiError(Exception):
-    """An answer in Klarna's error shape: `{error_code, error_messages, correlation_id}`."""
-
-    def __init__(self, status: int, error_code: str, messages: list[str] | str):
-        super().__init__(error_code)
-        self.status, self.error_code = status, error_code
-        self.messages = [messages] if isinstance(messages, str) else list(messages)
-
-
-def not_found(order_id: str) -> ApiError:
-    return ApiError(404, "NOT_FOUND",
-                    "We did not find any order with given ID. You need to create a new order.")
-
-
-def no_such_order(order_id: str, acknowledge: bool = False) -> ApiError:
-    text = f"Order {order_id} cannot be found."
-    return ApiError(404, "NO_SUCH_ORDER", text + (" Acknowledgement not possible." if acknowledge else ""))
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-class Clock:
-    """Real UTC time plus an offset that tests move forward with `advance(seconds)`."""
-
-    def __init__(self):
-        self._offset = timedelta()
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self._offset
-
-    def advance(self, seconds: float) -> datetime:
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-        return self.now()
-
-    @property
-    def offset_seconds(self) -> float:
-        with self._lock:
-            return self._offset.total_seconds()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._offset = timedelta()
-
-
-# --- Klarna's rules for a create or update body ----------------------------------------------
-
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
-def _url_errors(urls: Any, allow_http: bool) -> list[str]:
-    if not isinstance(urls, Mapping):
-        return ["merchant_urls"]
-    errors = [f"merchant_urls.{k}" for k in REQUIRED_URLS if not urls.get(k)]
-    for key, value in urls.items():
-        if not isinstance(value, str) or len(value) > 2000:
-            errors.append(f"merchant_urls.{key}")
-            continue
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            errors.append(f"merchant_urls.{key}")
-        elif key in HTTPS_URLS and parts.scheme != "https" and not (allow_http or _loopback(parts.hostname)):
-            errors.append(f"merchant_urls.{key}")  # "must be https" (kco-reference.md §1)
-    return errors
-
-
-def order_errors(order: Mapping, *, allow_http_callbacks: bool = False) -> list[str]:
-    """Every field Klarna would answer `Bad value: <field>` for; [] when the order is fine.
-    `order` is the whole order (for an update: the stored one with the update applied)."""
-    errors = [f for f in REQUIRED if order.get(f) is None]
-    for name, pattern in PATTERNS.items():
-        value = order.get(name)
-        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
-            errors.append(name)
-    if order.get("merchant_urls") is not None:
-        errors += _url_errors(order["merchant_urls"], allow_http_callbacks)
-    for name, limit in (("merchant_reference1", 255), ("merchant_reference2", 255),
-                        ("merchant_data", 6000)):
-        value = order.get(name)
-        if value is not None and not (isinstance(value, str) and len(value) <= limit):
-            errors.append(name)
-    for name in ("shipping_countries", "billing_countries"):
-        value = order.get(name)
-        if value is not None and not (isinstance(value, list)
-                                      and all(isinstance(c, str) and COUNTRY.fullmatch(c) for c in value)):
-            errors.append(name)
-    for name in ("billing_address", "shipping_address", "customer", "options", "gui"):
-        if order.get(name) is not None and not isinstance(order[name], Mapping):
-            errors.append(name)
-    if order.get("shipping_options") is not None:
-        errors += rules.shipping_option_errors(order["shipping_options"])
-    errors += rules.order_errors(order)  # amounts, taxes, ≤ 1000 lines
-    return list(dict.fromkeys(errors))
-
-
-def bad_value(errors: list[str]) -> ApiError:
-    return ApiError(400, "BAD_VALUE", [f"Bad value: {e}" for e in errors])
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -279,7 +162,8 @@ class OrderStore:
                 changes.pop("billing_address", None)
                 changes.pop("shipping_address", None)
             merged = {**order.data, **changes}
-            errors = order_errors(merged, allow_http_callbacks=self.allow_http_callbacks)
+            writable = {k: v for k, v in merged.items() if k in WRITABLE}
+            errors = order_errors(writable, allow_http_callbacks=self.allow_http_callbacks)
             if errors:
                 raise bad_value(errors)
             now = self.clock.now()
