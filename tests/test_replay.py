@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -19,11 +22,11 @@ from callbacks.rules import amounts as rules
 from callbacks.store.database import callback_log
 
 from .sandbox_fixtures import sample_order, start_sandbox  # noqa: F401 (fixture)
-from .servers import free_port, gunicorn
+from .servers import ROOT, free_port, gunicorn
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
-FRAUD_SESSION = "web-fraud-review-1"  # the push and notification samples' session
+FRAUD_SESSION = "web-fraud-review-1"
 SECRET = "replay-test-secret"
 
 
@@ -40,14 +43,10 @@ def quiet_app(sqlite_url):
     app.extensions["kco"].store.dispose()
 
 
-@pytest.fixture
-def klarna_order(start_sandbox):
-    """The sandbox as Klarna, holding a completed order of the fraud-review session, rejected
-    by Klarna's fraud check: what the push and notification samples need Klarna to know."""
-    sandbox = start_sandbox()
-    order = sandbox.client().create_order(sample_order(merchant_reference2=FRAUD_SESSION))
-    sandbox.complete(order["order_id"], fraud_status="REJECTED")
-    return sandbox, order["order_id"]
+def prepared_orders(sandbox) -> dict[str, dict]:
+    """The orders replay made at the sandbox for the samples that need one, by fraud_status."""
+    orders = sandbox.control("GET", "/orders")["orders"]
+    return {o["fraud_status"]: sandbox.inspect(o["order_id"]) for o in orders}
 
 
 def invoke(app, *args):
@@ -124,34 +123,72 @@ def test_the_discount_sample_is_approved_for_the_session_that_has_the_coupon(qui
 
 
 # -- replaying them ----------------------------------------------------------------------------
-def test_every_sample_replays_clean_in_process(database_url, klarna_order):
-    sandbox, order_id = klarna_order
+def test_every_sample_replays_clean_in_process(database_url, start_sandbox):
+    sandbox = start_sandbox()
     app = make_app(database_url, KLARNA_API_URL=sandbox.url)
     try:
-        result = invoke(app, SAMPLES, "--order-id", order_id)
+        result = invoke(app, SAMPLES)
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
         assert lines[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
         for path in SAMPLE_FILES:
             assert any(line.startswith("ok") and f" {path.name} " in line for line in lines), path.name
         store = app.extensions["kco"].store
+        # Replay made the two orders the push and notification samples need, one per session.
+        made = prepared_orders(sandbox)
+        assert set(made) == {"ACCEPTED", "REJECTED"}
+        pushed, rejected = made["ACCEPTED"], made["REJECTED"]
+        assert pushed["order"]["merchant_reference2"] != rejected["order"]["merchant_reference2"]
         # The push's after-reply work ran in-process: the order was recorded and acknowledged.
-        assert store.completed_order(order_id)["acknowledged_at"] is not None
-        assert sandbox.inspect(order_id)["acknowledged"] >= 1
+        assert store.completed_order(pushed["order_id"])["acknowledged_at"] is not None
+        assert pushed["acknowledged"] >= 1
         # The fraud notification was verified with Order Management and recorded.
-        assert store.get_state(FRAUD_SESSION)["klarna"]["fraud_status"] == "REJECTED"
+        state = store.get_state(rejected["order"]["merchant_reference2"])
+        assert state["klarna"] == {**state["klarna"], "order_id": rejected["order_id"],
+                                   "fraud_status": "REJECTED"}
     finally:
         app.extensions["kco"].store.dispose()
 
 
-def test_replay_over_http_against_gunicorn(database_url, klarna_order):
-    sandbox, order_id = klarna_order
+def test_an_explicit_order_id_is_used_instead_of_a_prepared_order(database_url, start_sandbox):
+    sandbox = start_sandbox()
+    order = sandbox.client().create_order(sample_order(merchant_reference2=FRAUD_SESSION))
+    sandbox.complete(order["order_id"], fraud_status="REJECTED")
+    app = make_app(database_url, KLARNA_API_URL=sandbox.url)
+    try:
+        result = invoke(app, SAMPLES / "22-notification-fraud-risk-rejected.json",
+                        "--order-id", order["order_id"], "--session", FRAUD_SESSION)
+        assert result.exit_code == 0, result.output
+        assert len(sandbox.control("GET", "/orders")["orders"]) == 1  # nothing prepared
+        assert app.extensions["kco"].store.get_state(FRAUD_SESSION)["klarna"]["fraud_status"] == "REJECTED"
+    finally:
+        app.extensions["kco"].store.dispose()
+
+
+def test_a_sample_needing_an_order_fails_plainly_when_klarna_is_not_the_sandbox(
+        quiet_app, broken_service):
+    """Real Klarna (here: a server without /_sandbox) cannot be told to complete an order."""
+    base, replies = broken_service
+    json_type = {"Content-Type": "application/json"}
+    replies["orders"] = (201, {"Location": f"{base}/checkout/v3/orders/o-1", **json_type}, "{}")
+    replies["o-1"] = (200, json_type, json.dumps({"order_id": "o-1"}))
+    replies["complete"] = (404, {}, "Not Found")
+    quiet_app.config["KLARNA_API_URL"] = base
+    result = invoke(quiet_app, SAMPLES / "22-notification-fraud-risk-rejected.json")
+    assert result.exit_code == 1, result.output
+    assert "not sent:" in result.output and "it is not the sandbox" in result.output
+    assert "pass --order-id" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_replay_over_http_against_gunicorn(database_url, start_sandbox):
+    sandbox = start_sandbox()
     env = {"DATABASE_URL": database_url, "KCO_CALLBACK_SECRET": SECRET, "KCO_API_KEY": "k",
            "KLARNA_API_URL": sandbox.url, "KLARNA_USERNAME": "sandbox", "KLARNA_PASSWORD": "sandbox"}
-    app = make_app(database_url)  # only the secret matters: the server does the work
+    app = make_app(database_url, KLARNA_API_URL=sandbox.url)
     try:
         with gunicorn(env) as base:
-            result = invoke(app, SAMPLES, "--url", base, "--order-id", order_id)
+            result = invoke(app, SAMPLES, "--url", base)
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
         assert "→ " in result.output  # the 303s came back as redirects, not followed
@@ -160,6 +197,24 @@ def test_replay_over_http_against_gunicorn(database_url, klarna_order):
         assert logged == len(SAMPLE_FILES)  # the server logged every one of them
     finally:
         app.extensions["kco"].store.dispose()
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_replay_command_exits_0_against_the_service_and_the_sandbox(tmp_path):
+    """What scripts/run.sh starts (gunicorn for each), then the README's command, twice: the
+    second run against the same database makes fresh orders and sessions, so it passes too."""
+    sandbox_port, service_port = free_port(), free_port()
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'kco.sqlite3'}", "KCO_CALLBACK_SECRET": SECRET,
+           "KCO_API_KEY": "k", "KLARNA_API_URL": f"http://127.0.0.1:{sandbox_port}",
+           "KCO_PUBLIC_URL": f"http://127.0.0.1:{service_port}"}
+    with gunicorn(env, app="sandbox_wsgi:app", workers=1, port=sandbox_port), \
+            gunicorn(env, port=service_port) as base:
+        for _ in range(2):
+            run = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "kco", "replay",
+                                  "samples/", "--url", base], cwd=ROOT, env={**os.environ, **env},
+                                 capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert run.stdout.splitlines()[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
 
 
 def test_a_reply_differing_from_expect_fails_the_run(quiet_app, tmp_path):

@@ -67,7 +67,8 @@ def reconcile():
               help="Replay the callback log entry ID (its scrubbed request) to the same callback "
                    "and session (or --session). Repeatable.")
 @click.option("--order-id", metavar="ID", help="Use this Klarna order id for every payload "
-              "(URL, and the body of validation and notification).")
+              "(URL, and the body of validation and notification). Without it, a sample that "
+              "needs a completed order (klarna_order) gets a new one at the sandbox first.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr; default: on when more than 10 payloads and stderr "
                    "is a terminal (the report then follows the bar).")

@@ -1,0 +1,58 @@
+"""Replay's preparation: the Klarna order a sample needs (`klarna_order` in samples/README.md).
+
+A push or a notification is checked against Order Management, so it only earns its 200 when
+Klarna knows the order, completed, with `merchant_reference2` naming the session. Against the
+sandbox (KLARNA_API_URL, with this app's credentials) replay makes that order first: the
+checkout order kco-sync itself would send for a one-item cart, created through the Checkout
+API, then completed with the sample's fraud_status through the sandbox's `/_sandbox` control.
+Real Klarna has no such control; there such a sample needs `--order-id` of a real order.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from callbacks.klarna.client import KlarnaError
+from callbacks.klarna.order import order_payload
+from callbacks.rules import checkout
+from callbacks.rules.pricing import CartItem, PricingError
+
+CONTROL_TIMEOUT = (3.05, 10.0)
+
+
+class NotPrepared(Exception):
+    """Why the order could not be made; the payload is reported as failed, not sent."""
+
+
+def klarna_order(app: Any, session: str, wanted: Mapping) -> str:
+    """Create and complete an order for `session` at the sandbox; returns its order id."""
+    kco = app.extensions["kco"]
+    base = app.config["KLARNA_API_URL"].rstrip("/")
+    try:
+        order = kco.lifecycle.client.create_order(order_payload(kco.shop, _state(kco.shop, session),
+                                                                kco.lifecycle.urls))
+    except KlarnaError as exc:
+        raise NotPrepared(f"could not create the order it needs at {base}: {exc}") from None
+    try:
+        resp = requests.post(f"{base}/_sandbox/orders/{order['order_id']}/complete",
+                             json={"fraud_status": wanted["fraud_status"]}, timeout=CONTROL_TIMEOUT)
+    except requests.RequestException as exc:
+        raise NotPrepared(f"could not complete the order it needs at {base}: "
+                          f"{type(exc).__name__}") from None
+    if resp.status_code != 200:
+        raise NotPrepared(f"{base} completed no order ({resp.status_code}): it is not the sandbox; "
+                          "pass --order-id of a completed order whose merchant_reference2 is "
+                          "the --session")
+    return order["order_id"]
+
+
+def _state(shop: Any, session: str) -> dict:
+    """The session's state with the first product the default market can price in its cart."""
+    for reference in sorted(shop.products):
+        try:
+            return checkout.new_state(shop, session, items=[CartItem(reference, 1)])
+        except PricingError:
+            continue
+    raise NotPrepared("the shop has no product its default market can price")
