@@ -1,5 +1,5 @@
 """The sandbox's movable clock: real UTC time plus an offset that tests move forward, so 48-hour
-expiry and 28-day authorizations can be tried in a second (kco-reference.md §6)."""
+expiry and 28-day authorizations can be tried in a second (docs/klarna.md §6)."""
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,5 @@
 """Klarna's error answers, as the sandbox raises them: `{error_code, error_messages,
-correlation_id}` with Klarna's codes and wording (kco-reference.md §6, §7)."""
+correlation_id}` with Klarna's codes and wording (docs/klarna.md §6, §7)."""
 from __future__ import annotations
 
 

@@ -2,7 +2,7 @@
 
 The constraints are Klarna's published OpenAPI document's (`components.schemas.order` and what
 it references: `order_line`, `shipping_option`, `merchant_urls`, `options`, `customer`,
-`address`, `payment_provider`, `discount_line`, …; kco-reference.md §4), written down here as
+`address`, `payment_provider`, `discount_line`, …; docs/klarna.md §4), written down here as
 JSON Schema so that an order the sandbox accepts is one Klarna accepts. Where the document says
 a rule in words only ("must be https", "Non-negative", "possible values: …", "1-8 characters"),
 the rule is here too. Klarna's amount arithmetic (line totals, taxes within ±1, order totals)
