@@ -79,7 +79,6 @@
     this._running = false;
     this._poll = null;       // AbortController of the long-poll in flight
     this._api = null;        // Klarna's api object once a snippet is mounted
-    this._attachedTo = null; // the window._klarnaCheckout function we registered on
     this._writes = Promise.resolve();
     this._marketFollow = null;
     this._onVisibility = this._visibility.bind(this);
@@ -343,28 +342,33 @@
       if (container && (reply.order_id !== self.orderId || !container.firstChild)) {
         self._api = null;
         mountSnippet(container, reply.html_snippet || "");
+        self._attach();
       }
       self.orderId = reply.order_id;
-      self._attach();
       self._apply(reply.state);
       self._emit("checkout", { order_id: reply.order_id });
       return reply;
     }, function (err) { self._emit("error", err); throw err; });
   };
 
+  /** Once per mounted snippet: hold the api and register our one listener per event. Before
+   * Klarna's script has run, queue the call the way Klarna's own snippet stub does. */
   Sync.prototype._attach = function () {
-    var self = this, klarna = root._klarnaCheckout;
-    if (typeof klarna !== "function" || (this._api && this._attachedTo === klarna)) { return; }
-    this._attachedTo = klarna;
-    klarna(function (api) {
+    var self = this;
+    if (typeof root._klarnaCheckout !== "function") {
+      root._klarnaCheckout = function () {
+        (root._klarnaCheckout.q = root._klarnaCheckout.q || []).push(arguments);
+      };
+    }
+    root._klarnaCheckout(function (api) {
       self._api = api;
       var handlers = {};
       KLARNA_EVENTS.forEach(function (name) {
         handlers[name] = function (data) { self._klarnaEvent(name, data); };
       });
-      api.on(handlers);  // once per snippet: Klarna keeps one listener per event
+      api.on(handlers);  // Klarna keeps one listener per event: these are ours
+      if (self.state) { self._followCountry(self.state); }
     });
-    if (this.state) { this._followCountry(this.state); }
   };
 
   Sync.prototype._klarnaEvent = function (name, data) {
