@@ -274,3 +274,18 @@ def test_buy_sends_the_page_to_the_confirmation_which_shows_the_thank_you_frame(
     thanks = tab.frame_locator(FRAME)
     assert thanks.locator("h1").text_content() == "Thank you for your purchase"
     assert thanks.locator('[data-sandbox="order-amount"]').get_attribute("data-value") == "62700"
+
+
+def test_client_validation_lets_the_page_stop_or_allow_the_purchase(tab, servers):
+    sandbox, merchant = servers
+    order_id = create(servers, options={"require_client_validation": True})
+    frame = open_checkout(tab, servers, order_id)
+    tab.evaluate("""() => window.kco.on({validation_callback: (data, callback) =>
+        callback({should_proceed: false, message: "Accept the newsletter terms first"})})""")
+    frame.locator('button[data-sandbox="buy"]').click()
+    expect_text = frame.locator('[data-sandbox="message"]')
+    expect_text.filter(has_text="Accept the newsletter terms first").wait_for()
+    assert sandbox.inspect(order_id)["status"] == "checkout_incomplete"
+    tab.evaluate("() => window.kco.on({validation_callback: (data, callback) => callback({should_proceed: true})})")
+    frame.locator('button[data-sandbox="buy"]').click()
+    tab.wait_for_url(f"{merchant.url}/confirmation?klarna_order_id={order_id}")
