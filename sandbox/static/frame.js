@@ -265,6 +265,7 @@
     }
   }
   function navigate(url) {
+    if (!/^https?:\/\//i.test(String(url))) { say("The shop sent an address we cannot open."); return; }
     send({ action: "navigate", url: url });
     w.setTimeout(function () {   // a page that did not run the snippet's script
       try { w.top.location.href = url; } catch (err) { w.location.href = url; }
