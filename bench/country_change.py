@@ -19,13 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from browser_run import launch, running  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-WATCH_PAGE = """() => new Promise(resolve => {
+WATCH_PAGE = """() => { window.__eur = new Promise(resolve => {
   const el = document.querySelector('[data-kco="currency"]');
   new MutationObserver(() => {
     if (el.textContent === 'EUR') resolve(performance.timeOrigin + performance.now());
   }).observe(el, {childList: true, characterData: true, subtree: true});
-  window.__eurSeen = null;
-})"""
+}); }"""
 STAMP_CLICK = """() => { document.querySelector('button[data-sandbox="save-address"]')
   .addEventListener('click', () => { window.__clicked = performance.timeOrigin + performance.now(); },
                     {capture: true, once: true}); }"""
@@ -42,10 +41,10 @@ def one(browser, service: str) -> float:
     expect(frame_locator.locator('[data-sandbox="currency"]')).to_have_text("SEK")
     frame = next(f for f in page.frames if "/sandbox/checkout/" in f.url)
     frame.evaluate(STAMP_CLICK)
-    seen = page.evaluate_handle(WATCH_PAGE)  # a promise, resolved by the mutation
+    page.evaluate(WATCH_PAGE)  # window.__eur: a promise, resolved by the mutation
     frame_locator.locator('select[name="billing_country"]').select_option("FI")
     frame_locator.locator('button[data-sandbox="save-address"]').click()
-    shown = page.evaluate("p => p", seen)
+    shown = page.evaluate("window.__eur")
     clicked = frame.evaluate("window.__clicked")
     context.close()
     return shown - clicked
@@ -59,7 +58,7 @@ def main() -> None:
         times = []
         for i in range(runs):
             times.append(one(browser, service))
-            print(f"run {i + 1:2d}: {times[-1]:7.1f} ms")
+            print(f"run {i + 1:2d}: {times[-1]:7.1f} ms", flush=True)
         browser.close()
     print(f"median of {runs}: {statistics.median(times):.1f} ms "
           f"(min {min(times):.1f}, max {max(times):.1f})")
