@@ -46,6 +46,12 @@ class Config:
         self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
+        # Storefront origins whose pages may call /api/sessions/* (comma-separated); none by
+        # default: same-origin pages need no CORS.
+        self.KCO_CORS_ORIGINS = _env("KCO_CORS_ORIGINS", "")
+        # The demo shop pages (/, /cart, /checkout, /confirmation, /terms): on outside
+        # production, off in production unless KCO_SHOP_PAGES=1.
+        self.KCO_SHOP_PAGES = _env("KCO_SHOP_PAGES", "0" if self.PRODUCTION else "1") != "0"
         self.finish()
 
     def finish(self):

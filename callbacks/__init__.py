@@ -56,6 +56,11 @@ def create_app(config=None) -> Flask:
     storefront.init_app(app)  # /api, /healthz, /metrics, long-poll listener
     from callbacks.storefront.openapi import bp as openapi_bp
     app.register_blueprint(openapi_bp)  # GET /openapi.json
+    from callbacks.web import browser
+    browser.init_app(app)  # POST /api/sessions/<sid>/browser-token; CORS for KCO_CORS_ORIGINS
+    if app.config["KCO_SHOP_PAGES"]:
+        from callbacks.shopfront import views as shopfront
+        app.register_blueprint(shopfront.bp)  # the demo shop: /, /cart, /checkout, …
     cli.init_app(app)
     return app
 

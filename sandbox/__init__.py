@@ -63,6 +63,12 @@ The shopper (shopper.py, deliveries.py, replies.py; views in shopper_control.py;
     POST   /_sandbox/orders/{id}/push            one extra push now
     GET    /_sandbox/orders/{id}/log             the callbacks sent and the replies, and the
                                                  push / notification schedules
+
+The checkout iframe of `html_snippet` (frame.py, templates/, static/; docs/sandbox.md): a page
+a person clicks through, its actions going through the same shopper flow:
+
+    GET    /sandbox/checkout/{id}/frame · …/confirmation · …/order (JSON)
+    POST   /sandbox/checkout/{id}/address · …/shipping_option · …/purchase · …/suspend · …/resume
 """
 from __future__ import annotations
 
@@ -115,7 +121,7 @@ class Sandbox:
 def create_sandbox(config: Mapping | None = None) -> Flask:
     """`config`: overrides of DEFAULTS; SANDBOX_USERNAME/_PASSWORD/_PUBLIC_URL may also come
     from the environment (the mapping wins)."""
-    from sandbox import api, control, shopper_control
+    from sandbox import api, control, frame, shopper_control
 
     app = Flask(__name__, static_folder=None)
     app.config.update(DEFAULTS)
@@ -132,6 +138,7 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     app.register_blueprint(api.ordermanagement)
     app.register_blueprint(control.control)
     app.register_blueprint(shopper_control.shopper_control)
+    app.register_blueprint(frame.frame)
 
     app.register_error_handler(ApiError, api.handle_api_error)
 

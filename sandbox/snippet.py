@@ -1,66 +1,25 @@
-"""The sandbox's `html_snippet`: a stand-in for Klarna's iframe with the real JavaScript API.
+"""The sandbox's `html_snippet`: like Klarna's, an iframe plus the JavaScript API around it.
 
-The page that embeds it gets `window._klarnaCheckout(function (api) {...})` (kco-reference.md §9)
-with `api.suspend(options)` (auto-resume after 10 s unless `{autoResume: {enabled: false}}`),
-`api.resume()` and `api.on({event: handler, ...})` (one listener per event, a new one replaces
-the old). Calls queued in `window._klarnaCheckout.q` before the snippet ran are replayed. `load`
-(or `load_confirmation` for a completed order) fires once, asynchronously, so listeners
-registered right after inserting the snippet see it. `window.__klarnaSandbox.emit(name, data)`
-lets the sandbox's shopper simulation (shopper.py) fire the other events later.
+The iframe is the sandbox's checkout page (frame.py), or its confirmation page once the order is
+complete. The page that embeds the snippet gets `window._klarnaCheckout(function (api) {...})`
+(kco-reference.md §9): `api.suspend(options)` (auto-resume after 10 s unless
+`{autoResume: {enabled: false}}`; a page may set `window._klarnaCheckoutAutoResumeMs` so a
+test need not wait 10 s), `api.resume()` and `api.on({event: handler, ...})` (one listener per
+event, a new one replaces the old). Calls queued in `window._klarnaCheckout.q` before the
+snippet ran are replayed. The events come from the iframe (static/frame.js); the script
+(static/klarna-checkout.js) accepts them only from that iframe and the sandbox's origin, and
+notes every suspend, resume and event in `window._klarnaCheckoutLog` for tests.
 """
 from __future__ import annotations
 
 import html
 import json
 from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
-SCRIPT = r"""(function (w, d, ctx) {
-  var root = d.getElementById(ctx.element);
-  var listeners = {};
-  var state = { suspended: false, timer: null };
-  function show(busy) {
-    if (!root) { return; }
-    root.style.opacity = busy ? "0.5" : "";
-    root.setAttribute("aria-busy", busy ? "true" : "false");
-  }
-  function emit(name, data) {
-    var handler = listeners[name];
-    if (typeof handler !== "function") { return false; }
-    try { handler(data); } catch (err) { if (w.console) { w.console.error(err); } }
-    return true;
-  }
-  var api = {
-    suspend: function (options) {
-      var auto = !(options && options.autoResume && options.autoResume.enabled === false);
-      if (state.timer) { w.clearTimeout(state.timer); state.timer = null; }
-      state.suspended = true;
-      show(true);
-      if (auto) { state.timer = w.setTimeout(api.resume, 10000); }
-    },
-    resume: function () {
-      if (state.timer) { w.clearTimeout(state.timer); state.timer = null; }
-      state.suspended = false;
-      show(false);
-    },
-    on: function (handlers) {
-      for (var name in handlers) {
-        if (Object.prototype.hasOwnProperty.call(handlers, name)) { listeners[name] = handlers[name]; }
-      }
-    }
-  };
-  var queued = (w._klarnaCheckout && w._klarnaCheckout.q) || [];
-  w._klarnaCheckout = function (callback) {
-    if (typeof callback === "function") { callback(api); }
-  };
-  w._klarnaCheckout.q = [];
-  w.__klarnaSandbox = {
-    orderId: ctx.orderId,
-    emit: emit,
-    isSuspended: function () { return state.suspended; }
-  };
-  for (var i = 0; i < queued.length; i++) { w._klarnaCheckout.apply(w, queued[i]); }
-  w.setTimeout(function () { emit(ctx.loadEvent, ctx.loadData); }, 0);
-})(window, document, %s);"""
+SCRIPT = (Path(__file__).parent / "static" / "klarna-checkout.js").read_text(encoding="utf-8")
+FRAME_ID = "klarna-checkout-iframe"
 
 
 def _script_json(value) -> str:
@@ -83,25 +42,23 @@ def render(order: Mapping, base_url: str) -> str:
     """The snippet for a Checkout order body (`checkout_view`); a confirmation once complete."""
     order_id = str(order["order_id"])
     complete = order.get("status") == "checkout_complete"
-    element = f"klarna-sandbox-{order_id}"
-    title = "Thank you for your purchase" if complete else "Klarna Checkout"
-    context = {
-        "element": element, "orderId": order_id,
-        "loadEvent": "load_confirmation" if complete else "load",
-        "loadData": {} if complete else {"customer": {"type": "person"}},
-    }
+    page = "confirmation" if complete else "frame"
+    src = f"{base_url.rstrip('/')}/sandbox/checkout/{quote(order_id, safe='')}/{page}"
+    parts = urlsplit(base_url)
+    title = "Klarna Checkout confirmation" if complete else "Klarna Checkout"
+    amount = _money(order.get("order_amount"), order.get("purchase_currency"))
+    context = {"frame": FRAME_ID, "orderId": order_id,
+               "origin": f"{parts.scheme}://{parts.netloc}" if parts.netloc else None}
     e = html.escape
     return (
-        '<div id="klarna-checkout-container" style="overflow: hidden;">'
-        f'<div id="{e(element)}" class="klarna-sandbox" data-order-id="{e(order_id)}" '
-        f'data-status="{e(str(order.get("status", "")))}" data-sandbox-url="{e(base_url)}" '
-        'style="border: 1px dashed #999; padding: 1em; font-family: sans-serif;">'
-        f'<strong>{e(title)} (sandbox)</strong>'
-        f'<p>Order <code>{e(order_id)}</code>: '
-        f'{e(_money(order.get("order_amount"), order.get("purchase_currency")))}</p>'
-        '</div>'
+        '<div id="klarna-checkout-container" style="overflow-x: hidden;">'
+        f'<iframe id="{FRAME_ID}" name="{FRAME_ID}" src="{e(src)}" '
+        f'title="{e(title)} (sandbox): order {e(order_id)}, {e(amount)}" '
+        f'data-order-id="{e(order_id)}" data-status="{e(str(order.get("status", "")))}" '
+        'scrolling="no" frameborder="0" '
+        'style="height: 640px; width: 1px; min-width: 100%; border: 0; display: block;"></iframe>'
         '<script type="text/javascript">/* <![CDATA[ */'
-        + SCRIPT % _script_json(context)
+        + SCRIPT.replace("__KCO_SANDBOX_CONTEXT__", _script_json(context))
         + '/* ]]> */</script>'
         '<noscript>Please enable JavaScript.</noscript>'
         '</div>'

@@ -9,6 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# The browser suite (tests/browser) drives Debian's Chromium by path; Playwright's own browser
+# download is not used. Install it where it is missing and we may (root); elsewhere the suite
+# skips with the reason, or fails under KCO_REQUIRE_BROWSER=1 (.ci/run).
+if [ ! -x "${KCO_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Chromium for the browser tests (apt-get install -y chromium)"
+  apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi
 # Lint first (configured in pyproject.toml): a style error fails the run before any test.
 .venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"

@@ -67,7 +67,7 @@ def test_the_key_is_case_sensitive_but_the_scheme_is_not(client, app, put_cart):
     assert client.get("/api/markets", headers={"Authorization": f"Bearer {key.upper()}"}).status_code == 401
 
 
-def test_poll_token_opens_its_own_session_read_only(client, put_cart, poll_token_for):
+def test_browser_token_opens_its_own_session_only(client, put_cart, poll_token_for):
     put_cart("s-1", [(TSHIRT, 1)])
     put_cart("s-2", [(HOODIE, 1)])
     token = poll_token_for("s-1")
@@ -75,12 +75,12 @@ def test_poll_token_opens_its_own_session_read_only(client, put_cart, poll_token
     assert state.status_code == 200 and state.get_json()["session"] == "s-1"
     feed = client.get(f"/api/sessions/s-1/events?token={token}")
     assert feed.status_code == 200 and [e["session"] for e in feed.get_json()["events"]] == ["s-1"]
-    # ...and nothing else: another session, the global feed, the markets, a write.
+    # ...and nothing else: another session, the global feed, the markets, another's cart.
     assert_error(client.get(f"/api/sessions/s-2/state?token={token}"), 401)
     assert_error(client.get(f"/api/sessions/s-2/events?token={token}"), 401)
     assert_error(client.get(f"/api/events?token={token}"), 401)
     assert_error(client.get(f"/api/markets?token={token}"), 401)
-    assert_error(client.put(f"/api/sessions/s-1/cart?token={token}", json={"items": []}), 401)
+    assert_error(client.put(f"/api/sessions/s-2/cart?token={token}", json={"items": []}), 401)
 
 
 def test_callback_token_is_not_a_poll_token(client, app, put_cart, poll_token_for):

@@ -2,9 +2,9 @@
 
 Views are thin: parse (schemas.py) → decide (checkout.py) → record (store.py, one
 transaction) → reply. Every answer under /api, errors included, is JSON; errors use our body
-(§7.4) and name the problem. Authentication is `Authorization: Bearer {KCO_API_KEY}`; the two
-session GETs also take `?token={poll token}` (§6.1), which opens that one session and nothing
-else, read-only.
+(§7.4) and name the problem. Authentication is `Authorization: Bearer {KCO_API_KEY}`, or the
+session's browser token (callbacks/web/browser.py), which opens that one session's state, feed,
+cart, market and checkout load, and nothing else.
 
 Long-polls (`wait=S`) sleep in callbacks/notify.py without a database connection; see
 docs/long-poll.md for how many gunicorn threads serve how many waiting browsers.
@@ -27,16 +27,14 @@ from callbacks.rules.checkout import CartRefused
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
-from callbacks.web import metrics, schemas
+from callbacks.web import browser, metrics, schemas
 from callbacks.web.errors import api_error
-from callbacks.web.tokens import POLL, check_token, poll_token
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("storefront", __name__, url_prefix="/api")
 ops = Blueprint("ops", __name__)
 
-POLL_TOKEN_ENDPOINTS = {"storefront.get_state", "storefront.session_events"}
 EVENT_ID = re.compile(r"^[0-9]{1,18}$")
 MAX_LISTED_ERRORS = 5
 
@@ -66,14 +64,12 @@ def authenticate():
     sid = (request.view_args or {}).get("sid")
     if _bearer_ok():
         g.api_auth = "key"
-    elif (request.endpoint in POLL_TOKEN_ENDPOINTS and request.method in ("GET", "HEAD")
-          and check_token(current_app.config["KCO_CALLBACK_SECRET"], POLL, sid,
-                          request.args.get("token"))):
-        g.api_auth = "poll-token"
+    elif browser.token_opens():
+        g.api_auth = "browser-token"
     else:
         message = ("Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}"
-                   + (" (or ?token= with this session's poll token)"
-                      if request.endpoint in POLL_TOKEN_ENDPOINTS else "") + ".")
+                   + (" (or this session's unexpired browser token)"
+                      if request.endpoint in browser.OPENS else "") + ".")
         return api_error(401, message, headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
     if sid is not None and not schemas.SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
@@ -225,9 +221,9 @@ def load_checkout(sid: str):
                          {"klarna": klarna_errors(exc)})
     except LeaseBusy as exc:
         return api_error(409, str(exc), headers={"Retry-After": "1"})
-    token = poll_token(current_app.config["KCO_CALLBACK_SECRET"], sid)
+    token = browser.issue(sid)  # a fresh 48 h for the page, as Klarna's order got one
     return jsonify(order_id=loaded.order["order_id"], html_snippet=loaded.order.get("html_snippet"),
-                   poll_token=token, state=loaded.state)
+                   poll_token=token["browser_token"], **token, state=loaded.state)
 
 
 @bp.put("/sessions/<sid>/market")

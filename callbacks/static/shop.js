@@ -1,0 +1,222 @@
+/* The demo shop's pages (callbacks/shopfront): everything goes through kco-sync.js with the
+ * session's browser token, as on a merchant's own page. Stable hooks: docs/browser.md. */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("kco-config").textContent);
+  var page = document.body.getAttribute("data-page");
+  var catalogue = config.catalogue;
+  var sync = KcoSync.connect({ session: config.session, token: config.browser_token });
+  // For tests and the curious: what the page saw, with performance.now() times.
+  var log = [];
+  window.kcoShop = { sync: sync, log: log, config: config };
+  ["state", "market", "totals", "order_completed", "error", "event", "gap", "connection",
+   "checkout", "klarna"].forEach(function (name) {
+    sync.on(name, function (detail) {
+      log.push({ t: performance.now(), name: name,
+                 version: sync.state ? sync.state.version : null,
+                 currency: sync.state ? sync.state.market.currency : null,
+                 id: detail && detail.id, type: detail && detail.type,
+                 message: detail && detail.message, klarna: detail && detail.name });
+    });
+  });
+
+  function all(selector) { return Array.prototype.slice.call(document.querySelectorAll(selector)); }
+  function set(hook, text, value) {
+    all('[data-kco="' + hook + '"]').forEach(function (el) {
+      el.textContent = text;
+      if (value !== undefined) { el.setAttribute("data-value", String(value)); }
+    });
+  }
+  function language() {
+    var locale = sync.state ? sync.state.market.locale : null;
+    return (locale || "").split("-")[0];
+  }
+  function money(minor, currency) {
+    var locale = sync.state ? sync.state.market.locale : undefined;
+    try {
+      return new Intl.NumberFormat(locale, { style: "currency", currency: currency }).format(minor / 100);
+    } catch (e) {
+      return (minor / 100).toFixed(2) + " " + currency;
+    }
+  }
+  function currentCurrency() {
+    if (sync.state) { return sync.state.market.currency; }
+    var home = catalogue.markets.filter(function (m) { return m.country === catalogue.default_country; })[0];
+    return home.currency;
+  }
+  function showError(err) {
+    var box = document.querySelector('[data-kco="error"]');
+    if (!box) { return; }
+    box.hidden = !err;
+    box.textContent = err ? (err.message || String(err)) : "";
+  }
+  function cartItems() {
+    return sync.state ? sync.state.cart.items.map(function (i) {
+      return { reference: i.reference, quantity: i.quantity };
+    }) : [];
+  }
+  function changeQuantity(reference, quantity, add) {
+    var items = cartItems(), found = false;
+    items.forEach(function (i) {
+      if (i.reference === reference) { i.quantity = add ? i.quantity + quantity : quantity; found = true; }
+    });
+    if (!found && quantity > 0) { items.push({ reference: reference, quantity: quantity }); }
+    showError(null);
+    return sync.setCart(items.filter(function (i) { return i.quantity > 0; }))
+      .then(ensureCheckout, showError);
+  }
+
+  // -- rendering -------------------------------------------------------------------------
+  function renderMarkets() {
+    var select = document.querySelector('[data-kco="market"]');
+    if (!select) { return; }
+    if (!select.options.length) {
+      catalogue.markets.forEach(function (m) {
+        var option = document.createElement("option");
+        option.value = m.country;
+        option.textContent = m.country + " (" + m.currency + ")";
+        select.appendChild(option);
+      });
+      select.addEventListener("change", function () {
+        showError(null);
+        if (!sync.state) {  // no session yet: an empty cart in that market first
+          sync.setCart([]).then(function () { return sync.setMarket(select.value, null); })
+            .catch(showError);
+          return;
+        }
+        sync.setMarket(select.value, null).catch(showError);
+      });
+    }
+    select.value = sync.state ? sync.state.market.country : catalogue.default_country;
+  }
+
+  function renderFacts() {
+    var s = sync.state, currency = currentCurrency();
+    set("currency", currency);
+    set("locale", s ? s.market.locale : "–");
+    set("version", s ? String(s.version) : "0");
+    var amount = s ? s.order.order_amount : 0;
+    set("order-amount", money(amount, currency), amount);
+    set("count", String(cartItems().reduce(function (n, i) { return n + i.quantity; }, 0)));
+    set("total", money(amount, currency), amount);
+    set("tax-amount", money(s ? s.order.order_tax_amount : 0, currency), s ? s.order.order_tax_amount : 0);
+  }
+
+  function renderProducts() {
+    var box = document.querySelector('[data-kco="products"]');
+    if (!box) { return; }
+    var currency = currentCurrency(), lang = language();
+    box.innerHTML = "";
+    catalogue.products.forEach(function (p) {
+      var card = document.createElement("div");
+      card.className = "product";
+      card.setAttribute("data-sku", p.sku);
+      var name = document.createElement("h2");
+      name.textContent = (p.names && p.names[lang]) || p.name;
+      var price = document.createElement("p");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("data-kco-add", p.sku);
+      if (p.prices[currency] === undefined) {
+        price.textContent = "Not sold in " + currency;
+        button.disabled = true;
+      } else {
+        price.textContent = money(p.prices[currency], currency);
+      }
+      button.textContent = "Add to cart";
+      button.addEventListener("click", function () { changeQuantity(p.sku, 1, true); });
+      card.appendChild(name); card.appendChild(price); card.appendChild(button);
+      box.appendChild(card);
+    });
+  }
+
+  function renderLines() {
+    var body = document.querySelector('[data-kco="lines"]');
+    if (!body) { return; }
+    var s = sync.state, lines = s ? s.order.order_lines : [];
+    var currency = currentCurrency();
+    body.innerHTML = "";
+    if (!lines.length) {
+      body.innerHTML = '<tr><td colspan="4">Your cart is empty.</td></tr>';
+      return;
+    }
+    var editable = page === "cart" || page === "checkout";
+    lines.forEach(function (line) {
+      var row = document.createElement("tr");
+      row.setAttribute("data-line-type", line.type || "physical");
+      row.setAttribute("data-reference", line.reference || "");
+      var name = document.createElement("td");
+      name.textContent = line.name;
+      var qty = document.createElement("td");
+      var goods = line.type === "physical" || line.type === "digital" || !line.type;
+      if (goods && editable) {
+        var input = document.createElement("input");
+        input.type = "number"; input.min = "0"; input.max = "10000"; input.value = line.quantity;
+        input.setAttribute("data-kco-qty", line.reference);
+        input.setAttribute("aria-label", "Quantity of " + line.name);
+        input.addEventListener("change", function () {
+          var n = parseInt(input.value, 10);
+          if (!(n >= 0)) { input.value = line.quantity; return; }
+          changeQuantity(line.reference, n, false);
+        });
+        qty.appendChild(input);
+      } else {
+        qty.textContent = String(line.quantity);
+      }
+      var unit = document.createElement("td"); unit.className = "num";
+      unit.textContent = money(line.unit_price, currency);
+      var total = document.createElement("td"); total.className = "num";
+      total.textContent = money(line.total_amount, currency);
+      row.appendChild(name); row.appendChild(qty); row.appendChild(unit); row.appendChild(total);
+      body.appendChild(row);
+    });
+  }
+
+  function renderConfirmation() {
+    var status = document.querySelector('[data-kco="order-status"]');
+    if (!status || !sync.state) { return; }
+    var k = sync.state.klarna || {};
+    status.textContent = k.status || "unknown";
+    status.setAttribute("data-value", k.status || "");
+    status.setAttribute("data-acknowledged", k.acknowledged ? "true" : "false");
+  }
+
+  function render() {
+    renderMarkets(); renderFacts(); renderProducts(); renderLines(); renderConfirmation();
+  }
+
+  // -- the checkout ----------------------------------------------------------------------
+  var container = document.getElementById("kco-checkout");
+  var loading = null;
+  function ensureCheckout() {
+    if (!container || !sync.state || !sync.state.cart.items.length || loading) { return; }
+    if (sync.orderId) { return; }  // loaded: writes update Klarna's order themselves
+    loading = sync.loadCheckout(container).then(function () { loading = null; }, function (err) {
+      loading = null;
+      showError(err);
+    });
+  }
+
+  sync.on("state", render);
+  sync.on("error", function (err) { if (err && err.status) { showError(err); } });
+  sync.on("connection", function (c) { document.body.setAttribute("data-online", String(c.online)); });
+  sync.on("event", function (e) { set("last-event", e.type); });
+  sync.on("order_completed", renderConfirmation);
+  render();
+
+  if (container) {
+    sync.refresh().then(function () {
+      if (!sync.state.cart.items.length) {
+        container.innerHTML = '<p>Your cart is empty. <a href="/">Add products</a> first.</p>';
+      }
+      ensureCheckout();
+    }, function (err) {
+      if (err.status === 404) {
+        container.innerHTML = '<p>Your cart is empty. <a href="/">Add products</a> first.</p>';
+      } else { showError(err); }
+    });
+  }
+  if (config.confirmation_snippet) {
+    KcoSync.mountSnippet(document.getElementById("kco-confirmation"), config.confirmation_snippet);
+  }
+})();

@@ -1,0 +1,108 @@
+"""Fixtures for the browser suite: the service and the sandbox as real gunicorn processes, and
+Debian's Chromium launched by path (Playwright's own browser download is not used).
+
+Without a Chromium the suite skips with the reason — unless KCO_REQUIRE_BROWSER=1 (.ci/run sets
+it), where it fails: CI must not pass by skipping. A failing test leaves a screenshot and the
+page's console log under instance/browser-artifacts/ for CI to keep.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.servers import ROOT, free_port, gunicorn
+
+CHROMIUM = os.environ.get("KCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRE = os.environ.get("KCO_REQUIRE_BROWSER") == "1"
+ARTIFACTS = ROOT / "instance" / "browser-artifacts"
+API_KEY = "browser-test-api-key"
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        message = (f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set KCO_CHROMIUM)")
+        if REQUIRE:
+            pytest.fail(message + " — KCO_REQUIRE_BROWSER=1")
+        pytest.skip(message)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory, browser_type_launch_args):
+    """(service URL, sandbox URL); one pair for the whole suite, every test its own session."""
+    sandbox_port, service_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    service_url = f"http://127.0.0.1:{service_port}"
+    db = tmp_path_factory.mktemp("browser") / "kco.sqlite3"
+    sandbox_env = {"SANDBOX_PUBLIC_URL": sandbox_url}
+    service_env = {"DATABASE_URL": f"sqlite:///{db}", "KCO_PUBLIC_URL": service_url,
+                   "KLARNA_API_URL": sandbox_url, "KCO_API_KEY": API_KEY,
+                   "KCO_CALLBACK_SECRET": "browser-test-callback-secret-0123456789",
+                   "KCO_ENV": "development"}
+    with gunicorn(sandbox_env, app="sandbox_wsgi:app", workers=1, threads=16, port=sandbox_port):
+        with gunicorn(service_env, workers=1, threads=48, port=service_port):
+            yield service_url, sandbox_url
+
+
+@pytest.fixture
+def service(servers):
+    return servers[0]
+
+
+@pytest.fixture
+def sandbox_url(servers):
+    return servers[1]
+
+
+@pytest.fixture
+def api(service):
+    """The merchant's back end: the API with the key, for setting things up and checking."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {API_KEY}"
+
+    def call(method: str, path: str, **kw):
+        response = session.request(method, service + path, timeout=30, **kw)
+        return response
+    yield call
+    session.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def shop(page, service, request):
+    """A Playwright page on the demo shop; its console goes to a log that a failure keeps."""
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+    page.set_default_timeout(15_000)
+    page.goto(service + "/")
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-120:]
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception as exc:  # noqa: BLE001 - the console log is still worth keeping
+            console.append(f"[screenshot failed] {exc}")
+        (ARTIFACTS / f"{name}.console.log").write_text("\n".join(console) + "\n", encoding="utf-8")

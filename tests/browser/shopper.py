@@ -1,0 +1,55 @@
+"""What a shopper does on the demo shop, through the stable hooks of docs/browser.md only."""
+from __future__ import annotations
+
+from playwright.sync_api import FrameLocator, Page, expect
+
+TSHIRT, MUG, COFFEE = "TSHIRT-BLUE-M", "MUG-ENAMEL", "COFFEE-DARK-500"
+
+
+def session_of(page: Page) -> str:
+    return page.evaluate("window.kcoShop.config.session")
+
+
+def version(page: Page) -> int:
+    return int(page.locator('[data-kco="version"]').first.inner_text())
+
+
+def add(page: Page, sku: str, times: int = 1) -> None:
+    for _ in range(times):
+        before = version(page)
+        page.locator(f'[data-kco-add="{sku}"]').click()
+        expect(page.locator('[data-kco="version"]').first).not_to_have_text(str(before))
+
+
+def open_checkout(page: Page) -> FrameLocator:
+    page.locator('a[data-kco-go="checkout"]').first.click()
+    page.wait_for_url("**/checkout")
+    frame = page.frame_locator("#klarna-checkout-iframe")
+    amount = page.locator('[data-kco="order-amount"]').first
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute(
+        "data-value", amount.get_attribute("data-value") or "")
+    return frame
+
+
+def klarna_log(page: Page) -> list[dict]:
+    return page.evaluate("window._klarnaCheckoutLog || []")
+
+
+def resource(page: Page, path_end: str) -> list[dict]:
+    """Resource timings (performance.now() clock, like the Klarna log) of requests to …path_end."""
+    return page.evaluate("""(end) => performance.getEntriesByType('resource')
+        .filter(e => new URL(e.name).pathname.endsWith(end))
+        .map(e => ({start: e.startTime, end: e.responseEnd}))""", path_end)
+
+
+def assert_suspended_around(page: Page, path_end: str) -> None:
+    """Klarna's suspend came before the write to …path_end, and resume after its answer."""
+    writes = resource(page, path_end)
+    assert writes, f"no request to {path_end}"
+    write = writes[-1]
+    log = klarna_log(page)
+    suspends = [e["t"] for e in log if e["kind"] == "suspend" and e["t"] <= write["start"]]
+    resumes = [e["t"] for e in log if e["kind"] == "resume" and e["t"] >= write["end"]
+               and not (e.get("data") or {}).get("auto")]  # ours, not the 10 s safeguard
+    assert suspends, f"no suspend before the write: {log}"
+    assert resumes, f"no resume after the write: {log}"

@@ -1,0 +1,98 @@
+"""The demo shop in Chromium: the page, kco-sync.js and the sandbox's iframe together."""
+from __future__ import annotations
+
+import re
+
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.shopper import COFFEE, MUG, TSHIRT, add, assert_suspended_around, open_checkout, session_of
+
+
+def test_products_in_the_cart_show_in_the_checkout_iframe(shop, api):
+    add(shop, TSHIRT, 2)
+    add(shop, MUG)
+    expect(shop.locator('[data-kco="currency"]').first).to_have_text("SEK")
+    frame = open_checkout(shop)
+    state = api("GET", f"/api/sessions/{session_of(shop)}/state").json()
+    amount = str(state["order"]["order_amount"])
+    expect(shop.locator('[data-kco="order-amount"]').first).to_have_attribute("data-value", amount)
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", amount)
+    expect(frame.locator('[data-sandbox="currency"]')).to_have_text("SEK")
+    expect(shop.locator(f'[data-kco-qty="{TSHIRT}"]')).to_have_value("2")
+
+
+def test_billing_country_finland_in_the_iframe_reprices_the_page_in_euro(shop, api):
+    add(shop, TSHIRT)
+    add(shop, COFFEE)
+    sek = int(shop.locator('[data-kco="order-amount"]').first.get_attribute("data-value"))
+    frame = open_checkout(shop)
+    frame.locator('select[name="billing_country"]').select_option("FI")
+    frame.locator('input[name="postal_code"]').fill("00100")
+    frame.locator('button[data-sandbox="save-address"]').click()
+    expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+    expect(shop.locator('[data-kco="locale"]').first).to_have_text(re.compile(r"^(sv|fi|en)-FI$"))
+    state = api("GET", f"/api/sessions/{session_of(shop)}/state").json()
+    eur = state["order"]["order_amount"]
+    assert eur != sek and state["market"]["currency"] == "EUR"
+    expect(shop.locator('[data-kco="order-amount"]').first).to_have_attribute("data-value", str(eur))
+    # The page moved Klarna's purchase country itself: suspend → PUT market → resume.
+    expect(frame.locator('[data-sandbox="purchase-country"]')).to_have_text("FI")
+    assert state["purchase_country"] == "FI" and state["pending_purchase_country"] is None
+    assert_suspended_around(shop, "/market")
+    expect(frame.locator('[data-sandbox="currency"]')).to_have_text("EUR")
+
+
+def test_a_quantity_changed_on_the_page_updates_klarnas_order(shop, api, sandbox_url):
+    add(shop, TSHIRT)
+    frame = open_checkout(shop)
+    shop.locator(f'[data-kco-qty="{TSHIRT}"]').fill("3")
+    shop.locator(f'[data-kco-qty="{TSHIRT}"]').dispatch_event("change")
+    state_amount = shop.locator('[data-kco="order-amount"]').first
+    expect(state_amount).to_have_attribute("data-value", str(3 * 19900))  # free shipping over 499
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", str(3 * 19900))
+    order_id = api("GET", f"/api/sessions/{session_of(shop)}/state").json()["klarna"]["order_id"]
+    at_klarna = requests.get(f"{sandbox_url}/_sandbox/orders/{order_id}", timeout=10).json()
+    assert at_klarna["order"]["order_amount"] == 3 * 19900
+    assert_suspended_around(shop, "/cart")
+
+
+def test_another_shipping_option_changes_the_totals(shop):
+    add(shop, TSHIRT)
+    frame = open_checkout(shop)
+    before = shop.locator('[data-kco="order-amount"]').first.get_attribute("data-value")
+    frame.locator('input[name="shipping_option"][value="postnord-home"]').check()
+    amount = shop.locator('[data-kco="order-amount"]').first
+    expect(amount).to_have_attribute("data-value", str(19900 + 4900))
+    assert before == str(19900 + 2900)
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", str(19900 + 4900))
+
+
+def test_a_us_address_with_a_state_adds_a_sales_tax_line(shop, api):
+    add(shop, TSHIRT)
+    frame = open_checkout(shop)
+    frame.locator('select[name="billing_country"]').select_option("US")
+    frame.locator('input[name="region"]').fill("CA")
+    frame.locator('input[name="postal_code"]').fill("94103")
+    frame.locator('button[data-sandbox="save-address"]').click()
+    expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
+    tax_row = shop.locator('[data-kco="lines"] tr[data-line-type="sales_tax"]')
+    expect(tax_row).to_have_count(1)
+    state = api("GET", f"/api/sessions/{session_of(shop)}/state").json()
+    tax = next(line for line in state["order"]["order_lines"] if line["type"] == "sales_tax")
+    assert tax["total_amount"] > 0 and state["billing_region"] == "CA"
+    expect(frame.locator('[data-sandbox="currency"]')).to_have_text("USD")
+
+
+def test_buying_lands_on_the_confirmation_of_the_completed_order(shop, api):
+    add(shop, TSHIRT)
+    frame = open_checkout(shop)
+    frame.locator('button[data-sandbox="buy"]').click()
+    shop.wait_for_url("**/confirmation?*")
+    status = shop.locator('[data-kco="order-status"]')
+    expect(status).to_have_attribute("data-value", "checkout_complete")
+    expect(status).to_have_attribute("data-acknowledged", "true")  # the feed saw order_acknowledged
+    feed = api("GET", f"/api/sessions/{session_of(shop)}/events").json()["events"]
+    assert "order_acknowledged" in [e["type"] for e in feed]
+    expect(shop.frame_locator("#klarna-checkout-iframe").locator('[data-sandbox="order-id"]')).to_have_text(
+        api("GET", f"/api/sessions/{session_of(shop)}/state").json()["klarna"]["order_id"])
