@@ -18,20 +18,8 @@ def migrate():
                    f"is at revision {revision}: nothing to migrate")
 
 
-class Days(click.ParamType):
-    name = "DAYS"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        text = str(value).strip()
-        if not (text.isascii() and text.isdigit()) or int(text) < 1:
-            self.fail(f"{value!r} is not a whole number of days ≥ 1.", param, ctx)
-        return int(text)
-
-
 @kco_cli.command("purge")
-@click.option("--older-than", "days", required=True, type=Days(),
+@click.option("--older-than", "days", required=True, type=click.IntRange(min=1),
               help="Delete callback log entries older than this many days (a whole number ≥ 1).")
 def purge(days: int):
     """Delete old callback log entries (the only personal data kept, scrubbed; DESIGN.md §10)."""

@@ -60,7 +60,3 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
 
 def _current(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
-
-
-def head() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()

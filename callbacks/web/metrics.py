@@ -81,7 +81,3 @@ def init_app(app: Flask) -> Metrics:
     app.extensions["kco_metrics"] = registry
     app.register_blueprint(bp)
     return registry
-
-
-def get() -> Metrics | None:
-    return current_app.extensions.get("kco_metrics")
