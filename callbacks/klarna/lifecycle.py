@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload
 from callbacks.rules import checkout
+from callbacks.rules.checkout import Decision
 from callbacks.rules.shop import Shop
-from callbacks.store.database import Store
+from callbacks.rules.state import EventType, SessionState
+from callbacks.store.database import LeaseBusy, SessionTx, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,24 @@ class KlarnaUnavailable(Exception):
         self.error = error
 
 
+class NotSynced(Exception):
+    """A storefront change is saved, but the open Klarna order could not be brought in step:
+    `cause` is the KlarnaUnavailable or LeaseBusy that stopped it."""
+
+    def __init__(self, cause: KlarnaUnavailable | LeaseBusy):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class WrongSession(Exception):
     """A push or notification whose Klarna order belongs to another session."""
 
 
 @dataclass
 class Loaded:
-    state: dict
+    state: SessionState
     order: dict  # Klarna's order, with html_snippet
-    outcome: str | None  # the event recorded, or None when nothing changed
+    outcome: EventType | None  # the event recorded, or None when nothing changed
 
 
 def reason(error: KlarnaError) -> str:
@@ -99,7 +110,14 @@ class Lifecycle:
 
     def sync(self, sid: str) -> Loaded | None:
         """After a cart or market change: update an open Klarna order (a new one when Klarna
-        refuses); None when the session has no open order yet (nothing at Klarna to update)."""
+        refuses); None when the session has no open order yet (nothing at Klarna to update).
+        Raises NotSynced when Klarna cannot be brought in step: the change itself stays."""
+        try:
+            return self._sync(sid)
+        except (KlarnaUnavailable, LeaseBusy) as exc:
+            raise NotSynced(exc) from exc
+
+    def _sync(self, sid: str) -> Loaded | None:
         with self.store.lease(sid):
             state = self.store.get_state(sid)
             if state is None:
@@ -111,23 +129,20 @@ class Lifecycle:
                 return None  # Klarna needs lines; the next checkout load will refuse an empty cart
             return self._update_or_recreate(sid, order_id, order_payload(self.shop, state, self.urls))
 
-    def change_market(self, sid: str, country: str, locale: str | None) -> dict:
+    def change_market(self, sid: str, country: str, locale: str | None) -> SessionState:
         """PUT …/market: the purchase country itself changes (a callback cannot do that).
         Changes the session only; `sync` then brings the open Klarna order in step."""
-        with self.store.session(sid) as tx:
+        def decide(tx: SessionTx) -> Decision:
             if tx.state is None:
                 raise NoSession(sid)
             market = self.shop.market(country)
             base = {**copy.deepcopy(tx.state), "purchase_country": market.country}
-            decision_state = checkout.reprice(
-                self.shop, checkout.switch_market(self.shop, base, country,
-                                                  locale or tx.state["market"]["locale"]))
-            if checkout.changed(tx.state, decision_state):
-                tx.save(decision_state, "market_changed",
-                        {"market": {"old": tx.state["market"], "new": decision_state["market"]},
-                         "purchase_country": {"old": tx.state["purchase_country"],
-                                              "new": market.country}})
-            return tx.state
+            new = checkout.reprice(self.shop, checkout.switch_market(
+                self.shop, base, country, locale or tx.state["market"]["locale"]))
+            return Decision(new, EventType.MARKET_CHANGED if checkout.changed(tx.state, new) else None,
+                            {"market": {"old": tx.state["market"], "new": new["market"]},
+                             "purchase_country": {"old": tx.state["purchase_country"], "new": market.country}})
+        return self.store.apply(sid, decide)[0]
 
     def _state(self, sid: str) -> dict:
         state = self.store.get_state(sid)
@@ -143,8 +158,8 @@ class Lifecycle:
                                              idempotency_key=f"{sid}:{order_id}:{payload['merchant_data']}")
         except KlarnaError as exc:
             return self._create(sid, payload, order_id, reason(exc))
-        return Loaded(self._record(sid, order, "order_updated", {"order_id": order_id}), order,
-                      "order_updated")
+        return Loaded(self._record(sid, order, EventType.ORDER_UPDATED, {"order_id": order_id}), order,
+                      EventType.ORDER_UPDATED)
 
     def _create(self, sid: str, payload: dict, old_order_id: str | None, why: str | None) -> Loaded:
         try:
@@ -152,15 +167,15 @@ class Lifecycle:
         except KlarnaError as exc:
             raise KlarnaUnavailable(exc) from exc
         if old_order_id:
-            outcome = "order_recreated"
+            outcome = EventType.ORDER_RECREATED
             data = {"order_id": order["order_id"], "old_order_id": old_order_id, "reason": why}
         else:
-            outcome, data = "order_created", {"order_id": order["order_id"]}
+            outcome, data = EventType.ORDER_CREATED, {"order_id": order["order_id"]}
         log.info("session %s: %s %s", sid, outcome, data)
         return Loaded(self._record(sid, order, outcome, data), order, outcome)
 
-    def _record(self, sid: str, order: dict, outcome: str | None, data: dict) -> dict:
-        with self.store.session(sid) as tx:
+    def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict) -> SessionState:
+        def decide(tx: SessionTx) -> Decision | None:
             state = copy.deepcopy(tx.state)
             status = (order.get("status") or INCOMPLETE).lower()
             known = state["klarna"]
@@ -169,11 +184,13 @@ class Lifecycle:
             state["klarna"] = {**known, "order_id": order["order_id"], "status": status}
             if outcome:
                 state["klarna"]["synced_version"] = tx.version
-                tx.save(state, outcome, {**data, "order_amount": order.get("order_amount"),
-                                         "purchase_currency": order.get("purchase_currency")})
-            elif checkout.changed(tx.state, state):
-                tx.save(state, "order_updated", {"order_id": order["order_id"], "status": state["klarna"]["status"]})
-            return tx.state
+                return Decision(state, outcome, {**data, "order_amount": order.get("order_amount"),
+                                                 "purchase_currency": order.get("purchase_currency")})
+            if checkout.changed(tx.state, state):
+                return Decision(state, EventType.ORDER_UPDATED,
+                                {"order_id": order["order_id"], "status": state["klarna"]["status"]})
+            return None
+        return self.store.apply(sid, decide)[0]
 
     # -- push and notification ----------------------------------------------------------------
     def push(self, sid: str, order_id: str) -> str:
@@ -185,15 +202,18 @@ class Lifecycle:
             log.warning("push %s: reading the order failed (%s); Klarna will push again", order_id, exc)
             return f"read failed: {reason(exc)}"
         self._check_owner(sid, om)
-        with self.store.session(sid) as tx:
-            if tx.record_completed(order_id, om):
-                state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
-                state["klarna"] = {**state["klarna"], "order_id": order_id, "status": COMPLETE,
-                                   "fraud_status": om.get("fraud_status"), "acknowledged": False}
-                tx.save(state, "order_completed",
-                        {"order_id": order_id, "order_amount": om.get("order_amount"),
-                         "purchase_currency": om.get("purchase_currency"),
-                         "fraud_status": om.get("fraud_status")})
+
+        def decide(tx: SessionTx) -> Decision | None:
+            if not tx.record_completed(order_id, om):
+                return None  # another push recorded it first
+            state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
+            state["klarna"] = {**state["klarna"], "order_id": order_id, "status": COMPLETE,
+                               "fraud_status": om.get("fraud_status"), "acknowledged": False}
+            return Decision(state, EventType.ORDER_COMPLETED,
+                            {"order_id": order_id, "order_amount": om.get("order_amount"),
+                             "purchase_currency": om.get("purchase_currency"),
+                             "fraud_status": om.get("fraud_status")})
+        self.store.apply(sid, decide)
         return self.acknowledge(sid, order_id)
 
     def acknowledge(self, sid: str, order_id: str) -> str:
@@ -207,13 +227,13 @@ class Lifecycle:
             log.warning("acknowledge %s failed (%s); the next push or `flask kco reconcile` retries",
                         order_id, exc)
             return f"acknowledge failed: {reason(exc)}"
-        with self.store.session(sid) as tx:
-            if tx.mark_acknowledged(order_id):
-                state = copy.deepcopy(tx.state)
-                state["klarna"] = {**state["klarna"], "acknowledged": True}
-                tx.save(state, "order_acknowledged", {"order_id": order_id})
-                return "acknowledged"
-        return "already acknowledged"
+        def decide(tx: SessionTx) -> Decision | None:
+            if not tx.mark_acknowledged(order_id):
+                return None  # a concurrent acknowledge recorded it first
+            state = copy.deepcopy(tx.state)
+            state["klarna"] = {**state["klarna"], "acknowledged": True}
+            return Decision(state, EventType.ORDER_ACKNOWLEDGED, {"order_id": order_id})
+        return "acknowledged" if self.store.apply(sid, decide)[1] else "already acknowledged"
 
     def reconcile(self) -> list[tuple[str, str]]:
         """Acknowledge every completed order that is not yet acknowledged."""
@@ -228,13 +248,15 @@ class Lifecycle:
         fraud_status = om.get("fraud_status")
         data = {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
                 "verified": FRAUD_EVENTS[event_type] == fraud_status}
-        with self.store.session(sid) as tx:
+
+        def decide(tx: SessionTx) -> Decision | None:
             state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
             old = state["klarna"].get("fraud_status")
             tx.set_fraud_status(order_id, fraud_status)
             state["klarna"] = {**state["klarna"], "order_id": order_id, "fraud_status": fraud_status}
-            if old != fraud_status:
-                tx.save(state, "fraud_status_changed", {**data, "old": old})
+            return (Decision(state, EventType.FRAUD_STATUS_CHANGED, {**data, "old": old})
+                    if old != fraud_status else None)
+        self.store.apply(sid, decide)
         return data
 
     def _check_owner(self, sid: str, om: dict) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from callbacks.rules import markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
+from callbacks.rules.state import EventType, SessionState
 
 GOODS_TYPES = {"physical", "digital", None}
 VOLATILE = ("version", "updated_at")
@@ -31,15 +32,16 @@ class Rejected(Exception):
 
 @dataclass
 class Decision:
-    state: dict
-    event_type: str | None  # None: nothing changed, record nothing
+    state: SessionState
+    event_type: EventType | None  # None: nothing changed, record nothing
     data: dict
+    refusal: Exception | None = None  # recorded, then raised: a validation that fails
 
 
 def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str | None = None,
-              items: Iterable[CartItem] = (), coupon: str | None = None) -> dict:
+              items: Iterable[CartItem] = (), coupon: str | None = None) -> SessionState:
     market = shop.market(country) or shop.default_market
-    state = {
+    state: SessionState = {
         "session": sid, "version": 0,
         "cart": {"items": [{"reference": i.reference, "quantity": i.quantity}
                            for i in pricing.merge_items(items)], "coupon": coupon},
@@ -183,7 +185,7 @@ def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     base = state or state_from_body(shop, sid, body)
     new = _priced(shop, _addresses(shop, base, body))
     data = {**_location_data(state, new), "totals": {"old": _totals(state), "new": _totals(new)}}
-    return Decision(new, "address_updated" if changed(state, new) else None, data)
+    return Decision(new, EventType.ADDRESS_UPDATED if changed(state, new) else None, data)
 
 
 def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
@@ -195,7 +197,7 @@ def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mappi
     data = {"selected_shipping_option": {"old": (state or {}).get("selected_shipping_option"),
                                          "new": new["selected_shipping_option"]},
             "requested": chosen, "totals": {"old": _totals(state), "new": _totals(new)}}
-    return Decision(new, "shipping_option_selected" if changed(state, new) else None, data)
+    return Decision(new, EventType.SHIPPING_OPTION_SELECTED if changed(state, new) else None, data)
 
 
 def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
@@ -211,7 +213,7 @@ def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     data = {"market": {"old": (state or base)["market"], "new": new["market"]},
             "pending_purchase_country": new["pending_purchase_country"],
             "totals": {"old": _totals(state), "new": _totals(new)}}
-    return Decision(new, "market_changed" if changed(state, new) else None, data)
+    return Decision(new, EventType.MARKET_CHANGED if changed(state, new) else None, data)
 
 
 def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> dict:
@@ -256,30 +258,25 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
     short = out_of_stock(shop, expected)
     if short:
         result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
-        new = {**expected, "validation": result}
-        raise ValidationFailed(Decision(new, "validation_failed", result),
-                      Rejected("approval_failed", " ".join(short)))
+        return _failed(state, {**expected, "validation": result}, result,
+                       Rejected("approval_failed", " ".join(short)))
     mismatch = _mismatch(expected, body)
     if mismatch:
         result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,
                   "details": mismatch}
-        raise ValidationFailed(Decision({**expected, "validation": result}, "validation_failed", result),
-                      CartChanged(mismatch))
+        return _failed(state, {**expected, "validation": result}, result, CartChanged(mismatch))
     new = dict(expected)  # only top-level keys are set below
     new["validation"] = {"result": "passed", "order_id": order_id}
     if order_id and not new["klarna"]["order_id"]:
         new["klarna"] = {**new["klarna"], "order_id": order_id}
-    return Decision(new, "validation_passed" if changed(state, new) else None,
+    return Decision(new, EventType.VALIDATION_PASSED if changed(state, new) else None,
                     {"order_id": order_id, "totals": _totals(new)})
 
 
-class ValidationFailed(Exception):
-    """A validation that fails but is still recorded: carries the decision and the reply."""
-
-    def __init__(self, decision: Decision, reply: Exception):
-        super().__init__(str(reply))
-        self.decision, self.reply = decision, reply
-
+def _failed(state: Mapping | None, new: SessionState, result: dict, refusal: Exception) -> Decision:
+    """A failed validation is recorded (once: a repeat that changes nothing records nothing),
+    then refused: the caller raises `refusal` after saving."""
+    return Decision(new, EventType.VALIDATION_FAILED if changed(state, new) else None, result, refusal)
 
 
 def _mismatch(expected: Mapping, body: Mapping) -> list[str]:
@@ -335,4 +332,4 @@ def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem]
         raise CartRefused(f"{field}: {exc}", {field: [str(exc)]}) from exc
     data = {"cart": {"old": state["cart"] if state else None, "new": new["cart"]},
             "totals": {"old": _totals(state), "new": _totals(new)}}
-    return Decision(new, "cart_updated" if changed(state, new) else None, data)
+    return Decision(new, EventType.CART_UPDATED if changed(state, new) else None, data)

@@ -2,28 +2,25 @@
 
 The rule this module exists to keep: a session's state change and the event describing it are
 written in one transaction, and two writers of one session never interleave. SQLite gets that
-from `BEGIN IMMEDIATE` (one writer at a time, queued by SqliteWriters); PostgreSQL from a
+from `BEGIN IMMEDIATE` (one writer at a time, queued by engine.SqliteWriters); PostgreSQL from a
 transaction-scoped advisory lock on the session id. Events are also serialized globally at the
 moment they are inserted, so event ids become visible in id order: a feed reader that has seen
 id N can never later find a smaller id committed behind it.
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
-import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
+
+from callbacks.rules.state import EventType
+from callbacks.store.engine import SqliteWriters, make_engine
 
 metadata = sa.MetaData()
 
@@ -105,70 +102,6 @@ def _session_lock_key(sid: str) -> int:
     return zlib.crc32(sid.encode()) - 2**31  # a signed 32-bit key for pg_advisory_xact_lock
 
 
-def make_engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa_event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection, _record):
-            # Take transaction control from pysqlite so that writers can BEGIN IMMEDIATE.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @sa_event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
-            immediate = conn.get_execution_options().get("kco_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
-
-
-class SqliteWriters:
-    """Queues this process's SQLite writers, then the processes, without polling.
-
-    SQLite lets one transaction write at a time, and a writer that finds the database locked
-    retries from its busy handler, sleeping 1, 2, 5, … up to 100 ms between tries: under load
-    a callback waited up to a second for a lock that was free again within a millisecond
-    (BENCHMARKS.md). So a writer first takes a lock of its process, then an flock on a file
-    beside the database, which the kernel hands to the next process the moment it is
-    released. busy_timeout still covers writers that do not queue here (the sqlite3 shell).
-    """
-
-    def __init__(self, database: str | None, timeout: float = 30.0):
-        self.path = f"{database}.writer-lock" if database and database != ":memory:" else None
-        self.timeout = timeout
-        self._lock = threading.Lock()
-        self._file = None
-        self._pid = None  # the file is opened per process: an flock belongs to an open file
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        if not self._lock.acquire(timeout=self.timeout):
-            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
-                f"database is locked (no writer turn in {self.timeout:g} s)"))
-        try:
-            if self.path is None:
-                yield
-                return
-            if self._pid != os.getpid():
-                self._file, self._pid = open(self.path, "ab"), os.getpid()
-            fcntl.flock(self._file, fcntl.LOCK_EX)  # held only for one short transaction
-            try:
-                yield
-            finally:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-        finally:
-            self._lock.release()
-
-
 class SessionTx:
     """One locked session inside a write transaction: read `state`, then `save` it once."""
 
@@ -178,8 +111,10 @@ class SessionTx:
         self.version: int = row.version if row else 0
         self.events: list[dict] = []
 
-    def save(self, state: dict, event_type: str, data: dict) -> dict:
-        """Store `state` as version+1 and record its event; returns the event."""
+    def save(self, state: dict, event_type: EventType, data: dict) -> dict:
+        """Store `state` as version+1 and record its event; returns the event. An event type
+        outside EventType is a ValueError here, before anything is written."""
+        event_type = EventType(event_type).value
         now = utcnow()
         self.version += 1
         state = {**state, "session": self.sid, "version": self.version, "updated_at": iso(now)}
@@ -227,6 +162,18 @@ def _dialect_insert(conn: sa.Connection):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+class Change(Protocol):
+    """What a decision hands Store.apply (rules.checkout.Decision): the new state, and the event
+    that records it, or an event type of None when nothing changed."""
+
+    state: dict
+    event_type: EventType | None
+    data: dict
+
+
+C = TypeVar("C", bound=Change)
 
 
 class LeaseBusy(Exception):
@@ -281,6 +228,17 @@ class Store:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:
                 callback(last)
+
+    def apply(self, sid: str, decide: Callable[[SessionTx], C | None]) -> tuple[dict | None, C | None]:
+        """Lock the session, decide, save if the decision changed something, commit: the one
+        way state changes are written. `decide` sees the locked session (`tx.state`, and the
+        order-bookkeeping methods) and returns a Change or None; an exception from it rolls
+        everything back. Returns the session's state afterwards and the decision."""
+        with self.session(sid) as tx:
+            decision = decide(tx)
+            if decision is not None and decision.event_type:
+                tx.save(decision.state, decision.event_type, decision.data)
+        return tx.state, decision
 
     def _insert_event(self, conn, sid, event_type, version, data, now) -> dict:
         if self.is_postgres:

@@ -1,0 +1,79 @@
+"""The database engine: SQLite set up for one writer at a time without busy-waiting, or a
+PostgreSQL pool. Store (database.py) takes its connections and its writer queue from here.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa_event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record):
+            # Take transaction control from pysqlite so that writers can BEGIN IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            immediate = conn.get_execution_options().get("kco_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+
+
+class SqliteWriters:
+    """Queues this process's SQLite writers, then the processes, without polling.
+
+    SQLite lets one transaction write at a time, and a writer that finds the database locked
+    retries from its busy handler, sleeping 1, 2, 5, … up to 100 ms between tries: under load
+    a callback waited up to a second for a lock that was free again within a millisecond
+    (BENCHMARKS.md). So a writer first takes a lock of its process, then an flock on a file
+    beside the database, which the kernel hands to the next process the moment it is
+    released. busy_timeout still covers writers that do not queue here (the sqlite3 shell).
+    """
+
+    def __init__(self, database: str | None, timeout: float = 30.0):
+        self.path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._file = None
+        self._pid = None  # the file is opened per process: an flock belongs to an open file
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                f"database is locked (no writer turn in {self.timeout:g} s)"))
+        try:
+            if self.path is None:
+                yield
+                return
+            if self._pid != os.getpid():
+                self._file, self._pid = open(self.path, "ab"), os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX)  # held only for one short transaction
+            try:
+                yield
+            finally:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
