@@ -53,11 +53,9 @@ def create_app(config=None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
-    storefront.init_app(app)  # /api, /healthz, /metrics, long-poll listener
-    from callbacks.storefront.openapi import bp as openapi_bp
-    app.register_blueprint(openapi_bp)  # GET /openapi.json
+    storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
     from callbacks.web import browser
-    browser.init_app(app)  # POST /api/sessions/<sid>/browser-token; CORS for KCO_CORS_ORIGINS
+    browser.init_app(app)  # CORS for KCO_CORS_ORIGINS (the token endpoint is the storefront's)
     if app.config["KCO_SHOP_PAGES"]:
         from callbacks.shopfront import views as shopfront
         app.register_blueprint(shopfront.bp)  # the demo shop: /, /cart, /checkout, …

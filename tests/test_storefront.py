@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from callbacks.rules import checkout
-from callbacks.storefront import views as storefront
+from callbacks.storefront import schemas
 from callbacks.web.tokens import callback_token
 
 TSHIRT, HOODIE, HONEY, MUG = "TSHIRT-BLUE-M", "HOODIE-GREY-L", "HONEY-WILDFLOWER-350", "MUG-ENAMEL"
@@ -364,10 +364,9 @@ def test_bad_after_or_wait_is_400_naming_it(client, api_headers, put_cart, query
     assert name in body["errors"]
 
 
-def test_wait_is_capped_at_30_seconds(app):
+def test_wait_is_capped_at_30_seconds():
     for raw, expected in (("100", 30.0), ("30", 30.0), ("0.25", 0.25), ("", 0.0), ("0", 0.0)):
-        with app.test_request_context(f"/api/events?wait={raw}"):
-            assert storefront.query_wait() == expected
+        assert schemas.FeedQuery().load({"wait": raw})["wait"] == expected
 
 
 # -- markets -----------------------------------------------------------------------------------
@@ -407,3 +406,52 @@ def test_concurrent_cart_updates_lose_nothing(app, client, api_headers, store):
     assert state["cart"] == events[-1]["data"]["cart"]["new"]
     for older, newer in zip(events, events[1:]):
         assert newer["data"]["cart"]["old"] == older["data"]["cart"]["new"]
+
+
+# -- the state document: rules.state.SessionState, served through storefront.schemas ----------
+def _schema_keys(schema) -> dict:
+    """{key: required?}, and the same for every nested schema, by dotted path."""
+    out = {}
+    for name, field in schema.fields.items():
+        out[name] = field.required
+        inner = getattr(field, "inner", field)  # a List's element
+        if hasattr(inner, "schema"):
+            out.update({f"{name}.{k}": v for k, v in _schema_keys(inner.schema).items()})
+    return out
+
+
+def _typed_keys(typed) -> dict:
+    import typing
+    out = {}
+    hints = typing.get_type_hints(typed)
+    for name in hints:
+        out[name] = name in typed.__required_keys__
+        for inner in (hints[name], *typing.get_args(hints[name])):
+            inner = (typing.get_args(inner) or [inner])[0] if typing.get_origin(inner) is list else inner
+            if typing.is_typeddict(inner):
+                out.update({f"{name}.{k}": v for k, v in _typed_keys(inner).items()})
+    return out
+
+
+def test_the_served_state_has_exactly_the_keys_of_session_state():
+    from callbacks.rules.state import SessionState
+    assert _schema_keys(schemas.StateSchema()) == _typed_keys(SessionState)
+
+
+def test_get_state_serves_the_stored_state_unchanged(client, api_headers, put_cart, klarna, store):
+    """Through every key a session gains (addresses, validation, a completed Klarna order with a
+    fraud status): what the storefront reads is what was stored, nothing dropped or renamed."""
+    state = put_cart("s-1", [(TSHIRT, 2)], coupon="SUMMER10").get_json()
+    body = {**state["order"], "purchase_currency": state["market"]["currency"],
+            "locale": state["market"]["locale"], "billing_address": {"country": "SE", "region": "AB"},
+            "shipping_address": {"country": "SE"}, "order_id": "kco-1"}
+    assert klarna("address_update", "s-1", body).status_code == 200
+    assert klarna("validation", "s-1", {**store.get_state("s-1")["order"], **body}).status_code == 200
+    with store.session("s-1") as tx:
+        tx.save({**tx.state, "klarna": {**tx.state["klarna"], "status": "checkout_complete", "synced_version": 2,
+                                        "fraud_status": "ACCEPTED", "acknowledged": True}},
+                "order_acknowledged", {"order_id": "kco-1"})
+    stored = store.get_state("s-1")
+    assert stored["validation"]["result"] == "passed" and stored["billing_region"] == "AB"
+    served = client.get("/api/sessions/s-1/state", headers=api_headers)
+    assert served.get_json() == stored

@@ -5,19 +5,19 @@ only our own database: Klarna is waiting (3 s for validation) and approves on si
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from callbacks.klarna import calllog
+from callbacks.klarna import calllog, schemas
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
 from callbacks.rules import checkout
-from callbacks.rules.checkout import CartChanged, Rejected, ValidationFailed
-from callbacks.web import schemas
+from callbacks.rules.checkout import CartChanged, Rejected
+from callbacks.web.body import BodyError, read_json
 from callbacks.web.errors import api_error, klarna_error
+from callbacks.web.schemas import SESSION_ID
 from callbacks.web.tokens import CALLBACK, check_token
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def verify_token():
     sid, token = request.args.get("session"), request.args.get("token")
     if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
         return api_error(401, "Missing or wrong token for this session.")
-    if not schemas.SESSION_ID.match(sid):
+    if not SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
                          {"session": ["Not a valid session id."]})
     g.sid = sid
@@ -48,31 +48,18 @@ def verify_token():
                          {"order_id": ["Not a valid order id."]})
 
 
-@bp.errorhandler(Rejected)
-def rejected(exc: Rejected):
-    return klarna_error(exc.error_type, exc.error_text, exc.errors)
-
-
 def parse(schema) -> dict:
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    """The body, read as both blueprints read JSON (web/body.py), loaded by a Klarna schema."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: [[[[… nesting
-        raise Rejected("approval_failed", SHOPPER_PARSE_ERROR,
-                       {"_body": [f"Not valid JSON: {exc}"]}) from None
-    try:
-        return schemas.load(schema, data)
+        return schema.load(read_json(request))
     except ValidationError as exc:
-        raise Rejected("approval_failed", SHOPPER_PARSE_ERROR, exc.messages) from None
+        raise BodyError("The body does not fit the schema.", exc.messages) from None
 
 
 def _shipping_service(decide):
     body = parse(schemas.shipping_service_request)
     app = kco()
-    with app.store.session(g.sid) as tx:
-        decision = decide(app.shop, tx.state, g.sid, body)
-        if decision.event_type:
-            tx.save(decision.state, decision.event_type, decision.data)
+    _, decision = app.store.apply(g.sid, lambda tx: decide(app.shop, tx.state, g.sid, body))
     return jsonify(checkout.reply_body(decision.state))
 
 
@@ -97,22 +84,9 @@ def validation():
     body.setdefault("order_id", None)
     body["order_id"] = body["order_id"] or g.order_id
     app = kco()
-    outcome = None
-    with app.store.session(g.sid) as tx:
-        try:
-            decision = checkout.validation(app.shop, tx.state, g.sid, body)
-        except ValidationFailed as failed:
-            decision, outcome = failed.decision, failed.reply
-            if not checkout.changed(tx.state, decision.state):
-                decision.event_type = None
-        if decision.event_type:
-            tx.save(decision.state, decision.event_type, decision.data)
-    if isinstance(outcome, CartChanged):
-        url = current_app.config["KCO_CHECKOUT_URL"]
-        location = f"{url}{'&' if '?' in url else '?'}kco_error=cart_changed"
-        return "", 303, {"Location": location}
-    if isinstance(outcome, Rejected):
-        raise outcome
+    _, decision = app.store.apply(g.sid, lambda tx: checkout.validation(app.shop, tx.state, g.sid, body))
+    if decision.refusal:  # recorded as validation_failed, now refused: Rejected or CartChanged
+        raise decision.refusal
     return "", 200
 
 
@@ -142,22 +116,46 @@ def push():
 def notification():
     """A fraud decision. 200 stops Klarna's retries, so it is sent only after recording what
     Order Management says; 503 when Order Management cannot be asked (Klarna retries)."""
-    try:
-        body = parse(schemas.notification)
-    except Rejected as exc:
-        return api_error(400, "The notification body is not {order_id, event_type}.", exc.errors)
+    body = parse(schemas.notification)
     if body["event_type"] not in FRAUD_EVENTS:
         return api_error(400, f"Unknown event_type {body['event_type']!r}; expected one of "
                               f"{', '.join(sorted(FRAUD_EVENTS))}.", {"event_type": ["Unknown."]})
     if g.order_id and g.order_id != body["order_id"]:
         return api_error(400, "The body's order_id is not the one in the URL.",
                          {"order_id": ["Does not match the URL."]})
-    try:
-        kco().lifecycle.notification(g.sid, body["order_id"], body["event_type"])
-    except KlarnaError as exc:
-        log.warning("notification for %s not verified: %s", body["order_id"], exc)
-        return api_error(503, "Could not verify the order with Klarna; please retry.",
-                         headers={"Retry-After": "600"})
-    except WrongSession as exc:
-        return api_error(400, str(exc), {"order_id": ["Not an order of this session."]})
+    kco().lifecycle.notification(g.sid, body["order_id"], body["event_type"])
     return "", 200
+
+
+# -- the domain's exceptions, as replies -------------------------------------------------------
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    return klarna_error(exc.error_type, exc.error_text, exc.errors)
+
+
+@bp.errorhandler(BodyError)
+def unreadable(exc: BodyError):
+    """Klarna shows a synchronous callback's error to the shopper, in Klarna's shape; the
+    notification's goes back to Klarna's retries, in ours."""
+    if request.endpoint == "kco.notification":
+        return api_error(400, "The notification body is not {order_id, event_type}.", exc.errors)
+    return klarna_error("approval_failed", SHOPPER_PARSE_ERROR, exc.errors)
+
+
+@bp.errorhandler(CartChanged)
+def cart_changed(exc: CartChanged):
+    """Validation found Klarna's order out of step with the cart: back to the checkout page."""
+    url = current_app.config["KCO_CHECKOUT_URL"]
+    return "", 303, {"Location": f"{url}{'&' if '?' in url else '?'}kco_error=cart_changed"}
+
+
+@bp.errorhandler(KlarnaError)
+def unverified(exc: KlarnaError):
+    """The notification could not be checked against Order Management: Klarna retries."""
+    log.warning("notification for session %s not verified: %s", g.sid, exc)
+    return api_error(503, "Could not verify the order with Klarna; please retry.", headers={"Retry-After": "600"})
+
+
+@bp.errorhandler(WrongSession)
+def wrong_session(exc: WrongSession):
+    return api_error(400, str(exc), {"order_id": ["Not an order of this session."]})

@@ -1,49 +1,43 @@
 """The storefront API (DESIGN.md §7) and the operator endpoints `/healthz` and `/metrics`.
 
-Views are thin: parse (schemas.py) → decide (checkout.py) → record (store.py, one
-transaction) → reply. Every answer under /api, errors included, is JSON; errors use our body
-(§7.4) and name the problem. Authentication is `Authorization: Bearer {KCO_API_KEY}`, or the
-session's browser token (callbacks/web/browser.py), which opens that one session's state, feed,
-cart, market and checkout load, and nothing else.
+Views are thin: parse (flask-smorest, storefront/schemas.py) → decide (rules/checkout.py) →
+record (Store.apply, one transaction) → reply (dumped by the same schemas). Every answer under
+/api, errors included, is JSON; errors use our body (§7.4) and name the problem: the domain's
+exceptions become replies in the handlers at the end of this module. Authentication is
+`Authorization: Bearer {KCO_API_KEY}`, or the session's browser token (callbacks/web/browser.py),
+which opens that one session's state, feed, cart, market and checkout load, and nothing else.
 
-Long-polls (`wait=S`) sleep in callbacks/notify.py without a database connection; see
+Long-polls (`wait=S`) sleep in callbacks/store/notify.py without a database connection; see
 docs/long-poll.md for how many gunicorn threads serve how many waiting browsers.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
-import math
-import re
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from marshmallow import ValidationError
+from flask import Flask, current_app, g, request
+from flask_smorest import abort
 
-from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession
+from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession, NotSynced
 from callbacks.rules import checkout
 from callbacks.rules.checkout import CartRefused
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
-from callbacks.web import browser, metrics, schemas
+from callbacks.storefront import schemas
+from callbacks.storefront.api import Api, Blueprint
+from callbacks.web import browser, metrics
+from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
+from callbacks.web.schemas import SESSION_ID
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("storefront", __name__, url_prefix="/api")
-ops = Blueprint("ops", __name__)
+bp = Blueprint("storefront", __name__, url_prefix="/api", description="The storefront API.")
+ops = Blueprint("ops", __name__, description="Operator endpoints.")
 
-EVENT_ID = re.compile(r"^[0-9]{1,18}$")
-MAX_LISTED_ERRORS = 5
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str, errors: dict | None = None,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.code, self.message, self.errors, self.headers = code, message, errors, headers
+BEARER_OR_BROWSER = [{"bearerAuth": []}, {"browserToken": []}]
+STATE_HEADERS = {"Cache-Control": "private, no-cache"}
 
 
 def kco():
@@ -71,14 +65,165 @@ def authenticate():
                    + (" (or this session's unexpired browser token)"
                       if request.endpoint in browser.OPENS else "") + ".")
         return api_error(401, message, headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
-    if sid is not None and not schemas.SESSION_ID.match(sid):
+    if sid is not None and not SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
                          {"session": ["Not a valid session id."]})
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    return api_error(exc.code, exc.message, exc.errors, exc.headers)
+# -- endpoints -------------------------------------------------------------------------------
+@bp.put("/sessions/<sid:sid>/cart")
+@bp.etag
+@bp.arguments(schemas.CartSchema)
+@bp.response(200, schemas.StateSchema, description="The session's state.")
+@bp.documents(400, 401, 409, 413, 422, 502, 503)
+@bp.doc(security=BEARER_OR_BROWSER)
+def put_cart(cart: dict, sid: str):
+    """Replace the cart and re-price it
+
+    Stores the cart (a new session starts in the shop's default market), re-prices it and
+    updates the open Klarna order, if any."""
+    app = kco()
+    items = [CartItem(i["reference"], i["quantity"]) for i in cart["items"]]
+    state, decision = app.store.apply(sid, lambda tx: checkout.set_cart(
+        app.shop, tx.state, sid, items, cart["coupon"]))
+    if decision.event_type:
+        app.lifecycle.sync(sid)
+        state = app.store.get_state(sid)
+    return state, STATE_HEADERS
+
+
+@bp.post("/sessions/<sid:sid>/checkout")
+@bp.response(200, schemas.CheckoutReplySchema, description="The order and its snippet.")
+@bp.documents(400, 401, 404, 409, 413, 422, 502, 503)
+@bp.doc(security=BEARER_OR_BROWSER)
+def load_checkout(sid: str):
+    """Load Klarna Checkout for the session
+
+    Klarna's load flow (kco-cart-updates.txt): reads the session's Klarna order, updates it
+    when it differs, and creates a new one on 404, any 4xx, 5xx or network error, or once
+    complete. Takes no body."""
+    if request.get_data(cache=True).strip() not in (b"", b"{}"):
+        abort(422, message="POST …/checkout takes no body.", errors={"_body": ["Must be empty."]})
+    loaded = kco().lifecycle.load_checkout(sid)
+    token = browser.issue(sid)  # a fresh 48 h for the page, as Klarna's order got one
+    return {"order_id": loaded.order["order_id"], "html_snippet": loaded.order.get("html_snippet"),
+            "poll_token": token["browser_token"], **token, "state": loaded.state}
+
+
+@bp.post("/sessions/<sid:sid>/browser-token")
+@bp.response(200, schemas.NewBrowserTokenSchema, description="A token for the page's session.")
+@bp.documents(400, 401)
+def new_browser_token(sid: str):
+    """A browser token for the session
+
+    For the merchant's back end (API key only): hand the page a token for its session."""
+    return {"session": sid, **browser.issue(sid)}, {"Cache-Control": "no-store"}
+
+
+@bp.put("/sessions/<sid:sid>/market")
+@bp.etag
+@bp.arguments(schemas.MarketChangeSchema)
+@bp.response(200, schemas.StateSchema, description="The session's state.")
+@bp.documents(400, 401, 404, 409, 413, 422, 502, 503)
+@bp.doc(security=BEARER_OR_BROWSER)
+def put_market(change: dict, sid: str):
+    """Move the session to another market
+
+    Without `locale` the market's locale is picked as in DESIGN.md §5.7."""
+    app = kco()
+    market = app.shop.market(change["country"])
+    if market is None:
+        problem = f"{change['country']} is not one of the shop's markets ({', '.join(app.shop.markets)})."
+        abort(422, message=problem, errors={"country": [problem]})
+    locale = change["locale"]
+    if locale is not None:
+        locale = next((loc for loc in market.locales if loc.lower() == locale.lower()), None)
+        if locale is None:
+            problem = (f"{change['locale']} is not a locale of {market.country} "
+                       f"({', '.join(market.locales)}).")
+            abort(422, message=problem, errors={"locale": [problem]})
+    app.lifecycle.change_market(sid, market.country, locale)
+    app.lifecycle.sync(sid)
+    return app.store.get_state(sid), STATE_HEADERS
+
+
+@bp.get("/sessions/<sid:sid>/state")
+@bp.etag
+@bp.arguments(schemas.PollTokenQuery, location="query")
+@bp.response(200, schemas.StateSchema, description="The session's state.")
+@bp.documents(400, 401, 404)
+@bp.doc(security=BEARER_OR_BROWSER)
+def get_state(_query: dict, sid: str):
+    """The session's state, with an ETag
+
+    If-None-Match with the ETag of a state already held: 304 while it is unchanged."""
+    state = kco().store.get_state(sid)
+    if state is None:
+        raise NoSession(sid)
+    return state, STATE_HEADERS
+
+
+def feed(sid: str | None, after: int, wait: float):
+    if sid is not None and not kco().store.has_session(sid):
+        raise NoSession(sid)
+    events = current_app.extensions["kco_notify"].events(after, sid, wait)
+    return {"events": events, "last_id": events[-1]["id"] if events else after}, {"Cache-Control": "no-store"}
+
+
+@bp.get("/sessions/<sid:sid>/events")
+@bp.arguments(schemas.SessionFeedQuery, location="query", error_status_code=400)
+@bp.response(200, schemas.EventsSchema, description="Events with id > `after`, oldest first (at most 500).")
+@bp.documents(400, 401, 404, 503)
+@bp.doc(security=BEARER_OR_BROWSER)
+def session_events(query: dict, sid: str):
+    """The session's events (long-poll)"""
+    return feed(sid, query["after"], query["wait"])
+
+
+@bp.get("/events")
+@bp.arguments(schemas.FeedQuery, location="query", error_status_code=400)
+@bp.response(200, schemas.EventsSchema, description="Events with id > `after`, oldest first (at most 500).")
+@bp.documents(400, 401, 503)
+def all_events(query: dict):
+    """Every session's events (long-poll)"""
+    return feed(None, query["after"], query["wait"])
+
+
+@bp.get("/markets")
+@bp.response(200, schemas.MarketsSchema, description="Country, currency and locales per market.")
+@bp.documents(401)
+def list_markets():
+    """The shop's markets"""
+    shop = kco().shop
+    return {"default_country": shop.default_country, "markets": [
+        {"country": m.country, "currency": m.currency, "locales": list(m.locales),
+         "default_locale": m.default_locale} for m in shop.markets.values()]}
+
+
+@ops.get("/healthz")
+@ops.response(200, schemas.HealthSchema, description="The database answers.")
+@ops.documents(503)
+@ops.doc(security=[])
+def healthz():
+    """Liveness: the database answers"""
+    try:
+        kco().store.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is "down"
+        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
+        abort(503, message=f"The database does not answer ({type(exc).__name__}).",
+              headers={"Retry-After": "5", "Cache-Control": "no-store"})
+    return {"status": "ok"}, {"Cache-Control": "no-store"}
+
+
+# -- the domain's exceptions, as replies -------------------------------------------------------
+@bp.errorhandler(BodyError)
+def _not_json(exc: BodyError):
+    return api_error(400, exc.message, exc.errors)
+
+
+@bp.errorhandler(NoSession)
+def _no_session(exc: NoSession):
+    return api_error(404, f"No session {exc.args[0]!r}: PUT its cart first.", {"session": ["Unknown session."]})
 
 
 @bp.errorhandler(CartRefused)
@@ -86,235 +231,54 @@ def _cart_refused(exc: CartRefused):
     return api_error(422, exc.message, exc.errors)
 
 
-# -- parsing ---------------------------------------------------------------------------------
-def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (§7.4's field → list)."""
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
-    elif isinstance(messages, list):
-        for value in messages:
-            out.update(flatten(value, prefix))
-    else:
-        out[prefix or "_schema"] = [str(messages)]
-    return out
+@bp.errorhandler(PricingError)
+def _cannot_sell(exc: PricingError):  # PUT market: the cart has an item the market does not sell
+    return api_error(422, f"The cart cannot be sold in that market: {exc}", {"country": [str(exc)]})
 
 
-def summary(errors: dict[str, list[str]]) -> str:
-    parts = [f"{field}: {' '.join(problems)}" for field, problems in errors.items()]
-    more = len(parts) - MAX_LISTED_ERRORS
-    text = "; ".join(parts[:MAX_LISTED_ERRORS])
-    return text + (f"; and {more} more" if more > 0 else "")
+@bp.errorhandler(EmptyCart)
+def _empty_cart(exc: EmptyCart):
+    return api_error(409, "The cart is empty: PUT items before loading checkout.",
+                     {"items": ["Klarna needs at least one order line."]})
 
 
-def parse_body(schema) -> dict:
-    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: [[[[… nesting
-        raise ApiError(400, f"The body is not valid JSON: {exc}", {"_body": [str(exc)]}) from None
-    try:
-        return schemas.load(schema, data)
-    except ValidationError as exc:
-        errors = flatten(exc.messages)
-        raise ApiError(422, summary(errors), errors) from None
+@bp.errorhandler(LeaseBusy)
+def _busy(exc: LeaseBusy):
+    return api_error(409, str(exc), headers={"Retry-After": "1"})
 
 
-def query_after() -> int:
-    raw = request.args.get("after")
-    if raw is None or raw == "":
-        return 0
-    if not EVENT_ID.match(raw):
-        problem = f"after must be an event id, a whole number ≥ 0 (got {raw[:40]!r})."
-        raise ApiError(400, problem, {"after": [problem]})
-    return int(raw)
+@bp.errorhandler(KlarnaUnavailable)
+def _klarna_unavailable(exc: KlarnaUnavailable):
+    return api_error(502, f"Klarna refused or could not be reached: {exc}", {"klarna": klarna_errors(exc)})
 
 
-def query_wait() -> float:
-    raw = request.args.get("wait")
-    if raw is None or raw == "":
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        problem = (f"wait must be a number of seconds from 0 to {notify.MAX_WAIT:g} "
-                   f"(got {raw[:40]!r}).")
-        raise ApiError(400, problem, {"wait": [problem]})
-    return min(value, notify.MAX_WAIT)
+@bp.errorhandler(NotSynced)
+def _not_synced(exc: NotSynced):
+    """A cart or market change is saved, but the open Klarna order is not in step with it."""
+    if isinstance(exc.cause, LeaseBusy):
+        return api_error(409, f"Saved, but {exc.cause}; load checkout again to bring Klarna in step.",
+                         headers={"Retry-After": "1"})
+    return api_error(502, f"Saved, but Klarna could not be updated ({exc.cause}); load checkout "
+                          "again (POST …/checkout) to get a working order.",
+                     {"klarna": klarna_errors(exc.cause)})
 
 
-# -- replies ---------------------------------------------------------------------------------
-def etag(state: dict) -> str:
-    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
-    return f"{state.get('version', 0)}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
-
-
-def state_response(state: dict, status: int = 200) -> Response:
-    response = jsonify(state)
-    response.status_code = status
-    response.set_etag(etag(state))
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-def unknown_session(sid: str):
-    return api_error(404, f"No session {sid!r}: PUT its cart first.",
-                     {"session": ["Unknown session."]})
-
-
-# -- endpoints -------------------------------------------------------------------------------
-@bp.put("/sessions/<sid>/cart")
-def put_cart(sid: str):
-    body = parse_body(schemas.cart)
-    items = [CartItem(i["reference"], i["quantity"]) for i in body["items"]]
-    app = kco()
-    with app.store.session(sid) as tx:
-        decision = checkout.set_cart(app.shop, tx.state, sid, items, body["coupon"])
-        if decision.event_type:
-            tx.save(decision.state, decision.event_type, decision.data)
-        state, changed = tx.state, bool(decision.event_type)
-    if changed:
-        klarna_sync(sid)
-        state = app.store.get_state(sid)
-    return state_response(state)
-
-
-def klarna_sync(sid: str) -> None:
-    """After a change the storefront made: bring an open Klarna order in step (a new order when
-    Klarna refuses). The storefront wraps this in suspend → … → resume."""
-    try:
-        kco().lifecycle.sync(sid)
-    except KlarnaUnavailable as exc:
-        raise ApiError(502, f"Saved, but Klarna could not be updated ({exc}); load checkout "
-                            "again (POST …/checkout) to get a working order.",
-                       {"klarna": klarna_errors(exc)}) from exc
-    except LeaseBusy as exc:
-        raise ApiError(409, f"Saved, but {exc}; load checkout again to bring Klarna in step.",
-                       headers={"Retry-After": "1"}) from exc
+@bp.errorhandler(notify.TooManyWaiters)
+def _too_many_waiters(exc: notify.TooManyWaiters):
+    return api_error(503, "Too many long-polls are waiting on this instance; retry shortly.",
+                     headers={"Retry-After": "2"})
 
 
 def klarna_errors(exc: KlarnaUnavailable) -> list[str]:
     return [f"{exc.error.error_code}: {m}" for m in exc.error.error_messages] or [exc.error.error_code or "error"]
 
 
-@bp.post("/sessions/<sid>/checkout")
-def load_checkout(sid: str):
-    """Klarna's load flow (kco-cart-updates.txt): the session's order is read, updated when it
-    differs, and created anew on 404, any 4xx, 5xx or network error, or once complete."""
-    if request.get_data(cache=True).strip() not in (b"", b"{}"):
-        raise ApiError(422, "POST …/checkout takes no body.", {"_body": ["Must be empty."]})
-    app = kco()
-    try:
-        loaded = app.lifecycle.load_checkout(sid)
-    except NoSession:
-        return unknown_session(sid)
-    except EmptyCart:
-        return api_error(409, "The cart is empty: PUT items before loading checkout.",
-                         {"items": ["Klarna needs at least one order line."]})
-    except KlarnaUnavailable as exc:
-        return api_error(502, f"Klarna refused or could not be reached: {exc}",
-                         {"klarna": klarna_errors(exc)})
-    except LeaseBusy as exc:
-        return api_error(409, str(exc), headers={"Retry-After": "1"})
-    token = browser.issue(sid)  # a fresh 48 h for the page, as Klarna's order got one
-    return jsonify(order_id=loaded.order["order_id"], html_snippet=loaded.order.get("html_snippet"),
-                   poll_token=token["browser_token"], **token, state=loaded.state)
+def init_app(app: Flask) -> Api:
+    from callbacks.storefront.api import init_app as init_api
 
-
-@bp.put("/sessions/<sid>/market")
-def put_market(sid: str):
-    body = parse_body(schemas.market_change)
-    app = kco()
-    market = app.shop.market(body["country"])
-    if market is None:
-        problem = f"{body['country']} is not one of the shop's markets ({', '.join(app.shop.markets)})."
-        raise ApiError(422, problem, {"country": [problem]})
-    locale = body["locale"]
-    if locale is not None and locale.lower() not in {loc.lower() for loc in market.locales}:
-        problem = f"{locale} is not a locale of {market.country} ({', '.join(market.locales)})."
-        raise ApiError(422, problem, {"locale": [problem]})
-    try:
-        app.lifecycle.change_market(sid, market.country, locale and _market_locale(market, locale))
-    except NoSession:
-        return unknown_session(sid)
-    except PricingError as exc:
-        raise ApiError(422, f"The cart cannot be sold in {market.country}: {exc}",
-                       {"country": [str(exc)]}) from exc
-    klarna_sync(sid)
-    return state_response(app.store.get_state(sid))
-
-
-def _market_locale(market, locale: str) -> str:
-    return next(loc for loc in market.locales if loc.lower() == locale.lower())
-
-
-@bp.get("/sessions/<sid>/state")
-def get_state(sid: str):
-    state = kco().store.get_state(sid)
-    if state is None:
-        return unknown_session(sid)
-    tag = etag(state)
-    if request.if_none_match.contains_weak(tag):
-        response = Response(status=304)
-        response.set_etag(tag)
-        response.headers["Cache-Control"] = "private, no-cache"
-        return response
-    return state_response(state)
-
-
-def feed(sid: str | None):
-    after, wait = query_after(), query_wait()
-    app = kco()
-    if sid is not None and not app.store.has_session(sid):
-        return unknown_session(sid)
-    try:
-        events = current_app.extensions["kco_notify"].events(after, sid, wait)
-    except notify.TooManyWaiters:
-        return api_error(503, "Too many long-polls are waiting on this instance; retry shortly.",
-                         headers={"Retry-After": "2"})
-    response = jsonify(events=events, last_id=events[-1]["id"] if events else after)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.get("/sessions/<sid>/events")
-def session_events(sid: str):
-    return feed(sid)
-
-
-@bp.get("/events")
-def all_events():
-    return feed(None)
-
-
-@bp.get("/markets")
-def list_markets():
-    shop = kco().shop
-    return jsonify(default_country=shop.default_country, markets=[
-        {"country": m.country, "currency": m.currency, "locales": list(m.locales),
-         "default_locale": m.default_locale} for m in shop.markets.values()])
-
-
-@ops.get("/healthz")
-def healthz():
-    try:
-        kco().store.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is "down"
-        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
-        return api_error(503, f"The database does not answer ({type(exc).__name__}).",
-                         headers={"Retry-After": "5", "Cache-Control": "no-store"})
-    response = jsonify(status="ok")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def init_app(app: Flask) -> None:
     registry = metrics.init_app(app)
     notify.init_app(app, gauge=registry.waiters)
-    app.register_blueprint(bp)
-    app.register_blueprint(ops)
+    api = init_api(app)
+    api.register_blueprint(bp)
+    api.register_blueprint(ops)
+    return api

@@ -7,19 +7,16 @@ one session it was signed for, until it expires — never another session, the g
 callback log, whose endpoints are simply not in the list below. Prices cannot come from a
 browser: a cart names references and quantities, and pricing reads the shop file.
 
-The merchant's back end gets a token with the API key (`POST /api/sessions/{sid}/browser-token`)
-and the checkout load returns a fresh one.
+The merchant's back end gets a token with the API key (`POST /api/sessions/{sid}/browser-token`,
+in callbacks/storefront/views.py) and the checkout load returns a fresh one.
 """
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Flask, current_app, request
 
-from callbacks.web import schemas
-from callbacks.web.errors import api_error
 from callbacks.web.tokens import browser_token, browser_token_expiry, check_browser_token
 
 # endpoint → the methods a browser token opens on it
@@ -31,9 +28,6 @@ OPENS = {
     "storefront.load_checkout": {"POST"},
 }
 SESSION_PATHS = re.compile(r"^/api/sessions/[^/]+/(state|events|cart|market|checkout)$")
-
-bp = Blueprint("browser", __name__, url_prefix="/api")
-
 
 def presented_token() -> str | None:
     """`Authorization: Bearer <browser token>` (keeps it out of access logs), else `?token=`."""
@@ -58,35 +52,12 @@ def issue(sid: str) -> dict:
     return {"browser_token": token, "expires_at": expires.isoformat().replace("+00:00", "Z")}
 
 
-def api_key_ok() -> bool:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return False
-    return hmac.compare_digest(key.strip().encode("utf-8", "replace"),
-                               current_app.config["KCO_API_KEY"].encode())
-
-
-@bp.post("/sessions/<sid>/browser-token")
-def new_browser_token(sid: str):
-    """For the merchant's back end (API key only): hand the page a token for its session."""
-    if not api_key_ok():
-        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
-                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
-    if not schemas.SESSION_ID.match(sid):
-        return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
-                         {"session": ["Not a valid session id."]})
-    response = jsonify(session=sid, **issue(sid))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def cors_origins(app: Flask) -> list[str]:
     raw = app.config.get("KCO_CORS_ORIGINS") or ""
     return [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
 
 
 def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
     origins = cors_origins(app)
     if not origins:
         return  # same-origin pages need no CORS; nobody else gets any

@@ -1,7 +1,8 @@
 """The two error shapes: ours (DESIGN.md §7.4) and Klarna's `{error_type, error_text}` (§6.2).
 
-Every error leaves the service in one of these shapes, including Werkzeug's own (404, 405, 413)
-and the ones nobody planned for: a caller must never have to parse an HTML error page.
+Every error leaves the service in one of these shapes, including Werkzeug's own (404, 405, 413:
+rendered by the storefront Api's handler, callbacks/storefront/api.py) and the ones nobody
+planned for: a caller must never have to parse an HTML error page.
 """
 from __future__ import annotations
 
@@ -10,15 +11,40 @@ from http import HTTPStatus
 
 from flask import Flask, Request, jsonify
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
+MAX_LISTED_ERRORS = 5
 
 
 def api_error(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,
             "errors": errors or {}}
     return jsonify(body), code, headers or {}
+
+
+def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (§7.4's field → list)."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for value in messages:
+            out.update(flatten(value, prefix))
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out
+
+
+def summary(errors: dict[str, list[str]]) -> str:
+    """The message of a 4xx: the first few fields and their problems."""
+    parts = [f"{field}: {' '.join(problems)}" for field, problems in errors.items()]
+    more = len(parts) - MAX_LISTED_ERRORS
+    text = "; ".join(parts[:MAX_LISTED_ERRORS])
+    return text + (f"; and {more} more" if more > 0 else "")
 
 
 def klarna_error(error_type: str, error_text: str, errors: dict | None = None):
@@ -46,12 +72,6 @@ class LimitedRequest(Request):
 
 def init_app(app: Flask) -> None:
     app.request_class = LimitedRequest
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        messages = {413: "The body is larger than 1 MiB.",
-                    404: "No such endpoint.",
-                    405: "This endpoint does not take that method."}
-        return api_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):

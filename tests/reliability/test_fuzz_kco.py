@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from callbacks.klarna.schemas import ORDER_ID
 from callbacks.rules import amounts as rules
 from callbacks.store.database import callback_log, events, sessions
-from callbacks.web.schemas import ORDER_ID, SESSION_ID
+from callbacks.web.schemas import SESSION_ID
 from callbacks.web.tokens import callback_token, poll_token
 
 from ..payloads import validation_body

@@ -1,6 +1,6 @@
-"""GET /openapi.json (callbacks/openapi.py): a valid OpenAPI 3.1 document of the storefront API
-that matches the routes and the schemas the views load with. schemathesis fuzzes the API from
-it (test_fuzz_api.py)."""
+"""GET /openapi.json (flask-smorest, callbacks/storefront/api.py): a valid OpenAPI 3.1 document of
+the storefront API, generated from the routes and the schemas the views load and dump with.
+schemathesis fuzzes the API from it (test_fuzz_api.py)."""
 from __future__ import annotations
 
 import re
@@ -47,7 +47,11 @@ def test_parameters_security_and_errors(document):
     events = {p["name"]: p for p in paths["/api/sessions/{sid}/events"]["get"]["parameters"]}
     assert set(events) == {"after", "wait", "token"}
     assert events["wait"]["schema"]["maximum"] == 30
-    assert {p["name"] for p in paths["/api/sessions/{sid}/state"]["get"]["parameters"]} >= {"token"}
+    state = [document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+             for p in paths["/api/sessions/{sid}/state"]["get"]["parameters"]]
+    assert {p["name"] for p in state} >= {"token", "If-None-Match"}
+    assert "ETag" in paths["/api/sessions/{sid}/state"]["get"]["responses"]["200"]["headers"]
+    assert "304" in paths["/api/sessions/{sid}/state"]["get"]["responses"]
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "description": "KCO_API_KEY"}
     assert document["security"] == [{"bearerAuth": []}]

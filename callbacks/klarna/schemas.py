@@ -1,0 +1,91 @@
+"""What Klarna sends us (docs/klarna.md): the callback bodies, loaded by callbacks/klarna/views.py.
+
+Klarna keeps adding fields to its bodies, so these schemas EXCLUDE what they do not know, and
+they only load what a decision needs: names, e-mails, phones and street addresses are never
+loaded, so they cannot leak into the state or the event feed.
+"""
+from __future__ import annotations
+
+import re
+
+from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+
+from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
+
+MAX = 100_000_000
+# Text that lands in a text column (an order id): PostgreSQL refuses NUL and no driver can
+# encode a lone surrogate (a JSON "\ud800"), so such a value is a parse error, not a 500.
+STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*\Z", error="Contains a NUL or a lone surrogate.")
+ORDER_ID = re.compile(r"^[^\x00\ud800-\udfff]{1,255}\Z")  # the order_id in a callback URL
+
+
+class KlarnaSchema(Schema):
+    error_messages = NOT_AN_OBJECT
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class AddressSchema(KlarnaSchema):
+    country = fields.String(validate=COUNTRY, allow_none=True)
+    region = fields.String(allow_none=True, validate=validate.Length(max=100))
+
+    @post_load
+    def upper(self, data, **_):
+        for key in ("country", "region"):
+            if data.get(key):
+                data[key] = data[key].strip().upper()
+        return data
+
+
+class OrderLineSchema(KlarnaSchema):
+    type = fields.String(allow_none=True, load_default=None)
+    reference = fields.String(allow_none=True, validate=validate.Length(max=255), load_default=None)
+    name = fields.String(allow_none=True)
+    quantity = Int(required=True, validate=validate.Range(0, MAX))
+    unit_price = Int(load_default=0)
+    tax_rate = Int(load_default=0, validate=validate.Range(0, 10000))
+    total_amount = Int(load_default=0)
+    total_discount_amount = Int(load_default=0)
+    total_tax_amount = Int(load_default=0)
+
+
+class SelectedShippingOptionSchema(KlarnaSchema):
+    id = fields.String(required=True, validate=validate.Length(1, 255))
+
+
+class ShippingServiceRequestSchema(KlarnaSchema):
+    """address_update, shipping_option_update and country_change (kco-reference §2.3)."""
+
+    order_amount = Int(required=True, validate=validate.Range(0, MAX))
+    order_tax_amount = Int(required=True, validate=validate.Range(0, MAX))
+    order_lines = fields.List(fields.Nested(OrderLineSchema), required=True,
+                              validate=validate.Length(max=1000))
+    purchase_currency = fields.String(required=True, validate=CURRENCY)
+    locale = fields.String(allow_none=True, validate=LOCALE)
+    billing_address = fields.Nested(AddressSchema, allow_none=True)
+    shipping_address = fields.Nested(AddressSchema, allow_none=True)
+    selected_shipping_option = fields.Nested(SelectedShippingOptionSchema, allow_none=True)
+
+    @post_load
+    def upper(self, data, **_):
+        data["purchase_currency"] = data["purchase_currency"].upper()
+        return data
+
+
+class ValidationRequestSchema(ShippingServiceRequestSchema):
+    """The full order, as Read Order returns it (kco-reference §2.2)."""
+
+    order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
+    purchase_country = fields.String(allow_none=True, validate=COUNTRY)
+    status = fields.String(allow_none=True)
+
+
+class NotificationSchema(KlarnaSchema):
+    order_id = fields.String(required=True, validate=[validate.Length(1, 255), STORABLE])
+    event_type = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+shipping_service_request = ShippingServiceRequestSchema()
+validation_request = ValidationRequestSchema()
+notification = NotificationSchema()
