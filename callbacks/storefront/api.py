@@ -85,7 +85,7 @@ def ecma_pattern(self, field, ret, **_):
     return {"pattern": pattern.replace(r"\Z", "$")} if isinstance(pattern, str) else {}
 
 
-def init_app(app: Flask) -> Api:
+def make_api(app: Flask) -> Api:
     app.url_map.converters["sid"] = SessionIdConverter
     app.config.setdefault("API_TITLE", "kco-sync storefront API")
     app.config.setdefault("API_VERSION", "1")

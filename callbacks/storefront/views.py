@@ -25,7 +25,7 @@ from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
 from callbacks.storefront import schemas
-from callbacks.storefront.api import Api, Blueprint
+from callbacks.storefront.api import Api, Blueprint, make_api
 from callbacks.web import browser, metrics
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
@@ -274,11 +274,9 @@ def klarna_errors(exc: KlarnaUnavailable) -> list[str]:
 
 
 def init_app(app: Flask) -> Api:
-    from callbacks.storefront.api import init_app as init_api
-
     registry = metrics.init_app(app)
     notify.init_app(app, gauge=registry.waiters)
-    api = init_api(app)
+    api = make_api(app)
     api.register_blueprint(bp)
     api.register_blueprint(ops)
     return api
