@@ -55,7 +55,7 @@ class SelectedShippingOptionSchema(KlarnaSchema):
 
 
 class ShippingServiceRequestSchema(KlarnaSchema):
-    """address_update, shipping_option_update and country_change (kco-reference §2.3)."""
+    """address_update, shipping_option_update and country_change (docs/klarna.md §2.3)."""
 
     order_amount = Int(required=True, validate=validate.Range(0, MAX))
     order_tax_amount = Int(required=True, validate=validate.Range(0, MAX))
@@ -74,7 +74,7 @@ class ShippingServiceRequestSchema(KlarnaSchema):
 
 
 class ValidationRequestSchema(ShippingServiceRequestSchema):
-    """The full order, as Read Order returns it (kco-reference §2.2)."""
+    """The full order, as Read Order returns it (docs/klarna.md §2.2)."""
 
     order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
     purchase_country = fields.String(allow_none=True, validate=COUNTRY)

@@ -1,4 +1,4 @@
-"""The storefront API (DESIGN.md §7) and the operator endpoints `/healthz` and `/metrics`.
+"""The storefront API (docs/design.md §7) and the operator endpoints `/healthz` and `/metrics`.
 
 Views are thin: parse (flask-smorest, storefront/schemas.py) → decide (rules/checkout.py) →
 record (Store.apply, one transaction) → reply (dumped by the same schemas). Every answer under
@@ -129,7 +129,7 @@ def new_browser_token(sid: str):
 def put_market(change: dict, sid: str):
     """Move the session to another market
 
-    Without `locale` the market's locale is picked as in DESIGN.md §5.7."""
+    Without `locale` the market's locale is picked as in docs/design.md §5.7."""
     app = kco()
     market = app.shop.market(change["country"])
     if market is None:
