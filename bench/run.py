@@ -110,6 +110,8 @@ def seed(base: str, pools: list[workload.Pool]) -> None:
 
     with ThreadPoolExecutor(2) as executor:  # no more than wrk -c1 would: see drive()
         for pool in pools:
+            if pool.creates:  # its sessions are created by the load itself; the probe checks
+                continue
             replies = list(executor.map(lambda sid, p=pool: post(p, sid), [pool.spare, *pool.sids]))
             if pool.endpoint == "validation":
                 pool.variants = [workload.validation_body(replies[0], pool.seed_body)]
@@ -129,6 +131,13 @@ def probe(base: str, pool: workload.Pool) -> None:
     """Send one pass of the script's requests to a spare session seeded like the pool and
     check the replies: 200 (304 with the ETag), and a new version on every callback."""
     sid = pool.spare
+    if pool.creates:
+        response = requests.post(base + pool.path(SECRET, sid) + "probe", json=pool.seed_body,
+                                 timeout=60)
+        if response.status_code != 200 or not response.json().get("order_lines"):
+            raise SystemExit(f"bench: probe of {pool.endpoint} ({pool.size} lines) answered "
+                             f"{response.status_code}: {response.text[:500]}")
+        return
     state = lambda: requests.get(f"{base}/api/sessions/{sid}/state",  # noqa: E731
                                  params={"token": poll_token(SECRET, sid)}, timeout=60)
     before = state().json()["version"]
@@ -241,6 +250,9 @@ def measure(wrk_bin: str, server, cell: Cell, seconds: int, counters: Counters,
         profiler.wait(seconds + 30)
     counters.next[(cell.target, cell.pool.endpoint, cell.pool.size)] = result["counter"]
     sent = result["counter"] - start
+    if cell.pool.creates and result["counter"] > len(cell.pool.sids):
+        print(f"  ! {cell.pool.endpoint} {cell.pool.size}: sent past its {len(cell.pool.sids)} new "
+              "sessions; later requests went to existing ones (see ev/req)", flush=True)
     run = {"rps": result["requests"] / (result["duration_us"] / 1e6),
            "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
            "max_ms": result["max_us"] / 1000, "requests": result["requests"], "sent": sent,
@@ -462,7 +474,7 @@ def machine(pg_url: str | None) -> dict:
             "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
             "load_average_at_start": os.getloadavg()}
     if pg_url:
-        engine = sa.create_engine(pg_url)
+        engine = sa.create_engine(pg_url.rpartition("/")[0] + "/postgres")  # pg_url: not yet made
         with engine.connect() as conn:
             info["postgresql"] = conn.execute(sa.text("SHOW server_version")).scalar_one()
         engine.dispose()

@@ -31,13 +31,18 @@ ENDPOINTS = {
     "state": "GET /api/sessions/{sid}/state?token= (poll token)",
     "state_304": "GET …/state with If-None-Match: the current ETag (304)",
     "events": "GET /api/sessions/{sid}/events?after=0&token= (no wait; the session's events)",
+    "address_update_new": "POST /kco/address_update to a session we have never seen: every "
+                          "request creates a session from the body's goods lines",
     # not run by default:
     "address_update_same": "POST /kco/address_update, the same body again (Klarna repeating "
                            "itself: nothing changes, no event)",
 }
 DEFAULT_ENDPOINTS = [e for e in ENDPOINTS if e != "address_update_same"]
 CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation",
-             "address_update_same")
+             "address_update_same", "address_update_new")
+# address_update_new: one new session per request, so its pool holds a session per request
+# the runs can send (wrk starts again at the first one, already created, only past this).
+NEW_SESSIONS = {10: 60_000, 1000: 4_000}
 
 
 def write_bench_shop(directory: Path, products: int = BENCH_PRODUCTS) -> Path:
@@ -137,9 +142,15 @@ class Pool:
     def method(self) -> str:
         return "POST" if self.endpoint in CALLBACKS else "GET"
 
+    @property
+    def creates(self) -> bool:
+        """Every request of this pool goes to a session that does not exist yet."""
+        return self.endpoint.endswith("_new")
+
     def path(self, secret: str, sid: str) -> str:
         if self.method == "POST":
-            return callback_path(self.endpoint.removesuffix("_same"), secret, sid)
+            return callback_path(self.endpoint.removesuffix("_same").removesuffix("_new"),
+                                 secret, sid)
         token = poll_token(secret, sid)
         if self.endpoint == "events":
             return f"/api/sessions/{sid}/events?after=0&token={token}"
@@ -150,9 +161,11 @@ def pools(shop, size: int, sessions: int) -> list[Pool]:
     se = klarna_body(shop, size)
     out = []
     for endpoint in ENDPOINTS:
-        prefix = {"state_304": "st304", "address_update_same": "same"}.get(endpoint, endpoint[:2])
+        prefix = {"state_304": "st304", "address_update_same": "same",
+                  "address_update_new": "new"}.get(endpoint, endpoint[:2])
         prefix = f"{prefix}-{size}"
-        pool = Pool(endpoint, size, [f"{prefix}-{i}" for i in range(sessions)],
+        count = NEW_SESSIONS.get(size, 4_000) if endpoint.endswith("_new") else sessions
+        pool = Pool(endpoint, size, [f"{prefix}-{i}" for i in range(count)],
                     f"{prefix}-spare", se)
         if endpoint == "address_update":
             pool.variants = [se, {**se, "shipping_address": address("SE", "C")}]
