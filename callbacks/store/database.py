@@ -3,12 +3,15 @@
 The rule this module exists to keep: a session's state change and the event describing it are
 written in one transaction, and two writers of one session never interleave. SQLite gets that
 from `BEGIN IMMEDIATE` (one writer at a time, queued by engine.SqliteWriters); PostgreSQL from a
-transaction-scoped advisory lock on the session id. Events are also serialized globally at the
-moment they are inserted, so event ids become visible in id order: a feed reader that has seen
-id N can never later find a smaller id committed behind it.
+transaction-scoped advisory lock on the session id. Event ids must also become visible in id
+order, so that a feed reader that has seen id N never later finds a smaller id committed behind
+it: SQLite's single writer gives that for free; on PostgreSQL a session's events are held back
+and inserted, under one global lock, by the same message that commits (docs/event-ordering.md),
+so the global lock covers the insert and the commit, never the session's reads and decision.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 import zlib
@@ -110,6 +113,7 @@ class SessionTx:
         self.state: dict | None = dict(row.state) if row else None
         self.version: int = row.version if row else 0
         self.events: list[dict] = []
+        self.pending: list[tuple[dict, datetime]] = []  # PostgreSQL: inserted by _publish at commit
 
     def save(self, state: dict, event_type: EventType, data: dict) -> dict:
         """Store `state` as version+1 and record its event; returns the event. An event type
@@ -125,7 +129,13 @@ class SessionTx:
         else:
             self.conn.execute(UPDATE_SESSION, {"b_sid": self.sid, **values})
         self.state = state
-        event = self.store._insert_event(self.conn, self.sid, event_type, self.version, data, now)
+        if self.store.is_postgres:  # its id comes at commit: see _publish
+            event = {"id": None, "session": self.sid, "type": event_type,
+                     "version": self.version, "at": iso(now), "data": data}
+            self.pending.append((event, now))
+        else:
+            event = self.store._insert_event(self.conn, self.sid, event_type, self.version,
+                                             data, now)
         self.events.append(event)
         return event
 
@@ -154,6 +164,38 @@ class SessionTx:
     def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
                           .values(fraud_status=fraud_status))
+
+
+def _publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
+    """Insert a PostgreSQL transaction's events and commit, in ONE message to the server.
+
+    Event ids are drawn from a sequence when inserted, and a reader must never see id N while
+    a smaller id can still commit. So the insert takes a global lock that it holds until its
+    commit (an id is drawn and committed before the next writer draws one). Sent as one
+    simple-query message, the lock, the insert, the NOTIFY and the COMMIT run back to back in
+    the server: the lock is held for the insert and the commit's WAL flush only, never while
+    this process waits for the GIL or reads and decides (docs/event-ordering.md). Without
+    bound parameters, so the values are quoted by psycopg itself. The transaction is over
+    when this returns; the SQLAlchemy commit that follows finds nothing left to commit.
+    """
+    from psycopg import sql
+
+    rows = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {}, {}, {}::json)").format(
+            sql.Literal(e["session"]), sql.Literal(e["type"]), sql.Literal(e["version"]),
+            sql.Literal(at), sql.Literal(json.dumps(e["data"])))
+        for e, at in pending)
+    message = sql.SQL(
+        "SELECT pg_advisory_xact_lock({lock});"
+        " WITH ins AS (INSERT INTO events (session, type, version, at, data) VALUES {rows}"
+        " RETURNING id) SELECT id, pg_notify('kco_events', id::text) FROM ins ORDER BY id;"
+        " COMMIT").format(lock=sql.Literal(EVENT_ORDER_LOCK), rows=rows)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(message.as_string(raw))
+        cursor.nextset()
+        for (event, _), (event_id, _) in zip(pending, cursor.fetchall(), strict=True):
+            event["id"] = event_id
 
 
 def _dialect_insert(conn: sa.Connection):
@@ -224,6 +266,8 @@ class Store:
             row = conn.execute(SELECT_SESSION, {"b_sid": sid}).first()
             tx = SessionTx(conn, self, sid, row)
             yield tx
+            if tx.pending:
+                _publish(conn, tx.pending)
         if tx.events:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:
@@ -241,13 +285,10 @@ class Store:
         return tx.state, decision
 
     def _insert_event(self, conn, sid, event_type, version, data, now) -> dict:
-        if self.is_postgres:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+        """SQLite: the write transaction already excludes every other writer."""
         event_id = conn.execute(INSERT_EVENT, {"session": sid, "type": event_type,
                                                "version": version, "at": now,
                                                "data": data}).scalar_one()
-        if self.is_postgres:
-            conn.execute(sa.select(sa.func.pg_notify("kco_events", str(event_id))))
         return {"id": event_id, "session": sid, "type": event_type, "version": version,
                 "at": iso(now), "data": data}
 
