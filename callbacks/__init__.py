@@ -10,6 +10,7 @@ from flask import Flask
 
 from callbacks.rules.shop import Shop, load_shop
 from callbacks.store.database import Store
+from callbacks.web.jsonprovider import OrjsonProvider
 
 if TYPE_CHECKING:  # imported lazily at run time, see _lifecycle
     from callbacks.klarna.lifecycle import Lifecycle
@@ -36,6 +37,7 @@ def create_app(config=None) -> Flask:
     else:
         settings = from_environment()
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.from_object(settings)
     if isinstance(config, Mapping):
         app.config.update(config)

@@ -11,7 +11,6 @@ so the global lock covers the insert and the commit, never the session's reads a
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 import zlib
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 
 from callbacks.rules.state import EventType
 from callbacks.store.engine import SqliteWriters, make_engine
+from callbacks.web import jsonprovider
 
 metadata = sa.MetaData()
 
@@ -86,6 +86,8 @@ MAX_EVENT_ID = 2**31 - 1  # events.id is an INTEGER
 # call (values(), then their cache keys) was ~10 % of a 10-line callback's CPU (BENCHMARKS.md).
 SELECT_SESSION = (sa.select(sessions.c.state, sessions.c.version)
                   .where(sessions.c.sid == sa.bindparam("b_sid")))
+SELECT_STATE = sa.select(sessions.c.state).where(sessions.c.sid == sa.bindparam("b_sid"))
+SELECT_SID = sa.select(sessions.c.sid).where(sessions.c.sid == sa.bindparam("b_sid"))
 INSERT_SESSION = sessions.insert()
 UPDATE_SESSION = sessions.update().where(sessions.c.sid == sa.bindparam("b_sid"))
 INSERT_EVENT = events.insert().returning(events.c.id)
@@ -183,7 +185,7 @@ def _publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
     rows = sql.SQL(", ").join(
         sql.SQL("({}, {}, {}, {}, {}::json)").format(
             sql.Literal(e["session"]), sql.Literal(e["type"]), sql.Literal(e["version"]),
-            sql.Literal(at), sql.Literal(json.dumps(e["data"])))
+            sql.Literal(at), sql.Literal(jsonprovider.dumps(e["data"])))
         for e, at in pending)
     message = sql.SQL(
         "SELECT pg_advisory_xact_lock({lock});"
@@ -337,14 +339,13 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def get_state(self, sid: str) -> dict | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(sessions.c.state).where(sessions.c.sid == sid)).first()
+            row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
         return dict(row.state) if row else None
 
     def has_session(self, sid: str) -> bool:
         """get_state(sid) is not None, without reading and parsing the state."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sessions.c.sid)
-                                .where(sessions.c.sid == sid)).first() is not None
+            return conn.execute(SELECT_SID, {"b_sid": sid}).first() is not None
 
     def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
         # Event ids are 32-bit on PostgreSQL, which refuses a larger bound (integer out of

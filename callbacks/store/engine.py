@@ -14,13 +14,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
+from callbacks.web import jsonprovider
+
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30},
+                                  json_serializer=jsonprovider.dumps,
+                                  json_deserializer=jsonprovider.loads)
 
         @sa_event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection, _record):
@@ -38,7 +42,9 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True,
+                            json_serializer=jsonprovider.dumps,
+                            json_deserializer=jsonprovider.loads)
 
 
 class SqliteWriters:
