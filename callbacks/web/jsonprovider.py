@@ -37,7 +37,9 @@ def loads(text: str | bytes) -> Any:
 
 class OrjsonProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs or self._app.debug:  # indent, ensure_ascii, …: only the default does those
+        if kwargs.get("separators") == (",", ":"):  # what response() asks for: orjson's own
+            del kwargs["separators"]
+        if kwargs:  # indent (debug), ensure_ascii, …: only the default provider does those
             return super().dumps(obj, **kwargs)
         return dumps(obj, default=self.default)
 
