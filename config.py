@@ -1,8 +1,9 @@
 """Configuration from the environment (DESIGN.md §2); `.env` is read in development.
 
-Production (`KCO_ENV=production`) refuses to start with a development secret or a non-https
-public URL: Klarna requires https for the synchronous callbacks, and a guessable secret would
-let anyone forge them.
+Production (`KCO_ENV=production`) refuses to start with a weak secret or a non-https public
+URL: Klarna requires https for the synchronous callbacks, and a guessable secret would let
+anyone forge them. A secret is weak when it is blank, shorter than 32 characters, or one of the
+development values published in this repository; `flask --app wsgi kco secret` prints a strong one.
 """
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from pathlib import Path
 
 DEV_CALLBACK_SECRET = "dev-callback-secret-change-me"
 DEV_API_KEY = "dev-api-key-change-me"
+DEV_KLARNA_PASSWORD = "sandbox"
+MIN_SECRET_LENGTH = 32
+# Every secret setting and the values this repository publishes for it (defaults, tests, docs).
+SECRETS = {
+    "KCO_CALLBACK_SECRET": {DEV_CALLBACK_SECRET, "test-callback-secret"},
+    "KCO_API_KEY": {DEV_API_KEY, "test-api-key"},
+    "KLARNA_PASSWORD": {DEV_KLARNA_PASSWORD},
+}
 INSTANCE = Path(__file__).parent / "instance"
 
 
@@ -41,7 +50,7 @@ class Config:
         self.KCO_CONFIRMATION_URL = _env("KCO_CONFIRMATION_URL", f"{self.KCO_PUBLIC_URL}/confirmation")
         self.KLARNA_API_URL = _env("KLARNA_API_URL", "http://127.0.0.1:8001").rstrip("/")
         self.KLARNA_USERNAME = _env("KLARNA_USERNAME", "sandbox")
-        self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD", "sandbox")
+        self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD", DEV_KLARNA_PASSWORD)
         self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT", "3.05,10")  # connect,read seconds
         self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024
@@ -56,9 +65,12 @@ class Config:
 
     def finish(self):
         if self.PRODUCTION:
-            missing = [n for n in ("KCO_CALLBACK_SECRET", "KCO_API_KEY") if not getattr(self, n)]
-            if missing:
-                raise ConfigError(f"KCO_ENV=production needs {', '.join(missing)} in the environment")
+            for name, published in SECRETS.items():
+                problem = weak_secret(getattr(self, name), published)
+                if problem:
+                    raise ConfigError(f"KCO_ENV=production refuses {name}: {problem}. Set a random "
+                                      "value of 32 characters or more (`flask --app wsgi kco "
+                                      "secret` prints one).")
             if not self.KCO_PUBLIC_URL.startswith("https://"):
                 raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
                                   "(Klarna calls the synchronous callbacks over https only)")
@@ -85,6 +97,18 @@ def _warn_development_keys(unset: list[str]) -> None:
         logging.getLogger("config").warning(
             "%s not set: using the development key%s (never in production)",
             " and ".join(fresh) + (" is" if len(fresh) == 1 else " are"), "s" * (len(fresh) > 1))
+
+
+def weak_secret(value: str | None, published=frozenset()) -> str | None:
+    """Why `value` cannot guard production, or None. Whitespace counts as blank: a value of
+    spaces is what a mis-quoted deployment file produces, and it is no secret."""
+    if value is None or not value.strip():
+        return "it is not set or blank"
+    if value in published or value.strip() in published:
+        return "it is a development value published in this repository"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"it is {len(value)} characters long, fewer than {MIN_SECRET_LENGTH}"
+    return None
 
 
 class ProductionConfig(Config):

@@ -18,6 +18,15 @@ def migrate():
                    f"is at revision {revision}: nothing to migrate")
 
 
+@kco_cli.command("secret")
+def secret():
+    """Print a fresh random secret for KCO_CALLBACK_SECRET or KCO_API_KEY (43 URL-safe
+    characters from the OS's CSPRNG); production refuses anything weaker (config.py)."""
+    import secrets
+
+    click.echo(secrets.token_urlsafe(32))
+
+
 @kco_cli.command("purge")
 @click.option("--older-than", "days", required=True, type=click.IntRange(min=1),
               help="Delete callback log entries older than this many days (a whole number ≥ 1).")
