@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -26,13 +27,18 @@ from hypothesis.errors import InvalidArgument
 
 from callbacks.rules import amounts as rules
 from callbacks.rules.pricing import CartItem, LimitExceeded, NoPrice, UnknownSku, line_tax, price_order
-from callbacks.rules.shop import Coupon, Market, Shop, load_shop, parse_shop
+from callbacks.rules.shop import EXAMPLE_SHOP, Coupon, Market, Shop, load_shop, parse_shop
 from tests import strategies as S  # noqa: N812 - S reads like st
 
 MAX = 100_000_000
 MAX_LINES = 1000
 
 SHOP = load_shop()
+# The example shop with a US sales-tax default of 5 %, read by the same loader from the file's
+# own text: the shipped default is 0, which hid a loader that lost the default (issue 10.7).
+US_DEFAULT_RATE = 500
+US_DEFAULT_SHOP = parse_shop(tomllib.loads(EXAMPLE_SHOP.read_text(encoding="utf-8").replace(
+    "sales_tax = { default = 0,", f"sales_tax = {{ default = {US_DEFAULT_RATE},", 1)))
 EXAMPLE_MARKETS = sorted(SHOP.markets)
 EXAMPLE_COUPONS = [None, *sorted(SHOP.coupons)]
 EXAMPLE_CURRENCIES = sorted({m.currency for m in SHOP.markets.values()})
@@ -360,10 +366,12 @@ def assert_us_sales_tax(priced, market: Market, region: str | None):
        region=st.none() | st.sampled_from(["CA", "ny", "TX", "OR", "ZZ", "wa"]),
        selected=st.sampled_from([None, *(o.id for o in SHOP.markets["US"].shipping)]))
 def test_us_sales_tax_example_shop(items, coupon, region, selected):
+    """On the example shop with a non-zero default, so that "ZZ" and None test the default."""
     items = [i for i in items if i.reference != "CRISPBREAD-RYE-520"] or [CartItem("MUG-ENAMEL", 1)]
-    market = SHOP.markets["US"]
-    priced = judge(SHOP, items, currency="USD", tax_market=market,
-                   coupon=SHOP.coupons.get(coupon or ""), region=region,
+    market = US_DEFAULT_SHOP.markets["US"]
+    assert market.sales_tax["default"] == US_DEFAULT_RATE
+    priced = judge(US_DEFAULT_SHOP, items, currency="USD", tax_market=market,
+                   coupon=US_DEFAULT_SHOP.coupons.get(coupon or ""), region=region,
                    selected_shipping=selected)
     assume(priced is not None)
     assert_us_sales_tax(priced, market, region)
@@ -400,6 +408,14 @@ def test_us_sales_tax_by_hand():
     priced = example_price(cart, "US", region="ZZ")
     assert (priced.order_lines[-1]["reference"], priced.order_lines[-1]["total_amount"]) == ("sales_tax", 0)
     assert priced.order_tax_amount == 0
+    # A shop file whose default is 5 %: an unlisted state and no state pay it, CA keeps 7.25 %.
+    us = US_DEFAULT_SHOP.markets["US"]
+    for region in ("ZZ", "vt", None):
+        priced = price_order(US_DEFAULT_SHOP, cart, currency="USD", tax_market=us, region=region,
+                             language="en")
+        assert priced.order_tax_amount == 545  # 5 % of 10900
+    assert price_order(US_DEFAULT_SHOP, cart, currency="USD", tax_market=us,
+                       region="ca", language="en").order_tax_amount == 790
 
 
 # -- re-ordering the cart -------------------------------------------------------------------

@@ -59,6 +59,9 @@ class ShippingOption:
         return self.names.get(language, self.name)
 
 
+DEFAULT_SALES_TAX = "default"  # the sales_tax key for the states a shop file does not list
+
+
 @dataclass(frozen=True)
 class Market:
     country: str
@@ -78,7 +81,7 @@ class Market:
     def sales_tax_rate(self, region: str | None) -> int:
         if region and region.upper() in self.sales_tax:
             return self.sales_tax[region.upper()]
-        return self.sales_tax.get("default", 0)
+        return self.sales_tax.get(DEFAULT_SALES_TAX, 0)
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,10 @@ class _Parser:
                 self.fail(f"{key}.shipping_tax_class", f"{ship_class!r} is not a tax class of {key}.tax")
         else:
             for region, rate in self.table(raw.get("sales_tax", {}), f"{key}.sales_tax").items():
-                sales_tax[region.upper()] = self.integer(rate, f"{key}.sales_tax.{region}", 0,
+                # States are upper-cased (Klarna sends "ca" as often as "CA"); the key
+                # `default`, in any case, is the rate of every state not listed.
+                name = DEFAULT_SALES_TAX if region.lower() == DEFAULT_SALES_TAX else region.upper()
+                sales_tax[name] = self.integer(rate, f"{key}.sales_tax.{region}", 0,
                                                          MAX_TAX_RATE, rate_what)
         shipping_raw = raw.get("shipping", [])
         if not isinstance(shipping_raw, list):
