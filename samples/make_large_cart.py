@@ -5,9 +5,9 @@
 The example shop has 12 products, so goods lines repeat references — one line per recipient of
 a corporate gift order, say, each with its own merchant_data. Klarna allows repeated references;
 kco-sync merges them into one line per SKU (pricing.merge_items), so its reply has 9 goods lines
-plus the shipping line. Only the products without a stock limit are used (TSHIRT-BLUE-M,
-MUG-ENAMEL and BOOK-NORDIC-KITCHEN have stock 12, 0 and 3), so the validation is approved rather
-than refused for stock. Amounts follow Klarna's rules line by line (integer half-up tax), and
+plus the shipping line; validation, which approves only the lines it priced, therefore answers
+cart_changed. Only the products without a stock limit are used (TSHIRT-BLUE-M, MUG-ENAMEL and
+BOOK-NORDIC-KITCHEN have stock 12, 0 and 3), so nothing is refused for stock. Amounts follow Klarna's rules line by line (integer half-up tax), and
 the order totals are the sums of the lines.
 
 Output (overwritten): samples/19-address_update-1000-lines.json and
@@ -130,9 +130,10 @@ def main() -> None:
             "expect": {"status": 200}, "body": body(shop)},
         "20-validation-1000-lines.json": {
             "callback": "validation",
-            "note": NOTE.format(what="validation compares quantities per SKU and the order "
-                                     "amount, which match, so it is approved (200)"),
-            "expect": {"status": 200}, "body": validation(shop)},
+            "note": NOTE.format(what="validation approves only the lines kco-sync priced, "
+                                     "and Klarna holds 999 goods lines where kco-sync priced 9, "
+                                     "so the cart has changed (303 with kco_error=cart_changed)"),
+            "expect": {"status": 303}, "body": validation(shop)},
     }
     for name, sample in samples.items():
         order = sample["body"]

@@ -370,3 +370,60 @@ def test_no_500_for_get_on_a_callback(app, client):
     from .conftest import kco_url
     r = client.get(kco_url(app, "address_update", "s"))
     assert r.status_code == 405 and r.get_json()["code"] == 405
+
+
+# Issue 10.6: right goods, currency and order_amount are not enough; every line and both totals.
+def _gift_card(body):
+    body["order_lines"].append({"type": "gift_card", "reference": "GC-1", "name": "Gift card",
+                                "quantity": 1, "unit_price": -500, "tax_rate": 0,
+                                "total_amount": -500, "total_discount_amount": 0,
+                                "total_tax_amount": 0})
+
+
+def _surcharge(body):
+    body["order_lines"].append({"type": "surcharge", "reference": "fee", "name": "Invoice fee",
+                                "quantity": 1, "unit_price": 0, "tax_rate": 0, "total_amount": 0,
+                                "total_discount_amount": 0, "total_tax_amount": 0})
+
+
+def _set(index, field, value):
+    def change(body):
+        body["order_lines"][index][field] = value
+    return change
+
+
+VALIDATION_TAMPERING = {
+    "order_tax_amount 0": lambda b: b.update(order_tax_amount=0),
+    "order_tax_amount one more": lambda b: b.update(order_tax_amount=b["order_tax_amount"] + 1),
+    "extra gift_card line": _gift_card,
+    "extra zero surcharge line": _surcharge,
+    "unit_price changed, totals kept": _set(0, "unit_price", 1),
+    "tax_rate changed": _set(0, "tax_rate", 1200),
+    "line tax off by 2": lambda b: _set(0, "total_tax_amount", b["order_lines"][0]["total_tax_amount"] + 2)(b),
+    "discount added": _set(0, "total_discount_amount", 100),
+    "line total changed": _set(0, "total_amount", 1),
+    "type changed": _set(0, "type", "digital"),
+    "reference changed": _set(0, "reference", "HOODIE-GREY-L"),
+    "shipping line missing": lambda b: b["order_lines"].pop(),
+    "a goods line missing": lambda b: b["order_lines"].pop(0),
+    "a goods line twice": lambda b: b["order_lines"].insert(0, copy.deepcopy(b["order_lines"][0])),
+}
+
+
+@pytest.mark.parametrize("tampering", list(VALIDATION_TAMPERING))
+def test_validation_refuses_any_line_or_total_klarna_holds_that_we_did_not_price(
+        klarna, shop, store, tampering):
+    lines = [goods_line(shop, "TSHIRT-BLUE-M", 2, "SEK", 2500), goods_line(shop, "TOTE-CANVAS", 1, "SEK", 2500)]
+    body = _priced_validation_body(klarna, shop, "s-tamper", lines)
+    assert body["order_lines"][-1]["type"] == "shipping_fee"
+    assert klarna("validation", "s-tamper", copy.deepcopy(body)).status_code == 200
+    VALIDATION_TAMPERING[tampering](body)
+    r = klarna("validation", "s-tamper", body)
+    assert r.status_code == 303 and r.headers["Location"].endswith("kco_error=cart_changed")
+    assert store.get_state("s-tamper")["validation"]["reason"] == "cart_changed"
+
+
+def test_validation_allows_one_minor_unit_of_tax_rounding_on_a_line(klarna, shop):
+    body = _priced_validation_body(klarna, shop, "s-round", [goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)])
+    body["order_lines"][0]["total_tax_amount"] += 1
+    assert klarna("validation", "s-round", body).status_code == 200

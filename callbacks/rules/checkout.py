@@ -227,14 +227,6 @@ def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> 
 
 
 # -- validation --------------------------------------------------------------------------------
-def _goods(lines: Iterable[Mapping]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in lines:
-        if line.get("type") in GOODS_TYPES and line.get("quantity", 0) > 0:
-            out[line.get("reference")] = out.get(line.get("reference"), 0) + line["quantity"]
-    return out
-
-
 def out_of_stock(shop: Shop, state: Mapping) -> list[str]:
     short = []
     for item in state["cart"]["items"]:
@@ -279,14 +271,49 @@ def _failed(state: Mapping | None, new: SessionState, result: dict, refusal: Exc
     return Decision(new, EventType.VALIDATION_FAILED if changed(state, new) else None, result, refusal)
 
 
+LINE_FIELDS = ("quantity", "unit_price", "total_discount_amount", "total_amount", "tax_rate")
+TAX_TOLERANCE = 1  # minor units a line's total_tax_amount may differ by (rounding)
+
+
 def _mismatch(expected: Mapping, body: Mapping) -> list[str]:
+    """What differs between the order Klarna holds and the one we price: every line (goods,
+    shipping, discounts, sales tax, and anything else Klarna holds, such as a gift card) and the
+    totals. Klarna charges what it holds, so a line we did not price is a change of cart."""
     problems = []
     if body["purchase_currency"] != expected["market"]["currency"]:
         problems.append(f"purchase_currency {body['purchase_currency']} ≠ {expected['market']['currency']}")
-    if _goods(body["order_lines"]) != _goods(expected["order"]["order_lines"]):
-        problems.append("order_lines differ from the cart")
-    if body["order_amount"] != expected["order"]["order_amount"]:
-        problems.append(f"order_amount {body['order_amount']} ≠ {expected['order']['order_amount']}")
+    for total in ("order_amount", "order_tax_amount"):
+        if body[total] != expected["order"][total]:
+            problems.append(f"{total} {body[total]} ≠ {expected['order'][total]}")
+    problems.extend(_line_mismatch(expected["order"]["order_lines"], body["order_lines"]))
+    return problems
+
+
+def _line_key(line: Mapping) -> tuple[str, str]:
+    return (line.get("type") or "physical", line.get("reference") or "")
+
+
+def _line_mismatch(ours: Iterable[Mapping], theirs: Iterable[Mapping]) -> list[str]:
+    """Lines are paired by (type, reference), in order; Klarna keeps the order we sent."""
+    problems = []
+    waiting: dict[tuple[str, str], list[Mapping]] = {}
+    for line in ours:
+        waiting.setdefault(_line_key(line), []).append(line)
+    for line in theirs:
+        key = _line_key(line)
+        label = f"{key[0]} line {key[1]!r}"
+        if not waiting.get(key):
+            problems.append(f"{label} is not in the cart")
+            continue
+        expected = waiting[key].pop(0)
+        for name in LINE_FIELDS:
+            if line.get(name, 0) != expected.get(name, 0):
+                problems.append(f"{label}: {name} {line.get(name, 0)} ≠ {expected.get(name, 0)}")
+        if abs(line.get("total_tax_amount", 0) - expected.get("total_tax_amount", 0)) > TAX_TOLERANCE:
+            problems.append(f"{label}: total_tax_amount {line.get('total_tax_amount', 0)} ≠ "
+                            f"{expected.get('total_tax_amount', 0)}")
+    problems.extend(f"{key[0]} line {key[1]!r} is missing" for key, lines in waiting.items()
+                    for _ in lines)
     return problems
 
 
