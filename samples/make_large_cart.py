@@ -7,8 +7,8 @@ a corporate gift order, say, each with its own merchant_data. Klarna allows repe
 kco-sync merges them into one line per SKU (pricing.merge_items), so its reply has 9 goods lines
 plus the shipping line; validation, which approves only the lines it priced, therefore answers
 cart_changed. Only the products without a stock limit are used (TSHIRT-BLUE-M, MUG-ENAMEL and
-BOOK-NORDIC-KITCHEN have stock 12, 0 and 3), so nothing is refused for stock. Amounts follow Klarna's rules line by line (integer half-up tax), and
-the order totals are the sums of the lines.
+BOOK-NORDIC-KITCHEN have stock 12, 0 and 3), so nothing is refused for stock. Amounts follow
+Klarna's rules line by line (integer half-up tax), and the order totals are the sums of the lines.
 
 Output (overwritten): samples/19-address_update-1000-lines.json and
 samples/20-validation-1000-lines.json. Prices and names come from the shop file, so re-run this

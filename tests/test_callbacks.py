@@ -360,6 +360,7 @@ def test_validation_for_an_unknown_session_checks_the_bodys_own_cart(klarna, sho
     body = validation_body(probe["order_lines"], currency="SEK", country="SE",
                            order_amount=probe["order_amount"], order_tax_amount=probe["order_tax_amount"])
     assert klarna("validation", "fresh", body).status_code == 200
+    body["order_id"] = "another-order"  # the first one is fresh's now
     body["order_lines"][0]["unit_price"] = 1  # a tampered price does not match our catalogue
     body["order_lines"][0]["total_amount"] = 1
     body["order_amount"] = sum(line["total_amount"] for line in body["order_lines"])

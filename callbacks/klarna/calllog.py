@@ -99,15 +99,27 @@ def _record(response: Response) -> Response:
         current_app.extensions["kco"].store.log_callback(
             callback, _text(sid, 128), _text(order_id, 255) if order_id else None, response.status_code,
             duration_ms, body, reply)
-        log.info("kco %s session=%s order_id=%s -> %s in %.1f ms%s", callback, sid, order_id,
+        log.info("kco %s session=%s order_id=%s -> %s in %.1f ms%s", callback, _printable(sid),
+                 _printable(order_id),
                  response.status_code, duration_ms,
                  f" reply={_compact(reply)}" if response.status_code >= 400 else "")
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("kco %s session=%s request=%s reply=%s", callback, sid, _compact(body),
+            log.debug("kco %s session=%s request=%s reply=%s", callback, _printable(sid), _compact(body),
                       _compact(reply))
     except Exception:  # noqa: BLE001 - the log must never break Klarna's reply
         log.exception("could not record the %s callback", callback)
     return response
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(value: str | None) -> str | None:
+    """A URL parameter fit for one log line: control characters (a line break would start a
+    forged line) become escapes. Refused ids are logged too, with their 400."""
+    if value is None:
+        return None
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def _text(value: str, limit: int) -> str:

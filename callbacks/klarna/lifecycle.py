@@ -135,6 +135,8 @@ class Lifecycle:
         def decide(tx: SessionTx) -> Decision:
             if tx.state is None:
                 raise NoSession(sid)
+            if checkout.is_complete(tx.state):
+                raise checkout.OrderComplete(sid)
             market = self.shop.market(country)
             base = {**copy.deepcopy(tx.state), "purchase_country": market.country}
             new = checkout.reprice(self.shop, checkout.switch_market(
@@ -193,6 +195,23 @@ class Lifecycle:
         return self.store.apply(sid, decide)[0]
 
     # -- push and notification ----------------------------------------------------------------
+    def claim(self, sid: str, order_id: str) -> None:
+        """Before a push is answered: is `order_id` this session's? Raises WrongSession when it
+        is not, KlarnaError when Order Management cannot say. Only the database is asked when
+        the session already has the order (every push of a checkout we created), so the push
+        is still answered at once; an order we do not know is read from Order Management."""
+        owners = self.store.order_owners(order_id)
+        if sid in owners and len(owners) == 1:
+            return
+        try:
+            om = self.client.read_merchant_order(order_id)
+        except KlarnaError as exc:
+            if exc.status in (400, 404):  # 401/403: our credentials; retried like a 5xx
+                raise WrongSession(f"order {order_id} is not one Klarna knows "
+                                   f"({reason(exc)})") from None
+            raise
+        self._check_owner(sid, om, owners)
+
     def push(self, sid: str, order_id: str) -> str:
         """Read the order from Order Management, record it once, acknowledge it. Returns what
         happened, for the log; every step is safe to repeat."""
@@ -201,7 +220,7 @@ class Lifecycle:
         except KlarnaError as exc:
             log.warning("push %s: reading the order failed (%s); Klarna will push again", order_id, exc)
             return f"read failed: {reason(exc)}"
-        self._check_owner(sid, om)
+        self._check_owner(sid, om, self.store.order_owners(order_id))
 
         def decide(tx: SessionTx) -> Decision | None:
             if not tx.record_completed(order_id, om):
@@ -244,7 +263,7 @@ class Lifecycle:
         """Record the fraud decision as Order Management reports it (the notification itself is
         only a hint: Klarna asks merchants to verify it against fraud_status)."""
         om = self.client.read_merchant_order(order_id)  # KlarnaError → the view answers 503
-        self._check_owner(sid, om)
+        self._check_owner(sid, om, self.store.order_owners(order_id))
         fraud_status = om.get("fraud_status")
         data = {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
                 "verified": FRAUD_EVENTS[event_type] == fraud_status}
@@ -259,7 +278,16 @@ class Lifecycle:
         self.store.apply(sid, decide)
         return data
 
-    def _check_owner(self, sid: str, om: dict) -> None:
+    def _check_owner(self, sid: str, om: dict, owners: set[str]) -> None:
+        """Order Management's merchant_reference2 (set by us when we created the order) names
+        the owner; without it, only the order's stored binding does (issue 10.3). The URL
+        names a session, but a URL may have leaked: it decides nothing."""
         owner = om.get("merchant_reference2")
+        order_id = om.get("order_id")
         if owner and owner != sid:
-            raise WrongSession(f"order {om.get('order_id')} belongs to session {owner}, not {sid}")
+            raise WrongSession(f"order {order_id} belongs to another session")
+        if not owner and sid not in owners:
+            raise WrongSession(f"order {order_id} has no merchant_reference2 and is not bound "
+                               "to this session")
+        if owners - {sid}:
+            raise WrongSession(f"order {order_id} is bound to another session")

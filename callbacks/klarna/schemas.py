@@ -13,10 +13,13 @@ from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 
 MAX = 100_000_000
-# Text that lands in a text column (an order id): PostgreSQL refuses NUL and no driver can
-# encode a lone surrogate (a JSON "\ud800"), so such a value is a parse error, not a 500.
-STORABLE = validate.Regexp(r"^[^\x00\ud800-\udfff]*\Z", error="Contains a NUL or a lone surrogate.")
-ORDER_ID = re.compile(r"^[^\x00\ud800-\udfff]{1,255}\Z")  # the order_id in a callback URL
+# An order id lands in a text column and in log lines: PostgreSQL refuses NUL, no driver can
+# encode a lone surrogate (a JSON "\ud800"), and a line break or other control character would
+# let a caller forge log lines (`order_id=x%0AWARNING:fake`). Klarna's ids are UUIDs.
+_ID_CHARS = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]"
+STORABLE = validate.Regexp(rf"^{_ID_CHARS}*\Z",
+                           error="Contains a control character, a line break or a lone surrogate.")
+ORDER_ID = re.compile(rf"^{_ID_CHARS}{{1,255}}\Z")  # the order_id in a callback URL
 
 
 class KlarnaSchema(Schema):
@@ -66,6 +69,7 @@ class ShippingServiceRequestSchema(KlarnaSchema):
     billing_address = fields.Nested(AddressSchema, allow_none=True)
     shipping_address = fields.Nested(AddressSchema, allow_none=True)
     selected_shipping_option = fields.Nested(SelectedShippingOptionSchema, allow_none=True)
+    order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
 
     @post_load
     def upper(self, data, **_):

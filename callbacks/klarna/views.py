@@ -10,7 +10,8 @@ import logging
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from callbacks.klarna import calllog, schemas
+from callbacks.klarna import binding, calllog, schemas
+from callbacks.klarna.binding import WrongOrder
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
 from callbacks.rules import checkout
@@ -43,9 +44,25 @@ def verify_token():
     g.sid = sid
     g.order_id = request.args.get("order_id")
     if g.order_id and not schemas.ORDER_ID.match(g.order_id):
-        # It may become the session's Klarna order id: a text column of 255, no NUL.
-        return api_error(400, "The order_id must be 1–255 characters without NUL.",
+        # It may become the session's Klarna order id (a text column of 255) and is logged. A
+        # bad URL is our 400, like a bad session id: the URL is ours, not Klarna's order.
+        return api_error(400, "The order_id must be 1–255 characters without control characters.",
                          {"order_id": ["Not a valid order id."]})
+    if request.content_length != 0 and not request.is_json and request.get_data(cache=True):
+        return refuse(415, "The body must be JSON (Content-Type: application/json).",
+                      {"_body": ["Not application/json."]})
+
+
+ASYNCHRONOUS = frozenset({"kco.push", "kco.notification"})
+
+
+def refuse(status: int, message: str, errors: dict):
+    """Our error body for push and notification; Klarna's, with `approval_failed`, for the
+    four synchronous callbacks, where Klarna shows error_text to the shopper."""
+    if request.endpoint in ASYNCHRONOUS:
+        return api_error(status, message, errors)
+    body, _ = klarna_error("approval_failed", message, errors)
+    return body, status
 
 
 def parse(schema) -> dict:
@@ -59,7 +76,11 @@ def parse(schema) -> dict:
 def _shipping_service(decide):
     body = parse(schemas.shipping_service_request)
     app = kco()
-    _, decision = app.store.apply(g.sid, lambda tx: decide(app.shop, tx.state, g.sid, body))
+
+    def bound_then_decide(tx):
+        binding.check(tx, g.order_id, body.get("order_id"))
+        return decide(app.shop, tx.state, g.sid, body)
+    _, decision = app.store.apply(g.sid, bound_then_decide)
     return jsonify(checkout.reply_body(decision.state))
 
 
@@ -84,7 +105,11 @@ def validation():
     body.setdefault("order_id", None)
     body["order_id"] = body["order_id"] or g.order_id
     app = kco()
-    _, decision = app.store.apply(g.sid, lambda tx: checkout.validation(app.shop, tx.state, g.sid, body))
+
+    def bound_then_decide(tx):
+        binding.check(tx, g.order_id, body["order_id"])
+        return checkout.validation(app.shop, tx.state, g.sid, body)
+    _, decision = app.store.apply(g.sid, bound_then_decide)
     if decision.refusal:  # recorded as validation_failed, now refused: Rejected or CartChanged
         raise decision.refusal
     return "", 200
@@ -100,10 +125,22 @@ def push():
         return api_error(400, "The push URL carries no order_id.", {"order_id": ["Missing."]})
     request.get_data(cache=True)  # Klarna's push has no body; one over 1 MiB is a 413 all the same
     lifecycle, sid, order_id = kco().lifecycle, g.sid, g.order_id
+    try:
+        lifecycle.claim(sid, order_id)  # not this session's order: 400, nothing acknowledged
+    except WrongSession as exc:
+        log.warning("push %s for session %s refused: %s", order_id, sid, exc)
+        return api_error(400, "This order is not this session's.",
+                         {"order_id": ["Not an order of this session."]})
+    except KlarnaError as exc:
+        log.warning("push %s: could not ask Klarna whose order it is: %s", order_id, exc)
+        return api_error(503, "Could not verify the order with Klarna; please retry.",
+                         headers={"Retry-After": "600"})
 
     def after_reply():
         try:
             log.info("push %s for session %s: %s", order_id, sid, lifecycle.push(sid, order_id))
+        except WrongSession as exc:  # bound elsewhere between the claim and now: no traceback
+            log.warning("push %s for session %s refused: %s", order_id, sid, exc)
         except Exception:  # noqa: BLE001 - nothing may escape after the reply; Klarna retries
             log.exception("push %s for session %s failed", order_id, sid)
 
@@ -117,9 +154,9 @@ def notification():
     """A fraud decision. 200 stops Klarna's retries, so it is sent only after recording what
     Order Management says; 503 when Order Management cannot be asked (Klarna retries)."""
     body = parse(schemas.notification)
-    if body["event_type"] not in FRAUD_EVENTS:
-        return api_error(400, f"Unknown event_type {body['event_type']!r}; expected one of "
-                              f"{', '.join(sorted(FRAUD_EVENTS))}.", {"event_type": ["Unknown."]})
+    if body["event_type"] not in FRAUD_EVENTS:  # not echoed: it is the caller's free text
+        return api_error(400, f"Unknown event_type; expected one of {', '.join(sorted(FRAUD_EVENTS))}.",
+                         {"event_type": ["Unknown."]})
     if g.order_id and g.order_id != body["order_id"]:
         return api_error(400, "The body's order_id is not the one in the URL.",
                          {"order_id": ["Does not match the URL."]})
@@ -158,4 +195,18 @@ def unverified(exc: KlarnaError):
 
 @bp.errorhandler(WrongSession)
 def wrong_session(exc: WrongSession):
-    return api_error(400, str(exc), {"order_id": ["Not an order of this session."]})
+    """A notification for an order that is not this session's: a warning, no traceback, and the
+    owner is not named to whoever holds the URL."""
+    log.warning("notification for session %s refused: %s", g.sid, exc)
+    return api_error(400, "This order is not this session's.", {"order_id": ["Not an order of this session."]})
+
+
+@bp.errorhandler(WrongOrder)
+def wrong_order(exc: WrongOrder):
+    return refuse(400, exc.message, {exc.field: ["Not this session's Klarna order."]})
+
+
+# POST only: Flask would answer OPTIONS itself, 200 after the token check, and the callback log
+# would keep it as a callback; without it the router answers 405 with `Allow: POST`.
+for _view in (address_update, shipping_option_update, country_change, validation, push, notification):
+    _view.provide_automatic_options = False

@@ -91,6 +91,24 @@ def changed(old: Mapping | None, new: Mapping) -> bool:
     return strip(old) != strip(new)
 
 
+COMPLETE = "checkout_complete"
+
+
+class OrderComplete(Exception):
+    """The session's Klarna order is complete: its cart and market can no longer change."""
+
+
+def is_complete(state: Mapping | None) -> bool:
+    return ((state or {}).get("klarna") or {}).get("status") == COMPLETE
+
+
+def _unchanged(state: dict) -> Decision:
+    """What a synchronous callback gets once the order is complete (issue 10.5): the completed
+    order, and nothing recorded but the callback log's row. Klarna charged what it holds, so
+    letting a late country_change re-price the session would make our state lie about it."""
+    return Decision(state, None, {})
+
+
 def reply_body(state: Mapping) -> dict:
     """The 200 body of address_update, shipping_option_update and country_change."""
     return {**state["order"], "purchase_currency": state["market"]["currency"],
@@ -182,6 +200,8 @@ def _totals(state: Mapping | None) -> dict | None:
 
 
 def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    if is_complete(state):
+        return _unchanged(state)
     base = state or state_from_body(shop, sid, body)
     new = _priced(shop, _addresses(shop, base, body))
     data = {**_location_data(state, new), "totals": {"old": _totals(state), "new": _totals(new)}}
@@ -189,6 +209,8 @@ def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
 
 
 def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    if is_complete(state):
+        return _unchanged(state)
     base = _addresses(shop, state or state_from_body(shop, sid, body), body)
     chosen = (body.get("selected_shipping_option") or {}).get("id")
     if chosen:
@@ -204,6 +226,8 @@ def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     """The billing country moved: switch to its market's currency and a locale (§5.7). Klarna's
     purchase_country cannot be changed by a callback, so a differing one is left pending for the
     storefront's suspend → PUT market → resume."""
+    if is_complete(state):
+        return _unchanged(state)
     base = _addresses(shop, state or state_from_body(shop, sid, body), body)
     country = base["billing_country"]
     if country is None:
@@ -242,6 +266,11 @@ class CartChanged(Exception):
 
 
 def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+    if is_complete(state):
+        mismatch = _mismatch(state, body)  # against the completed order, re-pricing nothing
+        if mismatch:
+            return Decision(state, None, {}, CartChanged(mismatch))
+        return _unchanged(state)
     base = _addresses(shop, state or state_from_body(shop, sid, body), body)
     if (body.get("selected_shipping_option") or {}).get("id"):
         base["selected_shipping_option"] = body["selected_shipping_option"]["id"]
@@ -345,6 +374,8 @@ def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem]
     """Replace the cart (a new session starts in the shop's default market) and re-price.
     Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
     change (event_type None)."""
+    if is_complete(state):
+        raise OrderComplete(sid)
     items = list(items)
     code = coupon_code(shop, coupon)
     base = state or new_state(shop, sid)

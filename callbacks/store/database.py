@@ -163,6 +163,10 @@ class SessionTx:
                                          klarna_orders.c.acknowledged_at.is_(None))
             .values(acknowledged_at=utcnow())).rowcount == 1
 
+    def order_owners(self, order_id: str) -> set[str]:
+        """The sessions bound to `order_id`, read inside this session's transaction."""
+        return _order_owners(self.conn, order_id)
+
     def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
                           .values(fraud_status=fraud_status))
@@ -198,6 +202,13 @@ def _publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
         cursor.nextset()
         for (event, _), (event_id, _) in zip(pending, cursor.fetchall(), strict=True):
             event["id"] = event_id
+
+
+def _order_owners(conn: sa.Connection, order_id: str) -> set[str]:
+    """Every session whose state names `order_id` or that recorded it completed."""
+    open_ = sa.select(sessions.c.sid).where(sessions.c.klarna_order_id == order_id)
+    done = sa.select(klarna_orders.c.session).where(klarna_orders.c.order_id == order_id)
+    return {row[0] for row in conn.execute(sa.union(open_, done))}
 
 
 def _dialect_insert(conn: sa.Connection):
@@ -329,6 +340,10 @@ class Store:
                                 .where(klarna_orders.c.acknowledged_at.is_(None))
                                 .order_by(klarna_orders.c.completed_at)).all()
         return [dict(r._mapping) for r in rows]
+
+    def order_owners(self, order_id: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return _order_owners(conn, order_id)
 
     def completed_order(self, order_id: str) -> dict | None:
         with self.engine.connect() as conn:

@@ -77,7 +77,11 @@ class Api(flask_smorest.Api):
         data = getattr(error, "data", None) or {}
         code = error.code or 500
         message = data.get("message") or MESSAGES.get(code) or error.description or HTTPStatus(code).phrase
-        return api_error(code, message, data.get("errors"), data.get("headers"))
+        headers = dict(data.get("headers") or {})
+        allow = dict(error.get_headers()).get("Allow")  # a 405 names the methods it takes
+        if allow:
+            headers["Allow"] = allow
+        return api_error(code, message, data.get("errors"), headers)
 
 
 def ecma_pattern(self, field, ret, **_):

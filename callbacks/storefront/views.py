@@ -20,7 +20,7 @@ from flask_smorest import abort
 
 from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession, NotSynced
 from callbacks.rules import checkout
-from callbacks.rules.checkout import CartRefused
+from callbacks.rules.checkout import CartRefused, OrderComplete
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
@@ -234,6 +234,13 @@ def _cart_refused(exc: CartRefused):
 @bp.errorhandler(PricingError)
 def _cannot_sell(exc: PricingError):  # PUT market: the cart has an item the market does not sell
     return api_error(422, f"The cart cannot be sold in that market: {exc}", {"country": [str(exc)]})
+
+
+@bp.errorhandler(OrderComplete)
+def _order_complete(exc: OrderComplete):
+    return api_error(409, "The session's Klarna order is complete: its cart and market can no "
+                          "longer change. Start a new session for a new order.",
+                     {"session": ["Order complete."]})
 
 
 @bp.errorhandler(EmptyCart)
