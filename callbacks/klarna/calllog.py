@@ -7,22 +7,26 @@ status and how long we took. A request with a missing or wrong token is NOT reco
 "nothing recorded"), neither in the table nor in the log; it is only counted in the metrics.
 The same hook feeds the Prometheus counters and histogram and writes one Python log line.
 
-What is scrubbed, by key, at any depth (the value becomes "[scrubbed]"; absent or empty values
-are kept as they are, so support can still see that a field was empty):
+What is kept is decided by an ALLOW-LIST (issue 10.4): only the fields a decision or a replay
+uses, each only when its value looks like what Klarna sends there, at any depth below the
+containers that hold them (order lines, addresses, shipping options):
 
-* names, e-mail, phone, street address, care-of, title, date of birth, gender, national and
-  organisation identity numbers, VAT id, organisation name, attention;
-* `postal_code` and `city` as well: no decision here uses them (taxes and markets follow the
-  country and, for US sales tax, the region), and a full postcode (GB, NL, CA) narrows an
-  address to a handful of households;
-* `attachment` (Klarna's extra merchant data: customer account info, e-mails, histories) and
-  `html_snippet` (large and of no use in a log);
-* the `token=` value in any URL inside a string (Read Order bodies echo our `merchant_urls`):
-  a token would let whoever reads the log forge callbacks for that session.
+* countries, region (a state code such as CA or ny), currencies, locale, types, statuses, the
+  fraud event types;
+* amounts, quantities, prices and tax rates (numbers only);
+* line references, shipping option ids and order ids (text without control characters).
 
-`country` and `region` are kept: they are what every decision (market, tax country, US sales
-tax by state) is made from, so a replay needs them, and a country or a US state identifies
-nobody. The retention command is `flask kco purge --older-than DAYS` (callbacks/cli.py).
+Every other value — names, addresses, e-mails, phones, identity numbers, `last_four_ssn`,
+`merchant_reference1/2`, `merchant_data`, `attachment`, product names and URLs, camelCase and
+unknown keys, free text — becomes "[scrubbed]", whole (a subtree too); absent, empty and true/false
+values are kept as they are, so support can still see that a field was empty. An unknown key
+that does not read like a field name is renamed, since a key can carry data too. Our own reply
+words (error_type, error_text, message, errors, location) are kept in the reply, and a `token=`
+in any URL that is kept is scrubbed: a token would let whoever reads the log forge callbacks.
+
+A replay from the log (`flask kco replay --from-log`) needs nothing more: the callbacks decide
+from the cart's lines, the amounts, the currency, locale and the addresses' country and region.
+The retention command is `flask kco purge --older-than DAYS` (callbacks/cli/commands.py).
 """
 from __future__ import annotations
 
@@ -41,29 +45,84 @@ from callbacks.web.tokens import CALLBACK, check_token
 log = logging.getLogger("callbacks.klarna.calllog")
 
 SCRUBBED = "[scrubbed]"
-SCRUB_KEYS = frozenset({
-    "given_name", "family_name", "first_name", "last_name", "full_name",
-    "email", "phone", "phone_number", "mobile_phone", "mobile_phone_number",
-    "street_address", "street_address2", "street_name", "street_number", "house_extension",
-    "care_of", "title", "date_of_birth", "gender",
-    "national_identification_number", "organization_registration_id", "vat_id",
-    "organization_name", "attention",
-    "postal_code", "city",
-    "attachment", "html_snippet",
-})
 TOKEN_IN_URL = re.compile(r"([?&]token=)[^&#\s\"']*", re.IGNORECASE)
 
+_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]{1,255}")
+_WORD = re.compile(r"[a-z][a-z_]{0,39}", re.IGNORECASE)
+_NUMBER = "number"
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
+_AMOUNTS = ("order_amount", "order_tax_amount")
+_LINE_AMOUNTS = ("quantity", "unit_price", "tax_rate", "total_amount", "total_discount_amount",
+                 "total_tax_amount")
+# What is kept, per place in Klarna's order: each key's value must also look right.
+ADDRESS = {"country": _COUNTRY, "region": re.compile(r"[A-Za-z0-9]{1,3}|[A-Za-z]{2}-[A-Za-z0-9]{1,3}")}
+LINE = {"type": _WORD, "reference": _ID, **dict.fromkeys(_LINE_AMOUNTS, _NUMBER)}
+SHIPPING_OPTION = {"id": _ID, **dict.fromkeys(("price", "tax_amount", "tax_rate"), _NUMBER)}
+ORDER = {"order_id": _ID, "purchase_country": _COUNTRY, "purchase_currency": re.compile(r"[A-Za-z]{3}"),
+         "locale": re.compile(r"[A-Za-z]{2}(?:-[A-Za-z]{2})*"), "status": _WORD,
+         "event_type": re.compile(r"FRAUD_RISK_(?:ACCEPTED|REJECTED|STOPPED)"),
+         **dict.fromkeys(_AMOUNTS, _NUMBER)}
+CONTAINERS = {"order_lines": LINE, "billing_address": ADDRESS, "shipping_address": ADDRESS,
+              "selected_shipping_option": SHIPPING_OPTION, "shipping_options": SHIPPING_OPTION}
+OUR_WORDS = frozenset({"error_type", "error_text", "message", "errors", "location", "code",
+                       "status"})  # kept in replies: our words, never the caller's
+# Key names shown as they are (their values scrubbed): Klarna's own field names. Any other key
+# is renamed, since a key can carry data as well as a value can.
+KNOWN_KEYS = frozenset({
+    *ORDER, *CONTAINERS, *LINE, *ADDRESS, *SHIPPING_OPTION, *OUR_WORDS, "_omitted",
+    "name", "customer", "merchant_urls", "html_snippet", "merchant_reference1",
+    "merchant_reference2", "started_at", "completed_at", "last_modified_at", "options",
+    "attachment", "external_payment_methods", "external_checkouts", "shipping_countries",
+    "billing_countries", "merchant_data", "gui", "merchant_requested", "recurring",
+    "recurring_token", "recurring_description", "billing_address_is_editable", "tags",
+    "payment_type_allows_increase", "shipping_details", "discounts",
+    "given_name", "family_name", "organization_name", "email", "title", "street_address",
+    "street_address2", "street_name", "street_number", "house_extension", "postal_code", "city",
+    "phone", "care_of", "reference", "attention", "quantity_unit", "product_url", "image_url",
+    "product_identifiers", "subscription", "shipping_attributes", "description", "promo",
+    "preselected", "shipping_method", "delivery_details", "tms_reference", "selected_addons",
+    "addons",
+})
 
-def scrub(value: Any) -> Any:
-    """A copy of `value` with personal data replaced, recursively, by key (see above)."""
+
+def scrub(value: Any, *, reply: bool = False, allowed: dict | None = None) -> Any:
+    """A copy of `value` keeping only what the allow-list above keeps; `reply=True` for our
+    own replies, whose error words are ours, not the caller's."""
+    allowed = ORDER if allowed is None else allowed
     if isinstance(value, dict):
-        return {key: (SCRUBBED if isinstance(key, str) and key.lower() in SCRUB_KEYS
-                      and item not in (None, "") else scrub(item))
-                for key, item in value.items()}
+        return {_key(key, i): _field(key, item, reply, allowed)
+                for i, (key, item) in enumerate(value.items())}
     if isinstance(value, list):
-        return [scrub(item) for item in value]
+        return [scrub(item, reply=reply, allowed=allowed) for item in value]
+    return value if value in (None, "") or isinstance(value, bool) else SCRUBBED
+
+
+def _field(key: Any, value: Any, reply: bool, allowed: dict) -> Any:
+    if value in (None, "") or isinstance(value, bool):
+        return value
+    if reply and key in OUR_WORDS:
+        return _no_token(value)
+    if key == "_omitted" and allowed is ORDER and isinstance(value, str):
+        return value  # our own note that the body was not JSON
+    if allowed is ORDER and key in CONTAINERS and isinstance(value, (dict, list)):
+        return scrub(value, reply=reply, allowed=CONTAINERS[key])
+    rule = allowed.get(key) if isinstance(key, str) else None
+    if rule is _NUMBER:
+        return value if isinstance(value, (int, float)) else SCRUBBED
+    if rule is not None and isinstance(value, str) and rule.fullmatch(value):
+        return value
+    return SCRUBBED
+
+
+def _key(key: Any, index: int) -> Any:
+    return key if key in KNOWN_KEYS else f"[scrubbed key {index}]"
+
+
+def _no_token(value: Any) -> Any:
     if isinstance(value, str) and "token=" in value.lower():
         return TOKEN_IN_URL.sub(r"\g<1>" + SCRUBBED, value)
+    if isinstance(value, (dict, list)):
+        return json.loads(TOKEN_IN_URL.sub(r"\g<1>" + SCRUBBED, json.dumps(value)))
     return value
 
 
@@ -94,7 +153,7 @@ def _record(response: Response) -> Response:
             log.warning("kco %s session=%s -> 413 (body over 1 MiB)", callback, sid)
             return response
         order_id = request.args.get("order_id")
-        body, reply = scrub(_request_body()), scrub(_reply_body(response))
+        body, reply = scrub(_request_body()), scrub(_reply_body(response), reply=True)
         duration_ms = round(seconds * 1000, 3)
         current_app.extensions["kco"].store.log_callback(
             callback, _text(sid, 128), _text(order_id, 255) if order_id else None, response.status_code,
