@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from time import perf_counter
@@ -142,6 +143,10 @@ def send_one(payload: Payload, send: Sender, secret: str, *, session: str | None
     """Post one payload: `session` / `order_id` override the payload's (--session, --order-id).
     With `app`, a payload that needs a Klarna order (and has no --order-id) gets one first."""
     sid = session or payload.session or fresh_session()
+    if not (order_id or session or payload.session or payload.klarna_order) and _order_id(payload):
+        # A fresh session is a new shopper with a new Klarna order: the sample's own order id
+        # is another session's from the second run on, and that is refused (issue 10.2).
+        order_id = str(uuid.uuid4())
     if not order_id and payload.klarna_order and app is not None:
         try:
             order_id = prepare.klarna_order(app, sid, payload.klarna_order)
