@@ -40,9 +40,8 @@ def test_control_characters_in_the_url_order_id_are_refused(app, client, shop, c
     body = shipping_service_body([goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)])
     with caplog.at_level(logging.DEBUG):
         r = client.post(url, json=None if callback == "push" else body)
-    assert r.status_code == 400
-    assert_shape(callback, r)
-    assert "order_id" in r.get_json()["errors"]
+    assert r.status_code == 400  # our error body, as for a malformed session id: the URL is bad
+    assert r.get_json()["code"] == 400 and "order_id" in r.get_json()["errors"]
     for record in caplog.records:  # nothing that lands in a log line carries the raw id
         assert order_id not in record.getMessage() and "\n" not in record.getMessage()
 

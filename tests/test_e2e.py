@@ -29,7 +29,8 @@ def test_callbacks_over_http_under_gunicorn(database_url):
         assert r.status_code == 200 and fi["purchase_currency"] == "EUR" and fi["locale"] == "sv-FI"
 
         body = validation_body(fi["order_lines"], currency="EUR", country="FI", locale="sv-FI",
-                               order_amount=fi["order_amount"], order_tax_amount=fi["order_tax_amount"])
+                               order_amount=fi["order_amount"], order_tax_amount=fi["order_tax_amount"],
+                               order_id="ord-1")  # the URL's: a body naming another order is refused
         assert requests.post(url % "validation", json=body, timeout=10).status_code == 200
 
         bad = requests.post((url % "address_update").replace(token, "nope"), json={}, timeout=10)
