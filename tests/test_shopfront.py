@@ -20,6 +20,7 @@ def test_pages_answer_in_development(client):
 def test_off_in_production_unless_enabled(monkeypatch, sqlite_url):
     monkeypatch.setenv("KCO_CALLBACK_SECRET", "p" * 40)
     monkeypatch.setenv("KCO_API_KEY", "k" * 40)
+    monkeypatch.setenv("KLARNA_PASSWORD", "s" * 40)  # production refuses the sandbox's password
     monkeypatch.setenv("KCO_PUBLIC_URL", "https://shop.example")
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("KCO_AUTO_MIGRATE", "0")
