@@ -51,8 +51,9 @@ def create_app(config=None) -> Flask:
 
     from callbacks.cli import commands as cli
     from callbacks.klarna import views as kco
-    from callbacks.web import errors
+    from callbacks.web import errors, i18n
     errors.init_app(app)
+    i18n.init_app(app)  # gettext catalogs in callbacks/translations (docs/translations.md)
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
     storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener

@@ -14,8 +14,10 @@ from callbacks.klarna import binding, calllog, schemas
 from callbacks.klarna.binding import WrongOrder
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
-from callbacks.rules import checkout
+from callbacks.rules import checkout, markets
 from callbacks.rules.checkout import CartChanged, Rejected
+from callbacks.rules.texts import Text
+from callbacks.web import i18n
 from callbacks.web.body import BodyError, read_json
 from callbacks.web.errors import api_error, klarna_error
 from callbacks.web.schemas import SESSION_ID
@@ -25,11 +27,21 @@ log = logging.getLogger(__name__)
 bp = Blueprint("kco", __name__, url_prefix="/kco")
 calllog.install(bp)  # the callback log (§8): one after_request hook, before the token check
 
-SHOPPER_PARSE_ERROR = "We could not read your order. Please try again."
+SHOPPER_PARSE_ERROR = Text("unreadable_order")
 
 
 def kco():
     return current_app.extensions["kco"]
+
+
+def shopper_text(*texts: Text) -> str:
+    """Klarna shows error_text to the shopper: in the locale Klarna sent with this callback,
+    else the session's market locale, else English (callbacks/web/i18n.py)."""
+    locale = g.get("klarna_locale")
+    if not locale and g.get("sid"):
+        state = kco().store.get_state(g.sid)
+        locale = state["market"]["locale"] if state else None
+    return i18n.render_all(texts, locale, kco().shop.texts)
 
 
 @bp.before_request
@@ -50,25 +62,28 @@ def verify_token():
                          {"order_id": ["Not a valid order id."]})
     if request.content_length != 0 and not request.is_json and request.get_data(cache=True):
         return refuse(415, "The body must be JSON (Content-Type: application/json).",
-                      {"_body": ["Not application/json."]})
+                      {"_body": ["Not application/json."]}, SHOPPER_PARSE_ERROR)
 
 
 ASYNCHRONOUS = frozenset({"kco.push", "kco.notification"})
 
 
-def refuse(status: int, message: str, errors: dict):
-    """Our error body for push and notification; Klarna's, with `approval_failed`, for the
-    four synchronous callbacks, where Klarna shows error_text to the shopper."""
+def refuse(status: int, message: str, errors: dict, text: Text):
+    """Our error body (`message`) for push and notification; Klarna's, with `approval_failed`,
+    for the four synchronous callbacks, where Klarna shows error_text (`text`) to the shopper."""
     if request.endpoint in ASYNCHRONOUS:
         return api_error(status, message, errors)
-    body, _ = klarna_error("approval_failed", message, errors)
+    body, _ = klarna_error("approval_failed", shopper_text(text), errors)
     return body, status
 
 
 def parse(schema) -> dict:
     """The body, read as both blueprints read JSON (web/body.py), loaded by a Klarna schema."""
+    raw = read_json(request)
+    if isinstance(raw, dict) and isinstance(raw.get("locale"), str):
+        g.klarna_locale = markets.normalize_locale(raw["locale"][:35])  # only chooses a catalog
     try:
-        return schema.load(read_json(request))
+        return schema.load(raw)
     except ValidationError as exc:
         raise BodyError("The body does not fit the schema.", exc.messages) from None
 
@@ -167,7 +182,7 @@ def notification():
 # -- the domain's exceptions, as replies -------------------------------------------------------
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
-    return klarna_error(exc.error_type, exc.error_text, exc.errors)
+    return klarna_error(exc.error_type, shopper_text(*exc.texts), exc.errors)
 
 
 @bp.errorhandler(BodyError)
@@ -176,7 +191,7 @@ def unreadable(exc: BodyError):
     notification's goes back to Klarna's retries, in ours."""
     if request.endpoint == "kco.notification":
         return api_error(400, "The notification body is not {order_id, event_type}.", exc.errors)
-    return klarna_error("approval_failed", SHOPPER_PARSE_ERROR, exc.errors)
+    return klarna_error("approval_failed", shopper_text(SHOPPER_PARSE_ERROR), exc.errors)
 
 
 @bp.errorhandler(CartChanged)
@@ -203,7 +218,8 @@ def wrong_session(exc: WrongSession):
 
 @bp.errorhandler(WrongOrder)
 def wrong_order(exc: WrongOrder):
-    return refuse(400, exc.message, {exc.field: ["Not this session's Klarna order."]})
+    return refuse(400, exc.message, {exc.field: ["Not this session's Klarna order."]},
+                  Text("wrong_order"))
 
 
 # POST only: Flask would answer OPTIONS itself, 200 after the token check, and the callback log

@@ -10,24 +10,32 @@ deep one: deep-copying a 1000-line order took ~5 ms per callback; BENCHMARKS.md)
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from callbacks.rules import markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
+from callbacks.rules.texts import Text
 
 GOODS_TYPES = {"physical", "digital", None}
 VOLATILE = ("version", "updated_at")
 
 
 class Rejected(Exception):
-    """A callback we must refuse; becomes Klarna's 400 `{error_type, error_text}`."""
+    """A callback we must refuse; becomes Klarna's 400 `{error_type, error_text}`. The text is
+    one or more message ids (rules/texts.py), since only the view knows the shopper's language."""
 
-    def __init__(self, error_type: str, error_text: str, errors: Mapping | None = None):
-        super().__init__(error_text)
-        self.error_type, self.error_text, self.errors = error_type, error_text, errors
+    def __init__(self, error_type: str, text: Text | Sequence[Text], errors: Mapping | None = None):
+        self.texts = (text,) if isinstance(text, Text) else tuple(text)
+        super().__init__(self.error_text)
+        self.error_type, self.errors = error_type, errors
+
+    @property
+    def error_text(self) -> str:
+        """In English, for logs; the reply renders `texts` in the order's language."""
+        return " ".join(t.english() for t in self.texts)
 
 
 @dataclass
@@ -122,7 +130,7 @@ def items_from_lines(order_lines: Iterable[Mapping]) -> list[CartItem]:
         if line.get("type") not in GOODS_TYPES:
             continue
         if not line.get("reference"):
-            raise Rejected("approval_failed", "An item in the cart cannot be identified.",
+            raise Rejected("approval_failed", Text("item_unidentified"),
                            {f"order_lines.{i}.reference": ["A goods line needs a reference (SKU)."]})
         if line["quantity"] > 0:
             items.append(CartItem(line["reference"], line["quantity"]))
@@ -135,8 +143,8 @@ def state_from_body(shop: Shop, sid: str, body: Mapping) -> dict:
     billing = (body.get("billing_address") or {}).get("country")
     market = markets.market_for_currency(shop, body["purchase_currency"], preferred=billing)
     if market is None:
-        raise Rejected("approval_failed",
-                       f"This shop does not sell in {body['purchase_currency']}.",
+        raise Rejected("approval_failed", Text("unknown_currency",
+                                               {"currency": body["purchase_currency"]}),
                        {"purchase_currency": [f"No market uses {body['purchase_currency']}."]})
     items = items_from_lines(body["order_lines"])
     state = {**_unpriced(shop, sid, market.country, body.get("locale")),
@@ -158,10 +166,10 @@ def _priced(shop: Shop, state: dict) -> dict:
                        {"order_lines": [str(exc)]}) from exc
 
 
-def _shopper_text(exc: PricingError) -> str:
+def _shopper_text(exc: PricingError) -> Text:
     if isinstance(exc, pricing.LimitExceeded):
-        return "The order is too large to be paid with Klarna. Please split it."
-    return "An item in your cart is no longer available. Please review your cart."
+        return Text("order_too_large")
+    return Text("item_unavailable")
 
 
 # -- Klarna's shipping-service callbacks -----------------------------------------------------
@@ -172,14 +180,13 @@ def _addresses(shop: Shop, state: dict, body: Mapping) -> dict:
     if billing.get("country"):
         if not shop.market(billing["country"]):
             raise Rejected("address_error",
-                           f"We cannot take orders billed to {billing['country']}. "
-                           "Please choose another billing country.")
+                           Text("unsupported_billing_country", {"country": billing["country"]}))
         state["billing_country"] = billing["country"]
         state["billing_region"] = billing.get("region")
     if shipping.get("country"):
         if not shop.market(shipping["country"]):
             raise Rejected("unsupported_shipping_address",
-                           f"Unfortunately we do not ship to {shipping['country']}.")
+                           Text("unsupported_shipping_country", {"country": shipping["country"]}))
         state["shipping_country"] = shipping["country"]
         state["shipping_region"] = shipping.get("region")
     return state
@@ -231,7 +238,7 @@ def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     base = _addresses(shop, state or state_from_body(shop, sid, body), body)
     country = base["billing_country"]
     if country is None:
-        raise Rejected("address_error", "Please choose a billing country.",
+        raise Rejected("address_error", Text("billing_country_missing"),
                        {"billing_address.country": ["Missing data for required field."]})
     new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]))
     data = {"market": {"old": (state or base)["market"], "new": new["market"]},
@@ -251,13 +258,14 @@ def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> 
 
 
 # -- validation --------------------------------------------------------------------------------
-def out_of_stock(shop: Shop, state: Mapping) -> list[str]:
+def out_of_stock(shop: Shop, state: Mapping) -> list[Text]:
     short = []
     for item in state["cart"]["items"]:
         stock = shop.products[item["reference"]].stock
         if stock is not None and item["quantity"] > stock:
             name = shop.products[item["reference"]].display_name(markets.language(state["market"]["locale"]))
-            short.append(f"{name} is out of stock." if stock == 0 else f"Only {stock} of {name} left.")
+            short.append(Text("out_of_stock", {"name": name}) if stock == 0
+                         else Text("stock_left", {"name": name, "stock": stock}))
     return short
 
 
@@ -280,7 +288,7 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
     if short:
         result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
         return _failed(state, {**expected, "validation": result}, result,
-                       Rejected("approval_failed", " ".join(short)))
+                       Rejected("approval_failed", short))
     mismatch = _mismatch(expected, body)
     if mismatch:
         result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,

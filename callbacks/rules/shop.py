@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
+
 EXAMPLE_SHOP = Path(__file__).parent / "shops" / "example.toml"
 
 # Klarna's own limits (kco-reference.md §4.2, §5.8).
@@ -113,6 +115,7 @@ class Shop:
     products: Mapping[str, Product]
     coupons: Mapping[str, Coupon]
     source: str = "<memory>"
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _frozen({}))  # id → lang → text
 
     def market(self, country: str | None) -> Market | None:
         return self.markets.get(country.upper()) if country else None
@@ -193,7 +196,7 @@ class _Parser:
 
     # -- the document ----------------------------------------------------------------------
     def shop(self, raw: Mapping) -> Shop:
-        self.known(raw, "", {"shop", "markets", "products", "coupons"})
+        self.known(raw, "", {"shop", "markets", "products", "coupons", "texts"})
         head = self.table(raw.get("shop"), "shop")
         self.known(head, "shop", {"name", "default_country"})
         name = self.string(head.get("name"), "shop.name")
@@ -211,7 +214,31 @@ class _Parser:
             self.fail("shop.default_country", f"{default} has no [markets.{default}] table")
         coupons_raw = self.table(raw.get("coupons", {}), "coupons")
         coupons = {code: self.coupon(code, c) for code, c in coupons_raw.items()}
-        return Shop(name, default, _frozen(markets), _frozen(products), _frozen(coupons), self.source)
+        texts = self.texts(raw.get("texts", {}))
+        return Shop(name, default, _frozen(markets), _frozen(products), _frozen(coupons), self.source,
+                    texts)
+
+    def texts(self, raw) -> Mapping[str, Mapping[str, str]]:
+        """The merchant's own wording of shopper messages, per language; each must use only the
+        placeholders of the message it replaces, or a refusal would fail while rendering."""
+        out = {}
+        for message_id, by_language in self.table(raw, "texts").items():
+            key = f"texts.{message_id}"
+            if message_id not in MESSAGES:
+                self.fail(key, f"unknown message id (expected one of {', '.join(sorted(MESSAGES))})")
+            names = self.names(by_language, key)
+            allowed = parameters(message_id)
+            for lang, text in names.items():
+                used = set(PLACEHOLDER.findall(text))
+                if used - allowed:
+                    self.fail(f"{key}.{lang}", f"unknown placeholder %({sorted(used - allowed)[0]})s; "
+                              f"this message has {', '.join(f'%({p})s' for p in sorted(allowed)) or 'none'}")
+                try:
+                    text % dict.fromkeys(allowed, "x")
+                except (ValueError, TypeError, KeyError):
+                    self.fail(f"{key}.{lang}", "is not a valid message: write a literal % as %%")
+            out[message_id] = names
+        return _frozen(out)
 
     def product(self, sku: str, raw) -> Product:
         key = f'products."{sku}"'

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, g, render_template, request
+from flask_babel import force_locale, gettext, lazy_gettext
 
 from callbacks.klarna.client import KlarnaError
-from callbacks.rules import markets
-from callbacks.web import schemas
+from callbacks.rules.texts import N_, Text
+from callbacks.web import i18n, schemas
 from callbacks.web.browser import issue
 
 COOKIE = "kco_shop_session"
@@ -46,11 +47,36 @@ def catalogue() -> dict:
     }
 
 
+# What static/shop.js writes into the page, in every shipped language: the shopper may switch
+# market (and language) without a reload, and the script follows the state it is sent.
+SCRIPT_TEXTS = {
+    "add_to_cart": N_("Add to cart"),
+    "not_sold_in": N_("Not sold in %(currency)s"),
+    "cart_empty": N_("Your cart is empty."),
+    "add_products_first": N_("Your cart is empty. <a href=\"/\">Add products</a> first."),
+    "quantity_of": N_("Quantity of %(name)s"),
+    "unknown": N_("unknown"),
+}
+
+
+def script_texts() -> dict:
+    out = {}
+    for lang in i18n.LANGUAGES:
+        with force_locale(lang):
+            out[lang] = {key: gettext(msgid) for key, msgid in SCRIPT_TEXTS.items()}
+    return out
+
+
 def page(template: str, sid: str, fresh: bool, **context):
+    """Rendered in the language of the shopper's market (its locale's language, English where
+    no catalog is shipped), which is also the language Klarna's error_text uses."""
     state = kco().store.get_state(sid)
-    language = markets.language(state["market"]["locale"] if state
-                                else kco().shop.default_market.default_locale)
-    config = {"session": sid, **issue(sid), "catalogue": catalogue(), **context.pop("config", {})}
+    locale = state["market"]["locale"] if state else kco().shop.default_market.default_locale
+    g.kco_language = language = i18n.catalog_language(locale)
+    if request.args.get("kco_error") == "cart_changed":  # validation's 303 back to the checkout
+        context["notice"] = i18n.render(Text("cart_changed"), locale, kco().shop.texts)
+    config = {"session": sid, **issue(sid), "catalogue": catalogue(), "texts": script_texts(),
+              "language": language, **context.pop("config", {})}
     response = current_app.make_response(render_template(
         template, shop=kco().shop, config=config, lang=language, **context))
     if fresh:
@@ -61,12 +87,12 @@ def page(template: str, sid: str, fresh: bool, **context):
 
 @bp.get("/")
 def products():
-    return page("shop/products.html", *shopper_session(), title="Products")
+    return page("shop/products.html", *shopper_session(), title=lazy_gettext("Products"))
 
 
 @bp.get("/cart")
 def cart():
-    return page("shop/cart.html", *shopper_session(), title="Cart")
+    return page("shop/cart.html", *shopper_session(), title=lazy_gettext("Cart"))
 
 
 @bp.get("/checkout")
@@ -75,7 +101,7 @@ def checkout():
     asked = request.args.get("session")
     if asked and asked != sid:  # Klarna's "back to checkout" link names a session
         abort(403, "This checkout belongs to another browser.")
-    return page("shop/checkout.html", sid, fresh, title="Checkout")
+    return page("shop/checkout.html", sid, fresh, title=lazy_gettext("Checkout"))
 
 
 @bp.get("/confirmation")
@@ -94,10 +120,10 @@ def confirmation():
         snippet = kco().lifecycle.client.read_order(order_id).get("html_snippet")
     except KlarnaError as exc:  # the page still shows our own record of the order
         current_app.logger.warning("confirmation: reading order %s failed: %s", order_id, exc)
-    return page("shop/confirmation.html", sid, False, title="Thank you",
+    return page("shop/confirmation.html", sid, False, title=lazy_gettext("Thank you"),
                 config={"order_id": order_id, "confirmation_snippet": snippet})
 
 
 @bp.get("/terms")
 def terms():
-    return page("shop/terms.html", *shopper_session(), title="Terms")
+    return page("shop/terms.html", *shopper_session(), title=lazy_gettext("Terms"))

@@ -31,6 +31,14 @@
     var locale = sync.state ? sync.state.market.locale : null;
     return (locale || "").split("-")[0];
   }
+  // Texts in the language of the current market (config.texts: every shipped language; the
+  // server renders the rest of the page, in the market's language at page load).
+  function t(key, params) {
+    var lang = language(), aliases = { no: "nb", nn: "nb" };
+    lang = aliases[lang] || lang;
+    var texts = config.texts[lang] || config.texts[config.language] || config.texts.en;
+    return texts[key].replace(/%\((\w+)\)s/g, function (_, name) { return String(params[name]); });
+  }
   function money(minor, currency) {
     var locale = sync.state ? sync.state.market.locale : undefined;
     try {
@@ -118,12 +126,12 @@
       button.type = "button";
       button.setAttribute("data-kco-add", p.sku);
       if (p.prices[currency] === undefined) {
-        price.textContent = "Not sold in " + currency;
+        price.textContent = t("not_sold_in", { currency: currency });
         button.disabled = true;
       } else {
         price.textContent = money(p.prices[currency], currency);
       }
-      button.textContent = "Add to cart";
+      button.textContent = t("add_to_cart");
       button.addEventListener("click", function () { changeQuantity(p.sku, 1, true); });
       card.appendChild(name); card.appendChild(price); card.appendChild(button);
       box.appendChild(card);
@@ -137,7 +145,8 @@
     var currency = currentCurrency();
     body.innerHTML = "";
     if (!lines.length) {
-      body.innerHTML = '<tr><td colspan="4">Your cart is empty.</td></tr>';
+      body.innerHTML = '<tr><td colspan="4"></td></tr>';
+      body.querySelector("td").textContent = t("cart_empty");
       return;
     }
     var editable = page === "cart" || page === "checkout";
@@ -153,7 +162,7 @@
         var input = document.createElement("input");
         input.type = "number"; input.min = "0"; input.max = "10000"; input.value = line.quantity;
         input.setAttribute("data-kco-qty", line.reference);
-        input.setAttribute("aria-label", "Quantity of " + line.name);
+        input.setAttribute("aria-label", t("quantity_of", { name: line.name }));
         input.addEventListener("change", function () {
           var n = parseInt(input.value, 10);
           if (!(n >= 0)) { input.value = line.quantity; return; }
@@ -176,7 +185,7 @@
     var status = document.querySelector('[data-kco="order-status"]');
     if (!status || !sync.state) { return; }
     var k = sync.state.klarna || {};
-    status.textContent = k.status || "unknown";
+    status.textContent = k.status || t("unknown");
     status.setAttribute("data-value", k.status || "");
     status.setAttribute("data-acknowledged", k.acknowledged ? "true" : "false");
   }
@@ -207,12 +216,12 @@
   if (container) {
     sync.refresh().then(function () {
       if (!sync.state.cart.items.length) {
-        container.innerHTML = '<p>Your cart is empty. <a href="/">Add products</a> first.</p>';
+        container.innerHTML = "<p>" + t("add_products_first") + "</p>";
       }
       ensureCheckout();
     }, function (err) {
       if (err.status === 404) {
-        container.innerHTML = '<p>Your cart is empty. <a href="/">Add products</a> first.</p>';
+        container.innerHTML = "<p>" + t("add_products_first") + "</p>";
       } else { showError(err); }
     });
   }

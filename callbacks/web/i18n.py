@@ -1,0 +1,73 @@
+"""Shopper-facing texts in the order's language (issue 13.2), from gettext catalogs.
+
+The rules name a message (rules/texts.py); this renders it in a locale: the merchant's override
+from the shop file first (`[texts.<id>]`, any language the merchant writes), then the catalog in
+callbacks/translations/ (Flask-Babel), then English. Klarna locales are language-REGION
+(sv-FI, de-AT, fr-CH): only the language part chooses the catalog, and Klarna's Norwegian
+codes `no` and `nn` read the Bokmål catalog, the written standard of Norwegian shops.
+Country codes in a message are shown as the country's name in that language (Babel's CLDR data):
+"Åland", not "AX".
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from babel import Locale
+from flask import Flask, g
+from flask_babel import Babel, force_locale, gettext
+
+from callbacks.rules import markets
+from callbacks.rules.texts import MESSAGES, Text
+
+LANGUAGES = ("en", "sv", "nb", "da", "fi", "de", "nl", "fr")
+FALLBACK = "en"
+ALIASES = {"no": "nb", "nn": "nb"}
+
+
+def wanted(locale: str | None) -> str:
+    """The language a locale asks for, whether or not a catalog exists: 'sv-FI' → 'sv'."""
+    lang = markets.language(locale)
+    return ALIASES.get(lang, lang)
+
+
+def catalog_language(locale: str | None) -> str:
+    """The catalog that serves a locale: its language when shipped, else English."""
+    lang = wanted(locale)
+    return lang if lang in LANGUAGES else FALLBACK
+
+
+def first_locale(*candidates: str | None) -> str | None:
+    return next((c for c in candidates if c), None)
+
+
+def render(text: Text, locale: str | None, overrides: Mapping[str, Mapping[str, str]]) -> str:
+    """One message in `locale`. Needs an app context (the catalogs are the app's)."""
+    lang, served = wanted(locale), catalog_language(locale)
+    own = overrides.get(text.id, {})
+    params = {k: _shown(k, v, served) for k, v in text.params.items()}
+    if lang in own:
+        return own[lang] % params
+    if served in own:
+        return own[served] % params
+    with force_locale(served):
+        return gettext(MESSAGES[text.id], **params) if params else gettext(MESSAGES[text.id])
+
+
+def render_all(texts: Iterable[Text], locale: str | None,
+               overrides: Mapping[str, Mapping[str, str]]) -> str:
+    return " ".join(render(t, locale, overrides) for t in texts)
+
+
+def _shown(name: str, value, lang: str):
+    if name == "country" and isinstance(value, str):
+        return Locale.parse(lang).territories.get(value.upper(), value)
+    return value
+
+
+def page_language() -> str:
+    """The demo pages' language: set per request by the shop front from the shopper's market."""
+    return g.get("kco_language", FALLBACK)
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, default_locale=FALLBACK, locale_selector=page_language)
