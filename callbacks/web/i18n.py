@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from flask import Flask, g
 from flask_babel import Babel, force_locale, gettext
 
@@ -44,9 +44,9 @@ def render(text: Text, locale: str | None, overrides: Mapping[str, Mapping[str, 
     """One message in `locale`. Needs an app context (the catalogs are the app's)."""
     lang, served = wanted(locale), catalog_language(locale)
     own = overrides.get(text.id, {})
-    params = {k: _shown(k, v, served) for k, v in text.params.items()}
     if lang in own:
-        return own[lang] % params
+        return own[lang] % _params(text, lang)
+    params = _params(text, served)
     if served in own:
         return own[served] % params
     with force_locale(served):
@@ -58,9 +58,17 @@ def render_all(texts: Iterable[Text], locale: str | None,
     return " ".join(render(t, locale, overrides) for t in texts)
 
 
+def _params(text: Text, lang: str) -> dict:
+    return {k: _shown(k, v, lang) for k, v in text.params.items()}
+
+
 def _shown(name: str, value, lang: str):
     if name == "country" and isinstance(value, str):
-        return Locale.parse(lang).territories.get(value.upper(), value)
+        try:
+            names = Locale.parse(lang).territories
+        except (ValueError, UnknownLocaleError):  # a merchant's language CLDR does not know
+            names = Locale.parse(FALLBACK).territories
+        return names.get(value.upper(), value)
     return value
 
 
