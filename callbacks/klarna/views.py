@@ -9,6 +9,7 @@ import logging
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.klarna import binding, calllog, schemas
 from callbacks.klarna.binding import WrongOrder
@@ -39,7 +40,11 @@ def shopper_text(*texts: Text) -> str:
     else the session's market locale, else English (callbacks/web/i18n.py)."""
     locale = g.get("klarna_locale")
     if not locale and g.get("sid"):
-        state = kco().store.get_state(g.sid)
+        try:
+            state = kco().store.get_state(g.sid)
+        except SQLAlchemyError as exc:  # only the language is at stake: English, not a 500
+            log.warning("no locale for session %s's error_text: %s", g.sid, exc)
+            state = None
         locale = state["market"]["locale"] if state else None
     return i18n.render_all(texts, locale, kco().shop.texts)
 
