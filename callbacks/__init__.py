@@ -43,10 +43,12 @@ def create_app(config=None) -> Flask:
         app.config.update(config)
     logging.basicConfig(level=logging.INFO)
 
-    shop = load_shop(app.config["KCO_SHOP_FILE"])
+    from callbacks import catalog
+
     store = Store(app.config["DATABASE_URL"])
     if app.config["KCO_AUTO_MIGRATE"]:
         store.migrate()
+    shop, products = catalog.with_catalog(load_shop(app.config["KCO_SHOP_FILE"]), store)
     app.extensions["kco"] = Kco(shop, store, _lifecycle(app, shop, store))
 
     from callbacks.cli import commands as cli
@@ -56,13 +58,16 @@ def create_app(config=None) -> Flask:
     i18n.init_app(app)  # gettext catalogs in callbacks/translations (docs/translations.md)
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
-    storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
+    api = storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
     from callbacks.web import browser
     browser.init_app(app)  # CORS for KCO_CORS_ORIGINS (the token endpoint is the storefront's)
     if app.config["KCO_SHOP_PAGES"]:
         from callbacks.shopfront import views as shopfront
         app.register_blueprint(shopfront.bp)  # the demo shop: /, /cart, /checkout, …
     cli.init_app(app)
+    catalog.init_app(app, api, products)  # /api/catalog (in /openapi.json), `flask kco catalog …`
+    from callbacks import support
+    support.init_app(app)  # /support/, and the record of storefront writes it shows
     return app
 
 
@@ -70,6 +75,7 @@ def _lifecycle(app: Flask, shop: Shop, store: Store):
     from callbacks.klarna.client import KlarnaClient
     from callbacks.klarna.lifecycle import Lifecycle
     from callbacks.klarna.order import Urls
+    from callbacks.store import activity
 
     cfg = app.config
     urls = Urls(cfg["KCO_PUBLIC_URL"], cfg["KCO_TERMS_URL"], cfg["KCO_CHECKOUT_URL"],
@@ -79,5 +85,6 @@ def _lifecycle(app: Flask, shop: Shop, store: Store):
         metrics = app.extensions.get("kco_metrics")
         if metrics:
             metrics.observe_klarna(operation, status, seconds)
+        activity.record(store, activity.KLARNA_API, operation, status, seconds)  # for support
 
     return Lifecycle(shop, store, lambda: KlarnaClient.from_config(cfg, on_call=on_call), urls)

@@ -173,8 +173,9 @@ def test_migrate_command_brings_a_new_database_up_to_date(tmp_path):
     cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "kco", "migrate"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "migrated from an empty schema to revision 0002" in out.stderr  # its one line
+    assert "migrated from an empty schema to revision 0003" in out.stderr  # its one line
     tables = set(sa.inspect(sa.create_engine(url)).get_table_names())
-    assert {"sessions", "events", "callback_log", "alembic_version"} <= tables
+    assert {"sessions", "events", "callback_log", "alembic_version", "products", "catalog_state",
+            "activity"} <= tables
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "is at revision 0002: nothing to migrate" in again.stdout
+    assert again.returncode == 0 and "is at revision 0003: nothing to migrate" in again.stdout

@@ -203,9 +203,8 @@ class _Parser:
         markets_raw = self.table(raw.get("markets"), "markets")
         if not markets_raw:
             self.fail("markets", "the shop sells to no market")
+        # No [products] is fine: the catalog may live in the database (callbacks/catalog).
         products_raw = self.table(raw.get("products", {}), "products")
-        if not products_raw:
-            self.fail("products", "the shop has no products")
         products = {sku: self.product(sku, p) for sku, p in products_raw.items()}
         markets = {c: self.market(c, m, products) for c, m in markets_raw.items()}
         default = self.string(head.get("default_country"), "shop.default_country", COUNTRY_RE,

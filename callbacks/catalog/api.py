@@ -1,0 +1,154 @@
+"""PUT /api/catalog/products/{sku} and bulk POST /api/catalog/products (API key only).
+
+A shop platform pushes its changes here. A bulk request is all or nothing like the importer: one
+bad product refuses the whole request (422, every problem named as `products.N.field`), so
+the platform never has to work out which half landed. A flask-smorest blueprint on the
+storefront's Api: the bodies are loaded with rows.ProductSchema, the replies and errors are
+documented in /openapi.json (and so fuzzed by schemathesis) like the rest of /api.
+"""
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app, request
+from flask_smorest import abort
+from marshmallow import RAISE, Schema, fields, validate
+
+from callbacks.catalog import rows, table
+from callbacks.catalog.cache import announce
+from callbacks.rules.shop import PRODUCT_TYPES
+from callbacks.storefront.api import Blueprint
+from callbacks.storefront.schemas import Num, Opt, Reply, Str
+from callbacks.web.body import BodyError
+from callbacks.web.errors import api_error, summary
+from callbacks.web.schemas import NOT_AN_OBJECT
+
+bp = Blueprint("catalog", __name__, url_prefix="/api/catalog",
+               description="The product catalog, for the shop platform (API key only).")
+MAX_BULK = 1000
+
+
+# -- bodies and replies --------------------------------------------------------------------
+class ProductBodySchema(rows.ProductSchema):
+    """PUT's body: the SKU is the URL's."""
+
+    class Meta(rows.ProductSchema.Meta):
+        exclude = ("reference",)
+
+
+class ProductsBodySchema(Schema):
+    error_messages = NOT_AN_OBJECT
+
+    class Meta:
+        unknown = RAISE
+
+    products = fields.List(fields.Nested(rows.ProductSchema), required=True,
+                           validate=validate.Length(1, MAX_BULK, error=f"Must hold 1 to {MAX_BULK} products."))
+
+
+class CatalogProductSchema(Reply):
+    """A product as pricing sees it (the database's, else the shop file's)."""
+
+    reference = Str()
+    name = Str()
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    type = Str(validate=validate.OneOf(sorted(PRODUCT_TYPES)))
+    tax_class = Str()
+    prices = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    stock = Opt(fields.Integer())
+
+
+class ProductReplySchema(Reply):
+    product = fields.Nested(CatalogProductSchema, required=True)
+
+
+class CatalogWriteSchema(Reply):
+    inserted = Num()
+    updated = Num()
+    unchanged = Num()
+    version = Num()
+
+
+class ProductWriteSchema(CatalogWriteSchema, ProductReplySchema):
+    pass
+
+
+# -- authentication ------------------------------------------------------------------------
+def _key_ok() -> bool:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return False
+    return hmac.compare_digest(key.strip().encode("utf-8", "replace"),
+                               current_app.config["KCO_API_KEY"].encode())
+
+
+@bp.before_request
+def authenticate():
+    if not _key_ok():  # no browser tokens here: a shopper's page never writes products
+        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
+                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+
+
+@bp.errorhandler(BodyError)
+def _not_json(exc: BodyError):
+    return api_error(400, exc.message, exc.errors)
+
+
+def _refuse(errors: dict[str, list[str]]):
+    abort(422, message=summary(errors), errors=errors)
+
+
+def _write(products: list) -> table.Written:
+    kco = current_app.extensions["kco"]
+    with kco.store.write() as conn:
+        written = table.upsert(conn, products)
+    announce(kco.store, written.version)
+    return written
+
+
+# -- endpoints -------------------------------------------------------------------------------
+@bp.put("/products/<path:sku>")
+@bp.arguments(ProductBodySchema)
+@bp.response(200, ProductWriteSchema, description="Updated (or unchanged).")
+@bp.alt_response(201, schema=ProductWriteSchema, description="Created.")
+@bp.documents(400, 401, 413, 422)
+def put_product(body: dict, sku: str):
+    """Create or update one product"""
+    product, errors = rows.checked(current_app.extensions["kco"].shop, body, reference=sku)
+    if errors:
+        _refuse(errors)
+    written = _write([product])
+    return {"product": table.as_json(product), **written.as_dict()}, 201 if written.inserted else 200
+
+
+@bp.post("/products")
+@bp.arguments(ProductsBodySchema)
+@bp.response(200, CatalogWriteSchema, description="Written.")
+@bp.documents(400, 401, 413, 422)
+def post_products(body: dict):
+    """Create or update products, all or nothing"""
+    shop = current_app.extensions["kco"].shop
+    products, errors, seen = [], {}, {}
+    for i, data in enumerate(body["products"]):
+        product, problems = rows.checked(shop, data)
+        if product is not None and product.sku in seen:
+            problems = {"reference": [f"Also products.{seen[product.sku]}."]}
+        for field, messages in problems.items():
+            errors[f"products.{i}.{field}"] = messages
+        if product is not None and not problems:
+            seen[product.sku] = i
+            products.append(product)
+    if errors:
+        _refuse(errors)
+    return _write(products).as_dict()
+
+
+@bp.get("/products/<path:sku>")
+@bp.response(200, ProductReplySchema, description="The product.")
+@bp.documents(401, 404)
+def get_product(sku: str):
+    """One product as pricing sees it"""
+    product = current_app.extensions["kco"].shop.products.get(sku)
+    if product is None:
+        abort(404, message=f"No product {sku!r}.", errors={"sku": ["Unknown SKU."]})
+    return {"product": table.as_json(product)}

@@ -1,0 +1,77 @@
+"""What support needs beside the callback log: Klarna API calls and storefront writes.
+
+Both are recorded per session so that the support console can show one timeline of a checkout
+(DESIGN.md §8). A Klarna API call does not know its session (the client knows operations, not
+sessions), so the lifecycle names the session it works for in a context variable and the
+client's `on_call` hook reads it. Recording never breaks the call it describes.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import sqlalchemy as sa
+
+from callbacks.store.database import metadata, utcnow
+
+log = logging.getLogger(__name__)
+
+KLARNA_API = "klarna_api"
+STOREFRONT = "storefront"
+
+activity = sa.Table(
+    "activity", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("session", sa.String(128), index=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("detail", sa.JSON),
+    sqlite_autoincrement=True,
+)
+INSERT_ACTIVITY = activity.insert()
+
+current_session: ContextVar[str | None] = ContextVar("kco_session", default=None)
+
+
+@contextmanager
+def for_session(sid: str) -> Iterator[None]:
+    token = current_session.set(sid)
+    try:
+        yield
+    finally:
+        current_session.reset(token)
+
+
+def with_session(method):
+    """For Lifecycle methods whose first argument is the session id."""
+    @functools.wraps(method)
+    def wrapper(self, sid, *args, **kwargs):
+        with for_session(sid):
+            return method(self, sid, *args, **kwargs)
+    return wrapper
+
+
+def record(store, kind: str, name: str, status: int | None, seconds: float,
+           detail: Any = None, session: str | None = None) -> None:
+    try:
+        with store.write() as conn:
+            conn.execute(INSERT_ACTIVITY, {
+                "at": utcnow(), "kind": kind, "session": session or current_session.get(),
+                "name": name[:80], "status": status, "duration_ms": round(seconds * 1000, 3),
+                "detail": detail})
+    except Exception:  # noqa: BLE001 - support's record must never break a checkout
+        log.exception("could not record %s %s", kind, name)
+
+
+def for_session_rows(store, sid: str, limit: int = 1000) -> list[dict]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(activity).where(activity.c.session == sid)
+                            .order_by(activity.c.id).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

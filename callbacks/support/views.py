@@ -1,0 +1,104 @@
+"""The console's pages: thin views over queries.py, rendered with Jinja, no JavaScript.
+
+HTTP Basic with the user `support` and KCO_SUPPORT_PASSWORD, compared in constant time. The
+one form that writes (replay, development only) carries a token derived from the password and
+the log id, because a browser re-sends Basic credentials on any cross-site POST.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from flask import Blueprint, abort, current_app, render_template, request
+
+from callbacks.support import queries
+from callbacks.web import schemas
+
+bp = Blueprint("support", __name__, url_prefix="/support", template_folder="templates")
+USER = "support"
+REALM = 'Basic realm="kco-sync support", charset="UTF-8"'
+
+
+def _password() -> str | None:
+    return current_app.config.get("KCO_SUPPORT_PASSWORD") or None
+
+
+@bp.before_request
+def authenticate():
+    password = _password()
+    if password is None:
+        abort(404)  # not configured: the console does not exist
+    auth = request.authorization
+    ok = (auth is not None and auth.type == "basic"
+          and hmac.compare_digest((auth.username or "").encode(), USER.encode())
+          & hmac.compare_digest((auth.password or "").encode(), password.encode()))
+    if not ok:
+        return ("Support console: sign in as user “support”.\n", 401,
+                {"WWW-Authenticate": REALM, "Content-Type": "text/plain; charset=utf-8"})
+
+
+@bp.after_request
+def headers(response):
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; "
+                                                   "form-action 'self'; frame-ancestors 'none'")
+    return response
+
+
+def replay_allowed() -> bool:
+    return not current_app.config.get("PRODUCTION")
+
+
+def replay_token(log_id: int) -> str:
+    return hmac.new(_password().encode(), f"replay:{log_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def store():
+    return current_app.extensions["kco"].store
+
+
+@bp.get("/")
+def index():
+    query = request.args.get("q", "")[:255]
+    rows, problem = queries.recent(store(), query)
+    return render_template("support/index.html", rows=rows, query=query, problem=problem)
+
+
+@bp.get("/sessions/<sid>")
+def session(sid: str):
+    if not schemas.SESSION_ID.match(sid):
+        abort(404)
+    row = queries.one(store(), sid)
+    steps = queries.timeline(store(), sid)
+    if row is None and not steps:
+        abort(404)
+    return render_template("support/session.html", sid=sid, row=row, steps=steps,
+                           replay=replay_allowed(), replay_token=replay_token, pretty=pretty,
+                           result=None)
+
+
+@bp.post("/sessions/<sid>/replay/<int:log_id>")
+def replay(sid: str, log_id: int):
+    """Development only: post the logged (scrubbed) body to the same callback again."""
+    if not replay_allowed() or not schemas.SESSION_ID.match(sid):
+        abort(404)
+    if not hmac.compare_digest(request.form.get("token", ""), replay_token(log_id)):
+        abort(403)
+    from callbacks.cli import replay as replaying
+
+    try:
+        payload = replaying.from_log(store(), log_id)
+    except replaying.ReplayError as exc:
+        return render_template("support/replayed.html", sid=sid, line=str(exc.message)), 422
+    if payload.session != sid:
+        abort(404)
+    app = current_app._get_current_object()
+    result = replaying.send_one(payload, replaying.in_process(app), app.config["KCO_CALLBACK_SECRET"])
+    return render_template("support/replayed.html", sid=sid, line=replaying.report_line(result))
+
+
+def pretty(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)

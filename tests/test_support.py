@@ -1,0 +1,162 @@
+"""The support console (/support/): off without a password, HTTP Basic, the session list,
+search, one session's timeline, and replay in development only. Flask test client, no JS."""
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from callbacks import create_app
+
+from .conftest import kco_url
+from .payloads import shipping_service_body
+from .sandbox_fixtures import sandbox_server, start_sandbox  # noqa: F401 - fixtures
+
+PASSWORD = "s3cret-support"
+
+
+def basic(user="support", password=PASSWORD):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def make_app(database_url, sandbox_server):
+    made = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                          "KLARNA_API_URL": sandbox_server.url, "KLARNA_TIMEOUT": "1,1.5",
+                          **config})
+        made.append(app)
+        return app
+    yield make
+    for app in made:
+        app.extensions["kco_notify"].stop()
+        app.extensions["kco"].store.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(KCO_SUPPORT_PASSWORD=PASSWORD)
+
+
+@pytest.fixture
+def api(app):
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {app.config['KCO_API_KEY']}"}
+    return lambda method, path, json=None: client.open(path, method=method, json=json, headers=headers)
+
+
+def checkout(app, api, sid="s-sup"):
+    """A session with every kind of step: a storefront write, a checkout load (Klarna API
+    calls), a callback and the events they recorded."""
+    api("PUT", f"/api/sessions/{sid}/cart",
+        {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}], "merchant_reference1": "SHOP-42"})
+    order_id = api("POST", f"/api/sessions/{sid}/checkout").get_json()["order_id"]
+    shop = app.extensions["kco"].shop
+    from .payloads import goods_line
+    body = shipping_service_body([goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)], country="FI")
+    app.test_client().post(kco_url(app, "address_update", sid, order_id), json=body)
+    return order_id
+
+
+def test_without_a_password_every_support_url_is_404(make_app):
+    client = make_app(KCO_SUPPORT_PASSWORD=None).test_client()
+    for path in ("/support/", "/support/sessions/s-1", "/support/?q=x"):
+        assert client.get(path, headers=basic()).status_code == 404
+    assert client.post("/support/sessions/s-1/replay/1", headers=basic()).status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, basic(password="wrong"), basic(user="admin"),
+                                     {"Authorization": "Bearer " + PASSWORD}])
+def test_wrong_or_missing_credentials_get_a_basic_challenge(app, headers):
+    response = app.test_client().get("/support/", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_the_list_shows_market_totals_order_id_and_status(app, api):
+    order_id = checkout(app, api)
+    page = app.test_client().get("/support/", headers=basic())
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert 'href="/support/sessions/s-sup"' in html
+    assert order_id in html and "checkout_incomplete" in html and "SHOP-42" in html
+    state = app.extensions["kco"].store.get_state("s-sup")
+    assert f"{state['market']['country']} {state['market']['currency']}" in html
+    assert str(state["order"]["order_amount"]) in html
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "<script" not in html
+
+
+def test_search_by_session_id_klarna_order_id_and_date(app, api):
+    order_id = checkout(app, api)
+    checkout(app, api, "s-other")
+    client = app.test_client()
+    by_order = client.get(f"/support/?q={order_id}", headers=basic()).get_data(as_text=True)
+    assert "s-sup" in by_order and "s-other" not in by_order
+    by_sid = client.get("/support/?q=s-other", headers=basic()).get_data(as_text=True)
+    assert "sessions/s-other" in by_sid and "sessions/s-sup" not in by_sid
+    today = app.extensions["kco"].store.get_state("s-sup")["updated_at"][:10]
+    by_day = client.get(f"/support/?q={today}", headers=basic()).get_data(as_text=True)
+    assert "sessions/s-sup" in by_day and "sessions/s-other" in by_day
+    assert "sessions/s-sup" not in client.get("/support/?q=2001-01-01", headers=basic()).get_data(as_text=True)
+    assert "not a date" in client.get("/support/?q=2026-02-31", headers=basic()).get_data(as_text=True)
+    assert "No session matches" in client.get("/support/?q=nobody", headers=basic()).get_data(as_text=True)
+
+
+def test_the_session_page_is_one_timeline_of_every_step(app, api):
+    checkout(app, api)
+    html = app.test_client().get("/support/sessions/s-sup", headers=basic()).get_data(as_text=True)
+    kinds = re.findall(r'<span class="kind">([^<]+)</span><br>([^<\n]+)', html)
+    names = [(k, n.strip()) for k, n in kinds]
+    assert ("Storefront", "PUT cart") in names
+    assert ("Storefront", "POST checkout") in names
+    assert ("Klarna API call", "create_order") in names
+    assert ("Klarna callback", "address_update") in names
+    assert ("Event", "cart_updated") in names and ("Event", "order_created") in names
+    order = [n for _, n in names]
+    assert order.index("PUT cart") < order.index("create_order") < order.index("address_update")
+    # the callback's request is shown scrubbed, its reply in full
+    assert "[scrubbed]" in html and "Testperson" not in html and "customer@example.com" not in html
+    assert "order_lines" in html
+
+
+def test_an_unknown_session_is_404_and_markup_is_escaped(app, api):
+    assert app.test_client().get("/support/sessions/nobody", headers=basic()).status_code == 404
+    api("PUT", "/api/sessions/s-x/cart",
+        {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}], "merchant_reference1": "<b>x</b>"})
+    html = app.test_client().get("/support/?q=s-x", headers=basic()).get_data(as_text=True)
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+
+
+def test_replay_in_development_posts_the_logged_callback_again(app, api):
+    checkout(app, api)
+    client = app.test_client()
+    html = client.get("/support/sessions/s-sup", headers=basic()).get_data(as_text=True)
+    form = re.search(r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="token" value="([^"]+)"', html)
+    assert form, "a replay button for the callback"
+    store = app.extensions["kco"].store
+    before = len(store.events_after(0, sid="s-sup"))
+    forged = client.post(form.group(1), data={"token": "0" * 64}, headers=basic())
+    assert forged.status_code == 403
+    replayed = client.post(form.group(1), data={"token": form.group(2)}, headers=basic())
+    assert replayed.status_code == 200 and "address_update" in replayed.get_data(as_text=True)
+    logged = [s for s in client.get("/support/sessions/s-sup", headers=basic()).get_data(as_text=True)
+              .split("Klarna callback</span><br>")[1:] if s.startswith("address_update")]
+    assert len(logged) == 2  # the replay is a callback like any other, in the log
+    assert len(store.events_after(0, sid="s-sup")) >= before
+
+
+def test_no_replay_button_or_endpoint_in_production(make_app, api, monkeypatch):
+    app = make_app(KCO_SUPPORT_PASSWORD=PASSWORD, PRODUCTION=True)
+    headers = {"Authorization": f"Bearer {app.config['KCO_API_KEY']}"}
+    client = app.test_client()
+    client.put("/api/sessions/s-prod/cart", headers=headers,
+               json={"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    body = shipping_service_body([], country="SE")
+    client.post(kco_url(app, "address_update", "s-prod"), json=body)
+    html = client.get("/support/sessions/s-prod", headers=basic()).get_data(as_text=True)
+    assert "Replay this callback" not in html and "address_update" in html
+    assert client.post("/support/sessions/s-prod/replay/1", data={"token": "x"}, headers=basic()).status_code == 404
