@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
-from callbacks.klarna.order import Urls, differs, order_payload
+from callbacks.klarna.order import Urls, differs, order_payload, sent_version
 from callbacks.rules import checkout
 from callbacks.rules.checkout import Decision
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
+from callbacks.store.activity import for_session, with_session
 from callbacks.store.database import LeaseBusy, SessionTx, Store
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,12 @@ class Lifecycle:
         return client
 
     # -- checkout load, cart and market changes -----------------------------------------------
-    def load_checkout(self, sid: str) -> Loaded:
-        """The guide's load flow: read → (update if it differs) → else create."""
-        with self.store.lease(sid):
+    def load_checkout(self, sid: str, merchant_reference1: object = checkout.KEEP) -> Loaded:
+        """The guide's load flow: read → (update if it differs) → else create. The storefront
+        may set the shop's order number (`merchant_reference1`) on the way."""
+        with for_session(sid), self.store.lease(sid):
+            if merchant_reference1 is not checkout.KEEP:
+                self._set_reference(sid, merchant_reference1)
             state = self._state(sid)
             payload = order_payload(self.shop, state, self.urls)
             order_id = state["klarna"]["order_id"]
@@ -105,8 +109,15 @@ class Lifecycle:
             if (order.get("status") or "").lower() != INCOMPLETE:
                 return self._create(sid, payload, order_id, f"order is {order.get('status')}")
             if not differs(order, payload):
-                return Loaded(self._record(sid, order, None, {}), order, None)
+                return Loaded(self._record(sid, order, None, {}, sent_version(payload)), order, None)
             return self._update_or_recreate(sid, order_id, payload)
+
+    def _set_reference(self, sid: str, reference: str | None) -> None:
+        def decide(tx: SessionTx) -> Decision:
+            if tx.state is None:
+                raise NoSession(sid)
+            return checkout.set_merchant_reference(tx.state, reference)
+        self.store.apply(sid, decide)
 
     def sync(self, sid: str) -> Loaded | None:
         """After a cart or market change: update an open Klarna order (a new one when Klarna
@@ -118,7 +129,7 @@ class Lifecycle:
             raise NotSynced(exc) from exc
 
     def _sync(self, sid: str) -> Loaded | None:
-        with self.store.lease(sid):
+        with for_session(sid), self.store.lease(sid):
             state = self.store.get_state(sid)
             if state is None:
                 raise NoSession(sid)
@@ -160,8 +171,8 @@ class Lifecycle:
                                              idempotency_key=f"{sid}:{order_id}:{payload['merchant_data']}")
         except KlarnaError as exc:
             return self._create(sid, payload, order_id, reason(exc))
-        return Loaded(self._record(sid, order, EventType.ORDER_UPDATED, {"order_id": order_id}), order,
-                      EventType.ORDER_UPDATED)
+        return Loaded(self._record(sid, order, EventType.ORDER_UPDATED, {"order_id": order_id},
+                                   sent_version(payload)), order, EventType.ORDER_UPDATED)
 
     def _create(self, sid: str, payload: dict, old_order_id: str | None, why: str | None) -> Loaded:
         try:
@@ -174,9 +185,14 @@ class Lifecycle:
         else:
             outcome, data = EventType.ORDER_CREATED, {"order_id": order["order_id"]}
         log.info("session %s: %s %s", sid, outcome, data)
-        return Loaded(self._record(sid, order, outcome, data), order, outcome)
+        return Loaded(self._record(sid, order, outcome, data, sent_version(payload)), order, outcome)
 
-    def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict) -> SessionState:
+    def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict,
+                version: int) -> SessionState:
+        """`version` is the state version whose cart Klarna received. A cart write may have
+        landed while Klarna was answering (it does not wait for the lease), so the session's
+        version now may be newer: naming that one would claim Klarna has a cart it never got,
+        and the storefront would skip the sync it still needs."""
         def decide(tx: SessionTx) -> Decision | None:
             state = copy.deepcopy(tx.state)
             status = (order.get("status") or INCOMPLETE).lower()
@@ -185,7 +201,7 @@ class Lifecycle:
                 status = COMPLETE  # a push recorded completion meanwhile: never move it back
             state["klarna"] = {**known, "order_id": order["order_id"], "status": status}
             if outcome:
-                state["klarna"]["synced_version"] = tx.version
+                state["klarna"]["synced_version"] = version
                 return Decision(state, outcome, {**data, "order_amount": order.get("order_amount"),
                                                  "purchase_currency": order.get("purchase_currency")})
             if checkout.changed(tx.state, state):
@@ -195,6 +211,7 @@ class Lifecycle:
         return self.store.apply(sid, decide)[0]
 
     # -- push and notification ----------------------------------------------------------------
+    @with_session
     def claim(self, sid: str, order_id: str) -> None:
         """Before a push is answered: is `order_id` this session's? Raises WrongSession when it
         is not, KlarnaError when Order Management cannot say. Only the database is asked when
@@ -212,6 +229,7 @@ class Lifecycle:
             raise
         self._check_owner(sid, om, owners)
 
+    @with_session
     def push(self, sid: str, order_id: str) -> str:
         """Read the order from Order Management, record it once, acknowledge it. Returns what
         happened, for the log; every step is safe to repeat."""
@@ -228,13 +246,17 @@ class Lifecycle:
             state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
             state["klarna"] = {**state["klarna"], "order_id": order_id, "status": COMPLETE,
                                "fraud_status": om.get("fraud_status"), "acknowledged": False}
+            reference = om.get("merchant_reference1") or state.get("merchant_reference1")
+            state["merchant_reference1"] = reference
             return Decision(state, EventType.ORDER_COMPLETED,
                             {"order_id": order_id, "order_amount": om.get("order_amount"),
                              "purchase_currency": om.get("purchase_currency"),
-                             "fraud_status": om.get("fraud_status")})
+                             "fraud_status": om.get("fraud_status"),
+                             "merchant_reference1": reference})
         self.store.apply(sid, decide)
         return self.acknowledge(sid, order_id)
 
+    @with_session
     def acknowledge(self, sid: str, order_id: str) -> str:
         known = self.store.completed_order(order_id)
         if known and known["acknowledged_at"] is not None:
@@ -259,6 +281,7 @@ class Lifecycle:
         return [(row["order_id"], self.acknowledge(row["session"], row["order_id"]))
                 for row in self.store.unacknowledged_orders()]
 
+    @with_session
     def notification(self, sid: str, order_id: str, event_type: str) -> dict:
         """Record the fraud decision as Order Management reports it (the notification itself is
         only a hint: Klarna asks merchants to verify it against fraud_status)."""

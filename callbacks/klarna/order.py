@@ -50,7 +50,7 @@ def order_payload(shop: Shop, state: Mapping, urls: Urls) -> dict:
     """The body of Create/Update Order for this state: the cart in the session's market, the
     purchase country Klarna must use, and where to call us back."""
     countries = sorted(shop.markets)
-    return {
+    payload = {
         "purchase_country": state["purchase_country"] if not state.get("pending_purchase_country")
         else state["pending_purchase_country"],
         "purchase_currency": state["market"]["currency"],
@@ -65,6 +65,15 @@ def order_payload(shop: Shop, state: Mapping, urls: Urls) -> dict:
         "billing_countries": countries,
         "options": {"require_validate_callback_success": True},
     }
+    if state.get("merchant_reference1"):
+        # The shop's order number: Klarna shows it on the confirmation and in its e-mails.
+        payload["merchant_reference1"] = state["merchant_reference1"]
+    return payload
+
+
+def sent_version(payload: Mapping) -> int:
+    """The state version whose cart this payload carries (its merchant_data says so)."""
+    return json.loads(payload["merchant_data"])["cart_version"]
 
 
 def differs(klarna_order: Mapping, payload: Mapping) -> list[str]:
@@ -77,4 +86,7 @@ def differs(klarna_order: Mapping, payload: Mapping) -> list[str]:
             for line in payload["order_lines"]]
     if theirs != ours:
         problems.append("order_lines")
+    if payload.get("merchant_reference1") and \
+            klarna_order.get("merchant_reference1") != payload["merchant_reference1"]:
+        problems.append("merchant_reference1")
     return problems

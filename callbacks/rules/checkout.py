@@ -62,6 +62,7 @@ def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str |
         "order": {"order_amount": 0, "order_tax_amount": 0, "order_lines": []},
         "shipping_options": [],
         "klarna": {"order_id": None, "status": None},
+        "merchant_reference1": None,
         "validation": None,
         "updated_at": None,
     }
@@ -377,8 +378,11 @@ def coupon_code(shop: Shop, code: str | None) -> str | None:
     raise CartRefused(problem, {"coupon": [problem]})
 
 
+KEEP = object()  # set_cart without merchant_reference1: the state's stays as it is
+
+
 def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem],
-             coupon: str | None) -> Decision:
+             coupon: str | None, merchant_reference1: object = KEEP) -> Decision:
     """Replace the cart (a new session starts in the shop's default market) and re-price.
     Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
     change (event_type None)."""
@@ -388,6 +392,8 @@ def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem]
     code = coupon_code(shop, coupon)
     base = state or new_state(shop, sid)
     new = copy.deepcopy(base)
+    if merchant_reference1 is not KEEP:
+        new["merchant_reference1"] = merchant_reference1
     new["cart"] = {"items": [{"reference": i.reference, "quantity": i.quantity}
                              for i in pricing.merge_items(items)], "coupon": code}
     try:
@@ -398,4 +404,18 @@ def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem]
         raise CartRefused(f"{field}: {exc}", {field: [str(exc)]}) from exc
     data = {"cart": {"old": state["cart"] if state else None, "new": new["cart"]},
             "totals": {"old": _totals(state), "new": _totals(new)}}
+    if (state or {}).get("merchant_reference1") != new.get("merchant_reference1"):
+        data["merchant_reference1"] = {"old": (state or {}).get("merchant_reference1"),
+                                       "new": new.get("merchant_reference1")}
     return Decision(new, EventType.CART_UPDATED if changed(state, new) else None, data)
+
+
+def set_merchant_reference(state: SessionState, reference: str | None) -> Decision:
+    """The shop's own order number, sent to Klarna as merchant_reference1 (the session id
+    stays merchant_reference2: push and notification find their session by it)."""
+    old = state.get("merchant_reference1")
+    if old == reference:
+        return Decision(state, None, {})
+    return Decision({**state, "merchant_reference1": reference},
+                    EventType.MERCHANT_REFERENCE_CHANGED,
+                    {"merchant_reference1": {"old": old, "new": reference}})

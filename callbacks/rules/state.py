@@ -25,6 +25,7 @@ class EventType(StrEnum):
     ORDER_COMPLETED = "order_completed"
     ORDER_ACKNOWLEDGED = "order_acknowledged"
     FRAUD_STATUS_CHANGED = "fraud_status_changed"
+    MERCHANT_REFERENCE_CHANGED = "merchant_reference_changed"  # set on checkout load
 
 
 class CartLine(TypedDict):
@@ -108,3 +109,5 @@ class SessionState(TypedDict):
     klarna: KlarnaRef
     validation: ValidationResult | None
     updated_at: str | None
+    # The shop's order number, sent to Klarna; absent from states stored before it existed.
+    merchant_reference1: NotRequired[str | None]

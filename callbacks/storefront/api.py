@@ -15,6 +15,7 @@ What is ours rather than flask-smorest's default, and why:
 """
 from __future__ import annotations
 
+from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
@@ -54,6 +55,25 @@ class Blueprint(flask_smorest.Blueprint):
             response = Response(status=304, headers={"Cache-Control": "private, no-cache"})
             response.set_etag(etag)
             abort(response)
+
+    def arguments(self, schema, *, required: bool = True, **kwargs):
+        """`required=False` on a JSON body: an empty body is the schema's defaults, anything
+        else is parsed and checked as usual (webargs would read an empty body as bad JSON)."""
+        parse = super().arguments(schema, required=required, **kwargs)
+        if required or kwargs.get("location", "json") != "json":
+            return parse
+
+        def decorate(view):
+            parsed = parse(view)
+
+            @wraps(parsed)
+            def optional(*args, **kw):
+                if request.get_data(cache=True).strip():
+                    return parsed(*args, **kw)
+                empty = (schema() if isinstance(schema, type) else schema).load({})
+                return view(empty, *args, **kw)
+            return optional
+        return decorate
 
     def documents(self, *codes: int):
         """Document the error replies an operation can give, all in ErrorSchema's body; any

@@ -19,6 +19,19 @@ from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 MAX_EVENT_ID = 10**18 - 1  # at most 18 digits: more than any database id, less than int64
 EVENT_ID = re.compile(r"^[0-9]{1,18}\Z")
 BROWSER_TOKEN_PATTERN = r"^[0-9]{1,12}\.[A-Za-z0-9_-]{43}$"  # web/tokens.py: expiry.HMAC
+# The shop's order number: Klarna prints it on the confirmation and in e-mails, so no control
+# characters; Klarna's limit is 255.
+MERCHANT_REFERENCE = [
+    validate.Length(1, 255, error="Must be 1 to 255 characters."),
+    validate.Regexp(r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z",
+                    error="Contains a control character or a lone surrogate."),
+]
+
+
+def MerchantReference():  # noqa: N802 - reads like a field class
+    return fields.String(allow_none=True, validate=MERCHANT_REFERENCE, metadata={
+        "description": "The shop's order number, sent to Klarna as merchant_reference1 (null "
+                       "clears it; absent keeps it)."})
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -38,6 +51,13 @@ class CartSchema(ApiSchema):
     items = fields.List(fields.Nested(CartItemSchema), required=True,
                         validate=validate.Length(max=1000, error="At most 1000 items."))
     coupon = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
+    merchant_reference1 = MerchantReference()
+
+
+class CheckoutLoadSchema(ApiSchema):
+    """POST …/checkout's optional body."""
+
+    merchant_reference1 = MerchantReference()
 
 
 class MarketChangeSchema(ApiSchema):
@@ -203,6 +223,7 @@ class StateSchema(Reply):
     order = fields.Nested(OrderSchema, required=True)
     shipping_options = fields.List(fields.Nested(ShippingOptionSchema), required=True)
     klarna = fields.Nested(KlarnaRefSchema, required=True)
+    merchant_reference1 = fields.String(allow_none=True)  # absent in states older than it
     validation = Opt(fields.Nested(ValidationResultSchema))
     updated_at = Opt(fields.String())
 

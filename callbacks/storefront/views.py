@@ -85,7 +85,8 @@ def put_cart(cart: dict, sid: str):
     app = kco()
     items = [CartItem(i["reference"], i["quantity"]) for i in cart["items"]]
     state, decision = app.store.apply(sid, lambda tx: checkout.set_cart(
-        app.shop, tx.state, sid, items, cart["coupon"]))
+        app.shop, tx.state, sid, items, cart["coupon"],
+        cart.get("merchant_reference1", checkout.KEEP)))
     if decision.event_type:
         app.lifecycle.sync(sid)
         state = app.store.get_state(sid)
@@ -93,18 +94,18 @@ def put_cart(cart: dict, sid: str):
 
 
 @bp.post("/sessions/<sid:sid>/checkout")
+@bp.arguments(schemas.CheckoutLoadSchema, required=False)
 @bp.response(200, schemas.CheckoutReplySchema, description="The order and its snippet.")
 @bp.documents(400, 401, 404, 409, 413, 422, 502, 503)
 @bp.doc(security=BEARER_OR_BROWSER)
-def load_checkout(sid: str):
+def load_checkout(body: dict, sid: str):
     """Load Klarna Checkout for the session
 
     Klarna's load flow (kco-cart-updates.txt): reads the session's Klarna order, updates it
     when it differs, and creates a new one on 404, any 4xx, 5xx or network error, or once
-    complete. Takes no body."""
-    if request.get_data(cache=True).strip() not in (b"", b"{}"):
-        abort(422, message="POST …/checkout takes no body.", errors={"_body": ["Must be empty."]})
-    loaded = kco().lifecycle.load_checkout(sid)
+    complete. The body is empty, or sets the shop's order number (`merchant_reference1`) on
+    the way."""
+    loaded = kco().lifecycle.load_checkout(sid, **body)  # merchant_reference1, when sent
     token = browser.issue(sid)  # a fresh 48 h for the page, as Klarna's order got one
     return {"order_id": loaded.order["order_id"], "html_snippet": loaded.order.get("html_snippet"),
             "poll_token": token["browser_token"], **token, "state": loaded.state}
