@@ -212,7 +212,7 @@ def test_purge_deletes_only_older_entries(app, klarna, store):
                          .values(at=utcnow() - timedelta(days=age)))
     result = app.test_cli_runner().invoke(args=["kco", "purge", "--older-than", "30"])
     assert result.exit_code == 0, result.output
-    assert "deleted 2 callback log entries older than 30 days" in result.output
+    assert "deleted 2 callback log entries and 0 activity entries older than 30 days" in result.output
     assert [r["id"] for r in rows(store)] == ids[2:]
     again = app.test_cli_runner().invoke(args=["kco", "purge", "--older-than", "60"])
     assert again.exit_code == 0 and "deleted 0" in again.output

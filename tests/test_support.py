@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -160,3 +161,28 @@ def test_no_replay_button_or_endpoint_in_production(make_app, api, monkeypatch):
     html = client.get("/support/sessions/s-prod", headers=basic()).get_data(as_text=True)
     assert "Replay this callback" not in html and "address_update" in html
     assert client.post("/support/sessions/s-prod/replay/1", data={"token": "x"}, headers=basic()).status_code == 404
+
+
+def test_purge_deletes_old_activity_by_the_callback_logs_age_rule(app, api):
+    """The timeline's Klarna API calls and storefront writes hold scrubbed bodies too: `flask
+    kco purge --older-than N` removes them with the callback log's, and keeps the recent ones."""
+    import sqlalchemy as sa
+
+    from callbacks.store.activity import activity, for_session_rows
+    from callbacks.store.database import utcnow
+
+    checkout(app, api, "s-old")
+    checkout(app, api, "s-new")
+    store = app.extensions["kco"].store
+    old, new = for_session_rows(store, "s-old"), for_session_rows(store, "s-new")
+    assert old and new
+    with store.engine.begin() as conn:
+        conn.execute(activity.update().where(activity.c.session == "s-old")
+                     .values(at=utcnow() - timedelta(days=31)))
+    result = app.test_cli_runner().invoke(args=["kco", "purge", "--older-than", "30"])
+    assert result.exit_code == 0, result.output
+    assert f"and {len(old)} activity entries older than 30 days" in result.output
+    assert for_session_rows(store, "s-old") == []
+    assert [r["id"] for r in for_session_rows(store, "s-new")] == [r["id"] for r in new]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(activity)).scalar_one() == len(new)

@@ -29,14 +29,20 @@ def secret():
 
 @kco_cli.command("purge")
 @click.option("--older-than", "days", required=True, type=click.IntRange(min=1),
-              help="Delete callback log entries older than this many days (a whole number ≥ 1).")
+              help="Delete callback log and activity entries older than this many days "
+                   "(a whole number ≥ 1).")
 def purge(days: int):
-    """Delete old callback log entries (the only personal data kept, scrubbed; DESIGN.md §10)."""
+    """Delete old callback log entries and the support console's activity record of Klarna
+    API calls and storefront writes (the only personal data kept, scrubbed; docs/design.md §10)."""
     from datetime import timedelta
+
+    from callbacks.store import activity
 
     store = current_app.extensions["kco"].store
     deleted = store.purge_callback_log(timedelta(days=days))
-    click.echo(f"deleted {deleted} callback log entr{'y' if deleted == 1 else 'ies'} "
+    activities = activity.purge(store, timedelta(days=days))
+    click.echo(f"deleted {deleted} callback log entr{'y' if deleted == 1 else 'ies'} and "
+               f"{activities} activity entr{'y' if activities == 1 else 'ies'} "
                f"older than {days} day{'' if days == 1 else 's'}")
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,3 +76,10 @@ def for_session_rows(store, sid: str, limit: int = 1000) -> list[dict]:
         rows = conn.execute(sa.select(activity).where(activity.c.session == sid)
                             .order_by(activity.c.id).limit(limit)).all()
     return [dict(r._mapping) for r in rows]
+
+
+def purge(store, older_than: timedelta) -> int:
+    """`flask kco purge`: the same age rule as the callback log, whose timeline this completes
+    (a storefront write's scrubbed body is no less personal than a callback's)."""
+    with store.engine.begin() as conn:
+        return conn.execute(activity.delete().where(activity.c.at < utcnow() - older_than)).rowcount
