@@ -1,7 +1,7 @@
 """What support needs beside the callback log: Klarna API calls and storefront writes.
 
 Both are recorded per session so that the support console can show one timeline of a checkout
-(DESIGN.md §8). A Klarna API call does not know its session (the client knows operations, not
+(docs/design.md §8). A Klarna API call does not know its session (the client knows operations, not
 sessions), so the lifecycle names the session it works for in a context variable and the
 client's `on_call` hook reads it. Recording never breaks the call it describes.
 """
