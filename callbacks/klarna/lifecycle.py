@@ -188,8 +188,9 @@ class Lifecycle:
         return Loaded(self._record(sid, order, outcome, data, sent_version(payload)), order, outcome)
 
     def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict,
-                version: int) -> SessionState:
-        """`version` is the state version whose cart Klarna received. A cart write may have
+                version: int | None = None) -> SessionState:
+        """`version` (needed with an outcome) is the state version whose cart Klarna received,
+        from the payload's merchant_data (order.sent_version). A cart write may have
         landed while Klarna was answering (it does not wait for the lease), so the session's
         version now may be newer: naming that one would claim Klarna has a cart it never got,
         and the storefront would skip the sync it still needs."""
@@ -201,6 +202,8 @@ class Lifecycle:
                 status = COMPLETE  # a push recorded completion meanwhile: never move it back
             state["klarna"] = {**known, "order_id": order["order_id"], "status": status}
             if outcome:
+                if version is None:
+                    raise ValueError("an order_created/updated/recreated names the version sent")
                 state["klarna"]["synced_version"] = version
                 return Decision(state, outcome, {**data, "order_amount": order.get("order_amount"),
                                                  "purchase_currency": order.get("purchase_currency")})
