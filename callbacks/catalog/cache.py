@@ -79,7 +79,7 @@ class CatalogProducts(Mapping):
         """Forget what changed since the version this worker last saw."""
         stamp = _signature(self._stamp) if self._stamp else None  # before the read: see _fresh
         self._checked_at = time.monotonic()
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             version = table.current_version(conn)
             if version == self._version:
                 self._stamp_seen = stamp
@@ -129,7 +129,7 @@ class CatalogProducts(Mapping):
 
     def _load(self, sku: str) -> Product | None:
         seen = self._version
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             product = table.fetch(conn, sku)
         with self._lock:
             if self._version == seen:
@@ -140,7 +140,7 @@ class CatalogProducts(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         """Every SKU, the database's and the file's (a full scan: for tools, not callbacks)."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             in_db = table.skus(conn)
         seen = set(in_db)
         yield from in_db

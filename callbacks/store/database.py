@@ -16,6 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -26,6 +27,7 @@ from callbacks.store.engine import SqliteWriters, make_engine
 from callbacks.web import jsonprovider
 
 metadata = sa.MetaData()
+_open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
 sessions = sa.Table(
     "sessions", metadata,
@@ -268,7 +270,24 @@ class Store:
         with self._writers(), self.engine.connect() as conn:
             conn.execution_options(kco_write=True)
             with conn.begin():
-                yield conn
+                token = _open_write.set(conn)
+                try:
+                    yield conn
+                finally:
+                    _open_write.reset(token)
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for a read: this thread's open write transaction if it has one. A read
+        from inside Store.session (pricing's product look-ups) must not ask the pool for a
+        second connection: when every pooled connection is held by writers queued on the
+        session lock, it would wait for the pool's timeout and the callback would be a 500."""
+        conn = _open_write.get()
+        if conn is not None and conn.engine is self.engine:
+            yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def session(self, sid: str) -> Iterator[SessionTx]:
