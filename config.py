@@ -1,4 +1,4 @@
-"""Configuration from the environment (DESIGN.md §2); `.env` is read in development.
+"""Configuration from the environment (docs/design.md §2); `.env` is read in development.
 
 Production (`KCO_ENV=production`) refuses to start with a weak secret or a non-https public
 URL: Klarna requires https for the synchronous callbacks, and a guessable secret would let

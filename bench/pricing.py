@@ -1,4 +1,4 @@
-"""Time `price_order` per call on the example shop (DESIGN.md §10: a few ms of our own work).
+"""Time `price_order` per call on the example shop (docs/design.md §10: a few ms of our own work).
 
     cd /work/main && .venv/bin/python bench/pricing.py
 

@@ -1,5 +1,5 @@
 """The sandbox: a local fake Klarna speaking the Checkout v3 and Order Management APIs
-(DESIGN.md §9, kco-reference.md §6–§7). A separate Flask app; run it with ONE process, since
+(docs/design.md §9, docs/klarna.md §6–§7). A separate Flask app; run it with ONE process, since
 orders live in memory:
 
     flask --app sandbox_wsgi run -p 8001

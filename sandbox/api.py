@@ -1,4 +1,4 @@
-"""Klarna's Checkout API v3 and Order Management API, as documented (kco-reference.md §6, §7).
+"""Klarna's Checkout API v3 and Order Management API, as documented (docs/klarna.md §6, §7).
 
 Every request passes, in order: fault injection (faults.py), HTTP Basic auth (401 with Klarna's
 error body), the view; and every answer is written to the request log.

@@ -1,7 +1,7 @@
 """Klarna's side of the wire: POSTing callbacks to an order's `merchant_urls`, the per-order log
 of what was sent and what came back, and the retry schedules of push and notification.
 
-Schedules are in Klarna minutes (kco-reference.md §2.1, §2.4) and run on a compressed clock:
+Schedules are in Klarna minutes (docs/klarna.md §2.1, §2.4) and run on a compressed clock:
 SANDBOX_TIME_SCALE Klarna seconds pass per real second (default 1000: a Klarna minute is 60 ms,
 Klarna's 48 h of pushes take under 3 real minutes). Each due attempt runs in its own daemon
 thread, so a slow merchant delays nobody else.

@@ -17,7 +17,7 @@ ENDPOINTS = (
     "checkout.create_order", "checkout.read_order", "checkout.update_order",
     "ordermanagement.read_order", "ordermanagement.acknowledge_order",
 )
-MAX_DELAY = 30.0   # Klarna answers 504 itself after 30 s (kco-reference.md §6)
+MAX_DELAY = 30.0   # Klarna answers 504 itself after 30 s (docs/klarna.md §6)
 LOG_SIZE = 1000
 
 

@@ -5,7 +5,7 @@ browser with no Klarna account: address forms, the shipping options, the order l
 totals, a buy button. Every action goes through the shopper flow (shopper.py) — the same
 callbacks, the same judging of replies as the `/_sandbox/orders/{id}/…` controls — so what a
 person clicks here is exactly what a test drives there. The page tells its parent what happened
-with Klarna's client-side events (kco-reference.md §9; the parent side is in snippet.py and
+with Klarna's client-side events (docs/klarna.md §9; the parent side is in snippet.py and
 static/klarna-checkout.js, the iframe side in static/frame.js).
 
     GET  /sandbox/checkout/{id}/frame            the checkout page (HTML)

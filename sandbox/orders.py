@@ -5,7 +5,7 @@ views (and, later, the shopper simulation in shopper.py) never share a mutable o
 threads; `OrderStore.mutate` is the one way to change an order in place. What a create or
 update body must be is order_schema.py's business; the clock is clock.py's.
 
-Expiry (kco-reference.md §6): a Checkout order lives 48 h after the last merchant update or
+Expiry (docs/klarna.md §6): a Checkout order lives 48 h after the last merchant update or
 shopper interaction (`touched_at`); after that the Checkout API answers 404. A completed order
 stays readable in Order Management, which has its own authorization expiry (`expires_at`).
 """
@@ -70,7 +70,7 @@ class Order:
     klarna_reference: str | None = None
     acknowledged: int = 0
     acknowledge_keys: list = field(default_factory=list)
-    shopper_entered_address: bool = False   # then address updates are ignored (kco-ref. §4.4)
+    shopper_entered_address: bool = False   # then address updates are ignored (docs/klarna.md §4.4)
 
     @property
     def complete(self) -> bool:

@@ -1,4 +1,4 @@
-"""How Klarna treats a merchant's reply to a callback (kco-reference.md §2.2, §2.3, §2.5).
+"""How Klarna treats a merchant's reply to a callback (docs/klarna.md §2.2, §2.3, §2.5).
 
 Pure: a `Reply` (what came back over HTTP) in, a `Verdict` (what Klarna does with it and what the
 shopper sees) out. No Flask, no network, no orders.

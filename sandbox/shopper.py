@@ -1,5 +1,5 @@
 """The shopper inside the sandbox's checkout: enters an address, picks a shipping option, buys;
-and Klarna's fraud review deciding a pending order. (kco-reference.md §2, §3, §11.)
+and Klarna's fraud review deciding a pending order. (docs/klarna.md §2, §3, §11.)
 
 Each action sends at most one callback to the order's `merchant_urls` (`{checkout.order.id}`
 replaced), with Klarna's body, waits as Klarna does, judges the reply as Klarna does
@@ -41,7 +41,7 @@ REPLY_OPTIONAL = ("locale", "shipping_options", "merchant_data", "attachment",
 DECISIONS = {"ACCEPTED": ("FRAUD_RISK_ACCEPTED", "ACCEPTED"),
              "REJECTED": ("FRAUD_RISK_REJECTED", "REJECTED"),
              "STOPPED": ("FRAUD_RISK_STOPPED", "REJECTED")}
-AUTO_RESUME_SECONDS = 10.0  # the JavaScript API's safeguard (kco-reference.md §9)
+AUTO_RESUME_SECONDS = 10.0  # the JavaScript API's safeguard (docs/klarna.md §9)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def current_option(data: Mapping) -> dict | None:
 
 def shipping_service_body(data: Mapping, **changes) -> dict:
     """Klarna's shipping_service_request: the cart and addresses, no order id, no purchase
-    country (kco-reference.md §2.3)."""
+    country (docs/klarna.md §2.3)."""
     merged = {**data, **{k: v for k, v in changes.items() if v is not None}}
     return {k: copy.deepcopy(merged[k]) for k in SHIPPING_SERVICE_FIELDS if merged.get(k) is not None}
 
@@ -143,7 +143,7 @@ class Shopper:
         urls = data.get("merchant_urls") or {}
         callback = "country_change" if billing["country"] != old_country else "address_update"
         if callback not in urls and "address_update" in urls:
-            callback = "address_update"   # one callback per change (kco-reference.md §2.3)
+            callback = "address_update"   # one callback per change (docs/klarna.md §2.3)
         body = shipping_service_body(data, billing_address=billing, shipping_address=shipping,
                                      selected_shipping_option=current_option(data))
         return self._shipping_service("address", order, callback, body,

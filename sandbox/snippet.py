@@ -2,7 +2,7 @@
 
 The iframe is the sandbox's checkout page (frame.py), or its confirmation page once the order is
 complete. The page that embeds the snippet gets `window._klarnaCheckout(function (api) {...})`
-(kco-reference.md §9): `api.suspend(options)` (auto-resume after 10 s unless
+(docs/klarna.md §9): `api.suspend(options)` (auto-resume after 10 s unless
 `{autoResume: {enabled: false}}`; a page may set `window._klarnaCheckoutAutoResumeMs` so a
 test need not wait 10 s), `api.resume()` and `api.on({event: handler, ...})` (one listener per
 event, a new one replaces the old). Calls queued in `window._klarnaCheckout.q` before the

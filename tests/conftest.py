@@ -1,6 +1,6 @@
 """Fixtures: the app on SQLite and on PostgreSQL, a test client, and signed Klarna requests.
 
-PostgreSQL tests use the server on localhost (DESIGN.md §8). The database named by
+PostgreSQL tests use the server on localhost (docs/design.md §8). The database named by
 KCO_TEST_PG_DATABASE (default kco_test) is created when missing, so a clean machine needs no
 setup. Where no server answers the tests skip with the reason, except under
 KCO_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail: CI must not pass by skipping.

@@ -1,4 +1,4 @@
-"""Klarna request bodies for tests, shaped as in kco-reference.md §11 (names and street
+"""Klarna request bodies for tests, shaped as in docs/klarna.md §11 (names and street
 addresses included, because Klarna sends them and we must never keep them)."""
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ SAMPLE_ORDER = {
 
 
 def sample_order(**overrides) -> dict:
-    """A valid SE/SEK order (kco-reference.md §11.4 amounts) with top-level overrides."""
+    """A valid SE/SEK order (docs/klarna.md §11.4 amounts) with top-level overrides."""
     order = copy.deepcopy(SAMPLE_ORDER)
     order.update(copy.deepcopy(overrides))
     return order

@@ -1,4 +1,4 @@
-"""Hypothesis strategies: random shops (DESIGN.md §4) and random carts for the pricing rules (§5).
+"""Hypothesis strategies: random shops (docs/design.md §4) and random carts for the pricing rules (docs/design.md §5).
 
 Shops are built directly from the `callbacks.rules.shop` dataclasses, so a strategy can produce
 things a hand-written TOML file never would: odd VAT rates (2550, 810, 1, 9999, 10000),
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from callbacks.rules.pricing import CartItem
 from callbacks.rules.shop import Coupon, Market, Product, ShippingOption, Shop
 
-KLARNA_MAX_AMOUNT = 100_000_000   # kco-reference.md §4.2 / §5.8
+KLARNA_MAX_AMOUNT = 100_000_000   # docs/klarna.md §4.2 / docs/design.md §5.8
 KLARNA_MAX_LINES = 1000
 MAX_QUANTITY = 10_000             # what the storefront lets a shopper put in a cart line
 

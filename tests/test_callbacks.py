@@ -1,4 +1,4 @@
-"""Klarna's four synchronous callbacks (DESIGN.md §6.2), as Klarna would call them."""
+"""Klarna's four synchronous callbacks (docs/design.md §6.2), as Klarna would call them."""
 from __future__ import annotations
 
 import copy
@@ -41,7 +41,7 @@ def test_address_update_uses_the_stored_cart_not_the_body(klarna, shop, store):
 
 
 def test_shipping_to_a_reduced_rate_country_changes_tax_not_price(klarna, shop):
-    """Gross prices stay; only the tax part follows the tax country (§5.2)."""
+    """Gross prices stay; only the tax part follows the tax country (docs/design.md §5.2)."""
     lines = [goods_line(shop, "COFFEE-DARK-500", 1, "EUR", 2550)]
     fi = klarna("address_update", "s-3", shipping_service_body(lines, currency="EUR", country="FI", locale="fi-FI")).get_json()
     de = klarna("address_update", "s-3", shipping_service_body(lines, currency="EUR", country="DE", locale="fi-FI")).get_json()

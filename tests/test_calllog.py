@@ -1,4 +1,4 @@
-"""The callback log (DESIGN.md §8): every Klarna callback with a right token is recorded once,
+"""The callback log (docs/design.md §8): every Klarna callback with a right token is recorded once,
 scrubbed, with its reply, status and duration; a wrong token leaves no trace; `flask kco purge`."""
 from __future__ import annotations
 

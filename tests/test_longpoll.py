@@ -1,4 +1,4 @@
-"""Long-polls (DESIGN.md §7.1, §8): they wake when an event is committed — by this process, by
+"""Long-polls (docs/design.md §7.1, §8): they wake when an event is committed — by this process, by
 another app on the same database, by another OS process, for 200 waiters at once — hold no
 database connection while they wait, and cannot take every gunicorn thread.
 

@@ -1,4 +1,4 @@
-"""Tax country and locale choice (DESIGN.md §3 "tax country", §5.7), on the example shop."""
+"""Tax country and locale choice (docs/design.md §3 "tax country", docs/design.md §5.7), on the example shop."""
 from __future__ import annotations
 
 import pytest
@@ -56,7 +56,7 @@ def test_country_normalisation():
     assert country("") is None and country(None) is None and country("  ") is None
 
 
-# -- locale (§5.7) --------------------------------------------------------------------------
+# -- locale (docs/design.md §5.7) --------------------------------------------------------------------------
 @pytest.mark.parametrize("current, target, expected", [
     ("sv-SE", "FI", "sv-FI"),       # a Swede moving to Finland keeps Swedish
     ("de-DE", "AT", "de-AT"),

@@ -1,8 +1,8 @@
-"""Pricing (DESIGN.md §5) judged two independent ways.
+"""Pricing (docs/design.md §5) judged two independent ways.
 
-1. Klarna's own rules (`callbacks.rules.amounts`, kco-reference.md §5), which share no code with
+1. Klarna's own rules (`callbacks.rules.amounts`, docs/klarna.md §5), which share no code with
    pricing.py: every order `price_order` returns must be one Klarna accepts.
-2. A reference model in this file, written from DESIGN.md §5 with `fractions.Fraction` and
+2. A reference model in this file, written from docs/design.md §5 with `fractions.Fraction` and
    explicit floor-of-(x + ½) rounding: which lines, which prices, discounts, shipping choice,
    sales tax and totals an order must have, and — from the inputs alone — whether an amount
    truly goes over Klarna's 100 000 000 or the order over 1000 lines, which is the only time
@@ -146,7 +146,7 @@ def model(shop: Shop, items, *, currency: str, tax_market: Market, language: str
     shipping_amount = next((o["price"] for o in options if o["id"] == chosen), 0)
     exp = Expected(goods=goods, goods_total=goods_total, options=options, selected=chosen,
                    shipping_amount=shipping_amount)
-    # Klarna caps quantity, unit_price and total_amount (kco-reference.md §4.2, §5.8) and the
+    # Klarna caps quantity, unit_price and total_amount (docs/klarna.md §4.2, §5.8) and the
     # order amount. total_discount_amount is counted too: the reference gives it no maximum,
     # pricing.py refuses it over 100 000 000, and that conservative reading is the contract
     # here (it can only matter for a percent coupon on a line of over 100 000 000 gross).
@@ -776,7 +776,7 @@ def cart_of(shop):
 
 
 def test_klarna_reference_values():
-    # kco-reference.md §5: 59800 @2500 → 11960; 4900 @2500 → 980; 50000 @1000 → 4545;
+    # docs/klarna.md §5: 59800 @2500 → 11960; 4900 @2500 → 980; 50000 @1000 → 4545;
     # 5980 @2550 → 1215.
     shop = parse_shop(_tiny_shop(preselect=False))
     priced = price_order(shop, [CartItem("KLARNA-REF", 2), CartItem("TEN", 1), CartItem("ODD", 2)],
@@ -794,7 +794,7 @@ def test_klarna_reference_values():
 
 
 def test_klarna_country_change_sample_fi():
-    # kco-reference.md §11.3: 2 × 29.90 € at 25.5 % → 1215; Posti pick-up would be free from
+    # docs/klarna.md §11.3: 2 × 29.90 € at 25.5 % → 1215; Posti pick-up would be free from
     # 59.00 €, so it is; the parcel locker 4.90 € at 25.5 % → 490 − 390.44… = 100.
     cart = [CartItem("APP-TRAILMAP-PRO-1Y", 2)]
     priced = example_price(cart, "FI", language="fi")

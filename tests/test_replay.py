@@ -1,4 +1,4 @@
-"""`flask kco replay` and the samples it replays (samples/README.md, DESIGN.md §9)."""
+"""`flask kco replay` and the samples it replays (samples/README.md, docs/design.md §9)."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,4 @@
-"""The shop file (DESIGN.md §4): the shipped example loads as documented, and a wrong file stops
+"""The shop file (docs/design.md §4): the shipped example loads as documented, and a wrong file stops
 start-up with a message naming the file, the dotted key and the problem."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The store's promises (DESIGN.md §8): one transaction per change, no lost updates."""
+"""The store's promises (docs/design.md §8): one transaction per change, no lost updates."""
 from __future__ import annotations
 
 import subprocess

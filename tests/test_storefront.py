@@ -1,4 +1,4 @@
-"""The storefront API (DESIGN.md §7): auth, PUT cart, state + ETag, event feeds, markets, errors.
+"""The storefront API (docs/design.md §7): auth, PUT cart, state + ETag, event feeds, markets, errors.
 
 Every test runs on SQLite and on PostgreSQL (the `app` fixture is parametrized).
 """
@@ -30,7 +30,7 @@ def put_cart(client, api_headers):
 
 
 def assert_error(response, code, *words):
-    """Our §7.4 body, with a message that names the problem."""
+    """Our docs/design.md §7.4 body, with a message that names the problem."""
     assert response.status_code == code, response.get_data(as_text=True)
     body = response.get_json()
     assert body["code"] == code and isinstance(body["status"], str) and body["status"]

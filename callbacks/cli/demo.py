@@ -1,6 +1,6 @@
 """`flask --app wsgi kco demo`: one full scripted checkout through the sandbox, step by step.
 
-A storefront and a shopper, played over HTTP: the storefront uses our API (DESIGN.md §7), the
+A storefront and a shopper, played over HTTP: the storefront uses our API (docs/design.md §7), the
 shopper the sandbox's controls (docs/sandbox.md). The cart starts in Sweden (SEK); the shopper
 enters a Swedish address, picks another shipping option, then moves the billing country to
 Finland, which switches the session to FI/EUR; the storefront runs suspend → PUT market →

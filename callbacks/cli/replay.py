@@ -1,11 +1,11 @@
-"""`flask kco replay`: post sample or logged Klarna callbacks and judge the replies (DESIGN.md §9).
+"""`flask kco replay`: post sample or logged Klarna callbacks and judge the replies (docs/design.md §9).
 
 A payload is one callback to send: a sample file from `samples/` (format in samples/README.md)
 or an entry of the callback log (`--from-log ID`, its scrubbed request); samples.py loads them.
 Each is posted, as Klarna would, to `{BASE}/kco/{callback}?session=…&order_id=…&token=…` with a
 valid callback token, and its reply is judged (verdicts.py):
 
-* against Klarna's rules for that callback (kco-reference.md §2, §5): a shipping-service 200
+* against Klarna's rules for that callback (docs/klarna.md §2, §5): a shipping-service 200
   must carry an order Klarna accepts (`rules.shipping_service_reply_errors`), a validation 200
   is empty, a redirect has a `Location`, a 400 is `{error_type, error_text}` with one of
   Klarna's three error types, and no status outside those is one Klarna understands;
@@ -114,7 +114,7 @@ def _reason(exc: Exception) -> str:
 
 
 def callback_path(callback: str, session: str, order_id: str | None, secret: str) -> str:
-    """The URL we put in merchant_urls (DESIGN.md §6.1), relative to the service's base."""
+    """The URL we put in merchant_urls (docs/design.md §6.1), relative to the service's base."""
     params = {"session": session}
     if order_id:
         params["order_id"] = order_id

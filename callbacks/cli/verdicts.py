@@ -63,7 +63,7 @@ def _klarna_error_problems(callback: str, body: Any) -> list[str]:
 
 
 def rule_problems(callback: str, reply: Reply) -> list[str]:
-    """What breaks Klarna's contract for this callback's reply (kco-reference.md §2.5)."""
+    """What breaks Klarna's contract for this callback's reply (docs/klarna.md §2.5)."""
     status = reply.status
     if status == 0:
         return ["no reply within the timeout"]

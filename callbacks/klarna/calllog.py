@@ -1,9 +1,9 @@
-"""The callback log (DESIGN.md §8): every Klarna callback, scrubbed, for support and replay.
+"""The callback log (docs/design.md §8): every Klarna callback, scrubbed, for support and replay.
 
 One `after_request` hook on the `kco` blueprint (`install(bp)`, plus a `before_request` that
 only notes the start time) records, for every callback whose token is right, whatever the
 view answered — 200, 303, 400, 413, 500 alike: the scrubbed request body, the reply, the
-status and how long we took. A request with a missing or wrong token is NOT recorded (§6.1:
+status and how long we took. A request with a missing or wrong token is NOT recorded (docs/design.md §6.1:
 "nothing recorded"), neither in the table nor in the log; it is only counted in the metrics.
 The same hook feeds the Prometheus counters and histogram and writes one Python log line.
 
@@ -147,7 +147,7 @@ def _record(response: Response) -> Response:
             metrics.observe_callback(callback, response.status_code, seconds)
         sid, token = request.args.get("session"), request.args.get("token")
         if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
-            return response  # a wrong token leaves no trace (DESIGN.md §6.1)
+            return response  # a wrong token leaves no trace (docs/design.md §6.1)
         if response.status_code == 413:
             # An oversize body is refused with nothing recorded (issue 6): a log line only.
             log.warning("kco %s session=%s -> 413 (body over 1 MiB)", callback, sid)

@@ -1,4 +1,4 @@
-"""Klarna's Checkout (v3) and Order Management REST APIs, as a small client (DESIGN.md §1).
+"""Klarna's Checkout (v3) and Order Management REST APIs, as a small client (docs/design.md §1).
 
     client = KlarnaClient.from_config(app.config)       # KLARNA_API_URL, _USERNAME, _PASSWORD
     order = client.create_order({...})                  # POST, then GET the Location URL
@@ -11,7 +11,7 @@ Every failure is one exception type, `KlarnaError(status, error_code, error_mess
 correlation_id)`: Klarna's error body when there is one, the HTTP status name as the code when
 there is not (401s may come without `error_code`), and `status=None` with `error_code`
 "TIMEOUT" or "NETWORK_ERROR" when no answer arrived. That lets callers apply Klarna's rule "on a
-4xx, a 5xx or any other error, create a new order" (kco-reference.md §6) with one `except`.
+4xx, a 5xx or any other error, create a new order" (docs/klarna.md §6) with one `except`.
 
 Retries (urllib3 `Retry` through an `HTTPAdapter`, exponential backoff) happen only where a
 repeat cannot do harm: GETs, and POSTs carrying a `Klarna-Idempotency-Key` header (acknowledge
@@ -41,7 +41,7 @@ from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
-# Base URLs (kco-reference.md §6). Klarna wants HTTPS; the default KLARNA_API_URL is the sandbox.
+# Base URLs (docs/klarna.md §6). Klarna wants HTTPS; the default KLARNA_API_URL is the sandbox.
 EU_LIVE = "https://api.klarna.com"
 EU_PLAYGROUND = "https://api.playground.klarna.com"
 NA_LIVE = "https://api-na.klarna.com"

@@ -1,4 +1,5 @@
-"""One Klarna order per session, kept in step with the cart (kco-cart-updates.txt, DESIGN §7.1).
+"""One Klarna order per session, kept in step with the cart (Klarna's cart-update guide,
+docs/klarna.md §6; docs/design.md §7.1).
 
 Klarna's guide: keep the order id of the shopper's session; on checkout load read the order and
 update it if the cart changed; create a new one on 404, any other 4xx, 5xx or network error. A

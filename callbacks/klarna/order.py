@@ -1,4 +1,4 @@
-"""The checkout order we send Klarna for a session (DESIGN.md §6.1, §7.1), and whether Klarna's
+"""The checkout order we send Klarna for a session (docs/design.md §6.1, §7.1), and whether Klarna's
 copy still matches it.
 
 Every callback URL carries the session id, Klarna's `{checkout.order.id}` placeholder and the

@@ -1,4 +1,4 @@
-"""Klarna's callbacks (DESIGN.md §6): verify the token, parse, decide, record, reply.
+"""Klarna's callbacks (docs/design.md §6): verify the token, parse, decide, record, reply.
 
 The synchronous ones (address_update, shipping_option_update, country_change, validation) touch
 only our own database: Klarna is waiting (3 s for validation) and approves on silence.
@@ -26,7 +26,7 @@ from callbacks.web.tokens import CALLBACK, check_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("kco", __name__, url_prefix="/kco")
-calllog.install(bp)  # the callback log (§8): one after_request hook, before the token check
+calllog.install(bp)  # the callback log (docs/design.md §8): one after_request hook, before the token check
 
 SHOPPER_PARSE_ERROR = Text("unreadable_order")
 

@@ -1,4 +1,4 @@
-"""Klarna's amount rules (kco-reference.md §5), written as a checker independent of pricing.py.
+"""Klarna's amount rules (docs/klarna.md §5), written as a checker independent of pricing.py.
 
 Kept apart from pricing on purpose: the property tests, `flask kco replay` and the sandbox all
 judge our replies with this module, so it must not share code with what it judges. It returns

@@ -1,4 +1,4 @@
-"""The session's state (DESIGN.md §7.2) and the decisions that change it, as pure functions.
+"""The session's state (docs/design.md §7.2) and the decisions that change it, as pure functions.
 
 Views parse, call one function here, record what it returns and reply. Each function takes the
 current state and returns the new one (or raises Rejected with Klarna's error type), so the same
@@ -231,7 +231,7 @@ def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mappi
 
 
 def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
-    """The billing country moved: switch to its market's currency and a locale (§5.7). Klarna's
+    """The billing country moved: switch to its market's currency and a locale (docs/design.md §5.7). Klarna's
     purchase_country cannot be changed by a callback, so a differing one is left pending for the
     storefront's suspend → PUT market → resume."""
     if is_complete(state):

@@ -1,4 +1,4 @@
-"""Which market's rules apply: tax country and locale choice (DESIGN.md §3, §5.7).
+"""Which market's rules apply: tax country and locale choice (docs/design.md §3, §5.7).
 
 Klarna sends country codes in either case ("gb" in its own read example), so every function
 here accepts both and answers in upper case.
@@ -27,7 +27,7 @@ def tax_country(shop: Shop, shipping_country: str | None, billing_country: str |
 
 
 def pick_locale(market: Market, current_locale: str | None) -> str:
-    """Keep the shopper's language when the new market speaks it (§5.7), so that a Swede who
+    """Keep the shopper's language when the new market speaks it (docs/design.md §5.7), so that a Swede who
     changes billing country to Finland keeps Swedish (sv-FI) rather than being switched to
     Finnish."""
     lang = language(current_locale)

@@ -1,4 +1,4 @@
-"""Cart + market → Klarna `order_lines` and totals (DESIGN.md §5), in integer minor units.
+"""Cart + market → Klarna `order_lines` and totals (docs/design.md §5), in integer minor units.
 
 Klarna rejects an order (or shows the shopper "something went wrong") when a line's tax is more
 than 1 off `total_amount − total_amount·10000/(10000+tax_rate)` or when the totals do not add up

@@ -1,4 +1,4 @@
-"""The shop file (DESIGN.md §4): markets, products and coupons, loaded once at start-up.
+"""The shop file (docs/design.md §4): markets, products and coupons, loaded once at start-up.
 
 Everything here is immutable so that a loaded shop can be shared by every request and thread
 without copying. A wrong shop file must stop start-up with a message that names the file, the
@@ -19,7 +19,7 @@ from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
 
 EXAMPLE_SHOP = Path(__file__).parent / "shops" / "example.toml"
 
-# Klarna's own limits (kco-reference.md §4.2, §5.8).
+# Klarna's own limits (docs/klarna.md §4.2, §5.8).
 MAX_AMOUNT = 100_000_000
 MAX_TAX_RATE = 10_000
 

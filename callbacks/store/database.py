@@ -1,4 +1,4 @@
-"""Sessions, events and the callback log (DESIGN.md §8), on SQLAlchemy Core.
+"""Sessions, events and the callback log (docs/design.md §8), on SQLAlchemy Core.
 
 The rule this module exists to keep: a session's state change and the event describing it are
 written in one transaction, and two writers of one session never interleave. SQLite gets that

@@ -1,4 +1,4 @@
-"""Long-poll wake-ups (DESIGN.md §7.1, §8): one listener thread per process, waiters on a Condition.
+"""Long-poll wake-ups (docs/design.md §7.1, §8): one listener thread per process, waiters on a Condition.
 
 A long-poll request asks for the events after id N and is willing to wait S seconds for the
 first one. The request thread that finds nothing in the database does not poll: it sleeps on a
@@ -34,7 +34,7 @@ from callbacks.store.database import Store
 log = logging.getLogger(__name__)
 
 CHANNEL = "kco_events"
-MAX_WAIT = 30.0  # seconds: DESIGN.md §7.1
+MAX_WAIT = 30.0  # seconds: docs/design.md §7.1
 SQLITE_POLL = 0.05  # seconds between `events.id > latest` checks on SQLite
 PG_SAFETY_POLL = 1.0  # seconds: also re-read on PostgreSQL now and then, in case a NOTIFY is lost
 PG_TICK = 0.25  # seconds: how often the PostgreSQL listener looks up from LISTEN to check for stop

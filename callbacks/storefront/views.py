@@ -2,7 +2,7 @@
 
 Views are thin: parse (flask-smorest, storefront/schemas.py) → decide (rules/checkout.py) →
 record (Store.apply, one transaction) → reply (dumped by the same schemas). Every answer under
-/api, errors included, is JSON; errors use our body (§7.4) and name the problem: the domain's
+/api, errors included, is JSON; errors use our body (docs/design.md §7.4) and name the problem: the domain's
 exceptions become replies in the handlers at the end of this module. Authentication is
 `Authorization: Bearer {KCO_API_KEY}`, or the session's browser token (callbacks/web/browser.py),
 which opens that one session's state, feed, cart, market and checkout load, and nothing else.
@@ -101,7 +101,7 @@ def put_cart(cart: dict, sid: str):
 def load_checkout(body: dict, sid: str):
     """Load Klarna Checkout for the session
 
-    Klarna's load flow (kco-cart-updates.txt): reads the session's Klarna order, updates it
+    Klarna's load flow (Klarna's cart-update guide, docs/klarna.md §6): reads the session's Klarna order, updates it
     when it differs, and creates a new one on 404, any 4xx, 5xx or network error, or once
     complete. The body is empty, or sets the shop's order number (`merchant_reference1`) on
     the way."""

@@ -1,4 +1,4 @@
-"""The two error shapes: ours (DESIGN.md §7.4) and Klarna's `{error_type, error_text}` (§6.2).
+"""The two error shapes: ours (docs/design.md §7.4) and Klarna's `{error_type, error_text}` (docs/design.md §6.2).
 
 Every error leaves the service in one of these shapes, including Werkzeug's own (404, 405, 413:
 rendered by the storefront Api's handler, callbacks/storefront/api.py) and the ones nobody
@@ -24,7 +24,7 @@ def api_error(code: int, message: str, errors: dict | None = None, headers: dict
 
 
 def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (§7.4's field → list)."""
+    """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (docs/design.md §7.4's field → list)."""
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():

@@ -1,4 +1,4 @@
-"""Prometheus metrics: `GET /metrics` (DESIGN.md §10 budgets, made visible).
+"""Prometheus metrics: `GET /metrics` (docs/design.md §10 budgets, made visible).
 
 * `kco_callbacks_total{callback, status}`: every Klarna callback, counted by its reply status
   (401s for a wrong token are counted too: a count by callback name and status records nothing

@@ -1,4 +1,4 @@
-"""Callback and browser tokens (DESIGN.md §6.1).
+"""Callback and browser tokens (docs/design.md §6.1).
 
 Klarna signs nothing it sends, so every URL we hand Klarna carries a token bound to one
 session: a forged callback must know `KCO_CALLBACK_SECRET`. The browser token (it replaced the

@@ -1,4 +1,4 @@
-"""The two error bodies of the contract (DESIGN.md §6.2 and §7.4), as assertions."""
+"""The two error bodies of the contract (docs/design.md §6.2 and §7.4), as assertions."""
 from __future__ import annotations
 
 from http import HTTPStatus

@@ -1,4 +1,4 @@
-"""Crash: `kill -9` a gunicorn worker while callbacks are in flight (DESIGN.md §8: a state change
+"""Crash: `kill -9` a gunicorn worker while callbacks are in flight (docs/design.md §8: a state change
 and its event are one transaction).
 
 Real gunicorn (tests/servers.py, gthread, 2 workers × 8 threads); client threads post

@@ -1,5 +1,5 @@
-"""Duplicates: Klarna repeats itself, sometimes all at once (DESIGN.md §10: push and
-notification idempotent under any number of repeats; §8: concurrent callbacks serialize).
+"""Duplicates: Klarna repeats itself, sometimes all at once (docs/design.md §10: push and
+notification idempotent under any number of repeats; docs/design.md §8: concurrent callbacks serialize).
 
 * 100 identical pushes in parallel → one `order_completed`, one `order_acknowledged`, one
   completed-order row, acknowledged; every acknowledge Klarna saw carries the one idempotency

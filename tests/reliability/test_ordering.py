@@ -1,4 +1,4 @@
-"""Ordering: one session's callbacks arriving all at once, in a shuffled order (DESIGN.md §8:
+"""Ordering: one session's callbacks arriving all at once, in a shuffled order (docs/design.md §8:
 concurrent callbacks for one session serialize and never lose an update).
 
 Per session, a few dozen address_update, shipping_option_update, country_change and validation

@@ -1,6 +1,6 @@
 """Rejections: wrong and missing tokens and keys, tokens of another session, bodies over 1 MiB
 (with Content-Length, chunked, and HTTP/1.0 until-close), and slow bodies — each refused with
-nothing recorded (DESIGN.md §6.1, §7).
+nothing recorded (docs/design.md §6.1, §7).
 
 "Nothing recorded" is checked in the database: no session, no event, and no callback-log row
 for a wrong token or a body over 1 MiB (callbacks/calllog.py logs those as a log line only).
