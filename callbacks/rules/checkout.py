@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from callbacks.rules import markets, pricing
+from callbacks.rules import compare, markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
@@ -276,7 +276,7 @@ class CartChanged(Exception):
 
 def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
     if is_complete(state):
-        mismatch = _mismatch(state, body)  # against the completed order, re-pricing nothing
+        mismatch = compare.mismatch(state, body)  # against the completed order, re-pricing nothing
         if mismatch:
             return Decision(state, None, {}, CartChanged(mismatch))
         return _unchanged(state)
@@ -290,7 +290,7 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
         result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
         return _failed(state, {**expected, "validation": result}, result,
                        Rejected("approval_failed", short))
-    mismatch = _mismatch(expected, body)
+    mismatch = compare.mismatch(expected, body)
     if mismatch:
         result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,
                   "details": mismatch}
@@ -307,52 +307,6 @@ def _failed(state: Mapping | None, new: SessionState, result: dict, refusal: Exc
     """A failed validation is recorded (once: a repeat that changes nothing records nothing),
     then refused: the caller raises `refusal` after saving."""
     return Decision(new, EventType.VALIDATION_FAILED if changed(state, new) else None, result, refusal)
-
-
-LINE_FIELDS = ("quantity", "unit_price", "total_discount_amount", "total_amount", "tax_rate")
-TAX_TOLERANCE = 1  # minor units a line's total_tax_amount may differ by (rounding)
-
-
-def _mismatch(expected: Mapping, body: Mapping) -> list[str]:
-    """What differs between the order Klarna holds and the one we price: every line (goods,
-    shipping, discounts, sales tax, and anything else Klarna holds, such as a gift card) and the
-    totals. Klarna charges what it holds, so a line we did not price is a change of cart."""
-    problems = []
-    if body["purchase_currency"] != expected["market"]["currency"]:
-        problems.append(f"purchase_currency {body['purchase_currency']} ≠ {expected['market']['currency']}")
-    for total in ("order_amount", "order_tax_amount"):
-        if body[total] != expected["order"][total]:
-            problems.append(f"{total} {body[total]} ≠ {expected['order'][total]}")
-    problems.extend(_line_mismatch(expected["order"]["order_lines"], body["order_lines"]))
-    return problems
-
-
-def _line_key(line: Mapping) -> tuple[str, str]:
-    return (line.get("type") or "physical", line.get("reference") or "")
-
-
-def _line_mismatch(ours: Iterable[Mapping], theirs: Iterable[Mapping]) -> list[str]:
-    """Lines are paired by (type, reference), in order; Klarna keeps the order we sent."""
-    problems = []
-    waiting: dict[tuple[str, str], list[Mapping]] = {}
-    for line in ours:
-        waiting.setdefault(_line_key(line), []).append(line)
-    for line in theirs:
-        key = _line_key(line)
-        label = f"{key[0]} line {key[1]!r}"
-        if not waiting.get(key):
-            problems.append(f"{label} is not in the cart")
-            continue
-        expected = waiting[key].pop(0)
-        for name in LINE_FIELDS:
-            if line.get(name, 0) != expected.get(name, 0):
-                problems.append(f"{label}: {name} {line.get(name, 0)} ≠ {expected.get(name, 0)}")
-        if abs(line.get("total_tax_amount", 0) - expected.get("total_tax_amount", 0)) > TAX_TOLERANCE:
-            problems.append(f"{label}: total_tax_amount {line.get('total_tax_amount', 0)} ≠ "
-                            f"{expected.get('total_tax_amount', 0)}")
-    problems.extend(f"{key[0]} line {key[1]!r} is missing" for key, lines in waiting.items()
-                    for _ in lines)
-    return problems
 
 
 # -- the storefront's cart (PUT /api/sessions/{sid}/cart) -------------------------------------
