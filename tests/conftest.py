@@ -77,6 +77,7 @@ def sqlite_url(tmp_path):
 def app(database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": database_url})
     yield app
+    app.extensions["kco_catalog"].stop()  # the PostgreSQL catalog listener, if one started
     app.extensions["kco"].store.dispose()
 
 

@@ -3,6 +3,7 @@ cache, and a price change reaching another worker. Every test runs on SQLite and
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -186,10 +187,15 @@ def test_a_change_made_through_another_worker_is_seen_on_the_next_request(app, c
         client.put("/api/catalog/products/LAMP-9", json=PRODUCT, headers=api_headers)
         put = lambda: put_cart(client, api_headers, "s-two", ("LAMP-9", 1)).get_json()  # noqa: E731
         assert put()["order"]["order_lines"][0]["unit_price"] == 49900  # now cached here
-        other.test_client().put("/api/catalog/products/LAMP-9", headers=api_headers,
-                                json={**PRODUCT, "prices": {"SEK": 29900}})
+        version = other.test_client().put("/api/catalog/products/LAMP-9", headers=api_headers,
+                                          json={**PRODUCT, "prices": {"SEK": 29900}}).get_json()["version"]
+        watch = app.extensions["kco_catalog"].watch  # PostgreSQL: wait for the notification
+        deadline = time.monotonic() + 15
+        while watch is not None and watch.live and watch.version < version and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert put()["order"]["order_lines"][0]["unit_price"] == 29900
     finally:
+        other.extensions["kco_catalog"].stop()
         other.extensions["kco_notify"].stop()
         other.extensions["kco"].store.dispose()
 

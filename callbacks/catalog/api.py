@@ -103,6 +103,7 @@ def _write(products: list) -> table.Written:
     with kco.store.write() as conn:
         written = table.upsert(conn, products)
     announce(kco.store, written.version)
+    current_app.extensions["kco_catalog"].written(written.version)
     return written
 
 

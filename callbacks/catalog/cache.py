@@ -6,10 +6,13 @@ use, so a price change reaches every worker and every instance on their next req
 issue's "next re-price"), and validation compares with the current price. Requests that price
 nothing ask nothing.
 
-How it asks: on PostgreSQL (several instances) by reading the catalog version row. On SQLite
-(one host by nature) that read was ~10 % of a callback's CPU (BENCHMARKS.md), so writers also
-replace a stamp file beside the database after they commit, and a request only stats it; the
-version row is still read at least every RECHECK seconds, for writers that bypass us.
+How it asks: reading the catalog version row per request cost ~10-15 % of a callback's CPU
+(BENCHMARKS.md), so a request compares what it has with a cheaper signal. On PostgreSQL writers
+`pg_notify` the new version and a listener thread per worker records it (watch.py); a request
+compares two numbers. On SQLite (one host by nature) writers replace a stamp file beside the
+database after they commit, and a request only stats it. Either way the version row is still
+read at least every RECHECK seconds (and on every request while the listener is not caught
+up), for writers that bypass us and notifications lost with a connection.
 
 Thread safety: gthread workers share one cache. A miss reads the database outside the lock and
 keeps the row only if no refresh happened meanwhile; otherwise a row read just before a change
@@ -23,11 +26,12 @@ import time
 from collections.abc import Iterator, Mapping
 
 from callbacks.catalog import table
+from callbacks.catalog.watch import CatalogWatch
 from callbacks.rules.shop import Product
 from callbacks.store.database import Store
 
 MAX_CACHED = 200_000  # SKUs kept in memory (a miss costs one primary-key read)
-RECHECK = 1.0  # seconds: the longest a SQLite worker trusts the stamp file alone
+RECHECK = 1.0  # seconds: the longest a worker trusts the stamp file or the listener alone
 _ABSENT = None
 
 
@@ -70,10 +74,25 @@ class CatalogProducts(Mapping):
         self._stamp = stamp_path(store)
         self._stamp_seen = None
         self._checked_at = 0.0
+        self.watch = CatalogWatch(store, self._read_version) if store.is_postgres else None
 
     # -- freshness -------------------------------------------------------------------------
     def begin_request(self) -> None:
         self._local.checked = False
+
+    def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+
+    def written(self, version: int) -> None:
+        """This process committed catalog `version`: its next request need not wait for the
+        notification (other processes learn of it from theirs, or the stamp file)."""
+        if self.watch is not None:
+            self.watch.saw(version)
+
+    def _read_version(self) -> int:
+        with self.store.reading() as conn:
+            return table.current_version(conn)
 
     def refresh(self) -> None:
         """Forget what changed since the version this worker last saw."""
@@ -100,12 +119,19 @@ class CatalogProducts(Mapping):
         checked = getattr(self._local, "checked", None)
         if checked is True:
             return
-        if not (self._stamp and self._version is not None
-                and _signature(self._stamp) == self._stamp_seen
-                and time.monotonic() - self._checked_at < RECHECK):
+        if not self._current():
             self.refresh()
         if checked is False:  # in a request; outside one (CLI, scripts) check on every read
             self._local.checked = True
+
+    def _current(self) -> bool:
+        """May the request trust the cache without reading the version row?"""
+        if self.watch is not None:  # asked first: it also keeps the listener running
+            signal = self.watch.current() and self.watch.version <= (self._version or 0)
+        else:
+            signal = self._stamp is not None and _signature(self._stamp) == self._stamp_seen
+        return (signal and self._version is not None
+                and time.monotonic() - self._checked_at < RECHECK)
 
     # -- the Mapping -----------------------------------------------------------------------
     def get(self, sku: str, default=None):

@@ -4,7 +4,9 @@ Each write bumps `catalog_state.version` by one and stamps the rows it changed w
 version, in the same transaction. A worker that last saw version V asks "which SKUs have a
 version > V" and forgets only those, so a price change reaches every worker and instance on
 their next request without a message bus, and a re-import of an unchanged file changes nothing
-(rows are compared by a digest of their content).
+(rows are compared by a digest of their content). On PostgreSQL the bump also sends
+`pg_notify('kco_catalog', version)` in that transaction, so workers learn of it without asking
+(watch.py); a notification is delivered only if the write commits.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ SELECT_PRODUCT = sa.select(products).where(products.c.sku == sa.bindparam("b_sku
 CHANGED_SINCE = (sa.select(products.c.sku).where(products.c.version > sa.bindparam("b_version"))
                  .limit(sa.bindparam("b_limit")))
 CHUNK = 1000
+CHANNEL = "kco_catalog"  # watch.py LISTENs on it
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,16 @@ def current_version(conn: sa.Connection) -> int:
     return conn.execute(SELECT_VERSION).scalar_one_or_none() or 0
 
 
+def bump(conn: sa.Connection) -> int:
+    """The next catalog version, inside the caller's write transaction (see the module doc)."""
+    version = conn.execute(catalog_state.update().where(catalog_state.c.id == 1)
+                           .values(version=catalog_state.c.version + 1)
+                           .returning(catalog_state.c.version)).scalar_one()
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, str(version))))
+    return version
+
+
 def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Written:
     """Insert or update `items` inside the caller's write transaction. Only rows whose content
     differs are written and stamped, so repeating an import is a no-op (idempotent)."""
@@ -101,9 +114,7 @@ def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Writ
     inserted = sum(1 for v in changed if v["sku"] not in known)
     if not changed:
         return Written(0, 0, len(items), current_version(conn))
-    version = conn.execute(catalog_state.update().where(catalog_state.c.id == 1)
-                           .values(version=catalog_state.c.version + 1)
-                           .returning(catalog_state.c.version)).scalar_one()
+    version = bump(conn)
     now = utcnow()
     insert = _dialect_insert(conn)(products)
     statement = insert.on_conflict_do_update(
