@@ -130,15 +130,14 @@ class Setup:
         from callbacks.catalog.cache import announce
 
         with self.kco.store.write() as conn:
-            version = conn.execute(table.catalog_state.update()
-                                   .values(version=table.catalog_state.c.version + 1)
-                                   .returning(table.catalog_state.c.version)).scalar_one()
+            version = table.bump(conn)  # and pg_notify, as every catalog write does
             conn.execute(table.products.update().where(table.products.c.sku.in_(self.skus))
                          .values(version=version))
         announce(self.kco.store, version)  # as the importer and the API do after committing
 
     def run(self, callback: str, requests: int, keep: bool = True) -> None:
-        path = f"/kco/{callback}?session={self.sid}&token={self.token}&order_id=bench-order"
+        # An order belongs to one session: each set-up's session has its own.
+        path = f"/kco/{callback}?session={self.sid}&token={self.token}&order_id=order-{self.sid}"
         for _ in range(requests):
             self.i += 1
             if callback == "address_update":
@@ -159,6 +158,7 @@ class Setup:
                 self.samples[callback].append(spent * 1000)
 
     def close(self) -> None:
+        self.app.extensions["kco_catalog"].stop()
         self.app.extensions["kco_notify"].stop()
         self.kco.store.dispose()
 
@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--pg-name", default="kco_bench_catalog",
+                        help="PostgreSQL database names start with this (dropped and recreated)")
     parser.add_argument("--imports", type=int, choices=(1, 3), default=3,
                         help="1: only the first import (to re-measure callbacks sooner)")
     args = parser.parse_args(argv)
@@ -194,7 +196,7 @@ def main(argv=None) -> int:
         print(f"generated {args.products} products ({csv_path.stat().st_size / 2**20:.1f} MiB) "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
         for kind in args.db.split(","):
-            url = database(kind, tmp, "kco_bench_catalog")
+            url = database(kind, tmp, args.pg_name)
             first, line = flask_import(url, csv_path)
             print(f"{kind}: import {first:.1f} s wall ({line})", flush=True)
             if args.imports == 3:
@@ -204,7 +206,7 @@ def main(argv=None) -> int:
                 print(f"  1 % changed {changed:.1f} s wall ({line})", flush=True)
             step = max(1, args.products // 10)
             big_skus = [f"BIG-{i:06d}" for i in range(1, args.products, step)][:10]
-            example_url = database(kind, tmp, "kco_bench_catalog_example")
+            example_url = database(kind, tmp, f"{args.pg_name}_example")
             setups = [Setup("example shop, no catalog (before)", example_url, example_skus(),
                             bypass=True),
                       Setup("example shop", example_url, example_skus()),
