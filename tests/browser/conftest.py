@@ -21,6 +21,7 @@ CHROMIUM = os.environ.get("KCO_CHROMIUM") or shutil.which("chromium") or "/usr/b
 REQUIRE = os.environ.get("KCO_REQUIRE_BROWSER") == "1"
 ARTIFACTS = ROOT / "instance" / "browser-artifacts"
 API_KEY = "browser-test-api-key"
+SUPPORT_PASSWORD = "browser-test-support-password"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -52,7 +53,7 @@ def servers(tmp_path_factory, browser_type_launch_args):
     service_env = {"DATABASE_URL": f"sqlite:///{db}", "KCO_PUBLIC_URL": service_url,
                    "KLARNA_API_URL": sandbox_url, "KCO_API_KEY": API_KEY,
                    "KCO_CALLBACK_SECRET": "browser-test-callback-secret-0123456789",
-                   "KCO_ENV": "development"}
+                   "KCO_ENV": "development", "KCO_SUPPORT_PASSWORD": SUPPORT_PASSWORD}
     with gunicorn(sandbox_env, app="sandbox_wsgi:app", workers=1, threads=16, port=sandbox_port):
         with gunicorn(service_env, workers=1, threads=48, port=service_port):
             yield service_url, sandbox_url
