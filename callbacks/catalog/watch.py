@@ -27,6 +27,7 @@ import time
 
 from callbacks.catalog.table import CHANNEL
 from callbacks.store.database import Store
+from callbacks.store.engine import close_quietly, listen
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +118,12 @@ class CatalogWatch:
 
     def _listen(self):
         if self._conn is None or self._conn.closed:
-            import psycopg
-
-            url = self.store.engine.url.set(drivername="postgresql")
-            self._conn = psycopg.connect(url.render_as_string(hide_password=False),
-                                         autocommit=True, connect_timeout=10,
-                                         application_name="kco-catalog-watch")
-            self._conn.execute(f"LISTEN {CHANNEL}")
+            self._conn = listen(self.store.engine, CHANNEL, "kco-catalog-watch")
         return self._conn
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(conn)
 
     def _log_error(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -83,3 +83,24 @@ class SqliteWriters:
                 fcntl.flock(self._file, fcntl.LOCK_UN)
         finally:
             self._lock.release()
+
+
+def listen(engine: sa.Engine, channel: str, application_name: str):
+    """A dedicated autocommit psycopg connection LISTENing on `channel`, outside the pool:
+    a listener holds it for as long as it runs, which a pooled connection must not be."""
+    import psycopg
+
+    url = engine.url.set(drivername="postgresql")
+    conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True,
+                           connect_timeout=10, application_name=application_name)
+    conn.execute(f"LISTEN {channel}")
+    return conn
+
+
+def close_quietly(conn) -> None:
+    """Close a listener's connection that may already be broken; there is nothing to report."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 
 from callbacks.store.database import Store
+from callbacks.store.engine import close_quietly, listen
 
 log = logging.getLogger(__name__)
 
@@ -241,22 +242,12 @@ class Notifier:
 
     def _listen_connection(self):
         if self._pg_conn is None or self._pg_conn.closed:
-            import psycopg
-
-            url = self.store.engine.url.set(drivername="postgresql")
-            self._pg_conn = psycopg.connect(url.render_as_string(hide_password=False),
-                                            autocommit=True, connect_timeout=10,
-                                            application_name="kco-notify")
-            self._pg_conn.execute(f"LISTEN {CHANNEL}")
+            self._pg_conn = listen(self.store.engine, CHANNEL, "kco-notify")
         return self._pg_conn
 
     def _close_pg(self) -> None:
         conn, self._pg_conn = self._pg_conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(conn)
 
     def _safe_fetch(self) -> None:
         try:
