@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 
@@ -41,16 +41,40 @@ class AddressSchema(KlarnaSchema):
         return data
 
 
-class OrderLineSchema(KlarnaSchema):
+class GoodsLineSchema(KlarnaSchema):
+    """What building a session from Klarna's lines uses (rules/checkout.items_from_lines)."""
+
     type = fields.String(allow_none=True, load_default=None)
     reference = fields.String(allow_none=True, validate=validate.Length(max=255), load_default=None)
-    name = fields.String(allow_none=True)
     quantity = Int(required=True, validate=validate.Range(0, MAX))
+
+
+class OrderLineSchema(GoodsLineSchema):
+    """What validation compares (rules/compare.py): the amounts as well."""
+
     unit_price = Int(load_default=0)
     tax_rate = Int(load_default=0, validate=validate.Range(0, 10000))
     total_amount = Int(load_default=0)
     total_discount_amount = Int(load_default=0)
     total_tax_amount = Int(load_default=0)
+
+
+class LineObjects(fields.Field):
+    """Klarna's order_lines, checked for shape only: a list of at most 1000 JSON objects.
+
+    The shipping-service callbacks price the session's own cart and never read Klarna's copy of
+    the lines, except to build a session they have not seen (goods_lines below). Loading all
+    1000 lines field by field was over half of a 1000-line callback's CPU (BENCHMARKS.md), so
+    the lines are loaded only when they are used.
+    """
+
+    default_error_messages = {"invalid": "Must be a list of at most 1000 JSON objects."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if (not isinstance(value, list) or len(value) > 1000
+                or not all(type(line) is dict for line in value)):
+            raise self.make_error("invalid")
+        return value
 
 
 class SelectedShippingOptionSchema(KlarnaSchema):
@@ -62,8 +86,7 @@ class ShippingServiceRequestSchema(KlarnaSchema):
 
     order_amount = Int(required=True, validate=validate.Range(0, MAX))
     order_tax_amount = Int(required=True, validate=validate.Range(0, MAX))
-    order_lines = fields.List(fields.Nested(OrderLineSchema), required=True,
-                              validate=validate.Length(max=1000))
+    order_lines = LineObjects(required=True)  # loaded by goods_lines() when a decision needs them
     purchase_currency = fields.String(required=True, validate=CURRENCY)
     locale = fields.String(allow_none=True, validate=LOCALE)
     billing_address = fields.Nested(AddressSchema, allow_none=True)
@@ -78,8 +101,11 @@ class ShippingServiceRequestSchema(KlarnaSchema):
 
 
 class ValidationRequestSchema(ShippingServiceRequestSchema):
-    """The full order, as Read Order returns it (docs/klarna.md §2.2)."""
+    """The full order, as Read Order returns it (docs/klarna.md §2.2). Every line is compared,
+    so every line is loaded."""
 
+    order_lines = fields.List(fields.Nested(OrderLineSchema), required=True,
+                              validate=validate.Length(max=1000))
     order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
     purchase_country = fields.String(allow_none=True, validate=COUNTRY)
     status = fields.String(allow_none=True)
@@ -90,6 +116,19 @@ class NotificationSchema(KlarnaSchema):
     event_type = fields.String(required=True, validate=validate.Length(1, 100))
 
 
+class LinesError(ValidationError):
+    """A line of Klarna's order_lines that goods_lines() refused, keyed as in the body."""
+
+
+def goods_lines(order_lines: list[dict]) -> list[dict]:
+    """Klarna's lines, loaded for building a session from them (an unknown session id)."""
+    try:
+        return _goods_lines.load(order_lines)
+    except ValidationError as exc:
+        raise LinesError({"order_lines": exc.messages}) from None
+
+
+_goods_lines = GoodsLineSchema(many=True)
 shipping_service_request = ShippingServiceRequestSchema()
 validation_request = ValidationRequestSchema()
 notification = NotificationSchema()

@@ -87,8 +87,12 @@ def parse(schema) -> dict:
     raw = read_json(request)
     if isinstance(raw, dict) and isinstance(raw.get("locale"), str):
         g.klarna_locale = markets.normalize_locale(raw["locale"][:35])  # only chooses a catalog
+    return _load(schema.load, raw)
+
+
+def _load(load, value):
     try:
-        return schema.load(raw)
+        return load(value)
     except ValidationError as exc:
         raise BodyError("The body does not fit the schema.", exc.messages) from None
 
@@ -99,9 +103,14 @@ def _shipping_service(decide):
 
     def bound_then_decide(tx):
         binding.check(tx, g.order_id, body.get("order_id"))
+        if tx.state is None:  # a session built from Klarna's lines: only now are they read
+            body["order_lines"] = _load(schemas.goods_lines, body["order_lines"])
         return decide(app.shop, tx.state, g.sid, body)
-    _, decision = app.store.apply(g.sid, bound_then_decide)
-    return jsonify(checkout.reply_body(decision.state))
+
+    def log_reply(tx, decision):
+        calllog.record_in(tx.conn, 200, checkout.reply_body(decision.state))
+    app.store.apply(g.sid, bound_then_decide, log_reply)
+    return jsonify(calllog.committed())
 
 
 @bp.post("/address_update")
@@ -129,9 +138,14 @@ def validation():
     def bound_then_decide(tx):
         binding.check(tx, g.order_id, body["order_id"])
         return checkout.validation(app.shop, tx.state, g.sid, body)
-    _, decision = app.store.apply(g.sid, bound_then_decide)
+
+    def log_approval(tx, decision):
+        if not decision.refusal:  # a refusal is logged by the hook, with its 303 or 400
+            calllog.record_in(tx.conn, 200, None)
+    _, decision = app.store.apply(g.sid, bound_then_decide, log_approval)
     if decision.refusal:  # recorded as validation_failed, now refused: Rejected or CartChanged
         raise decision.refusal
+    calllog.committed()
     return "", 200
 
 

@@ -252,15 +252,20 @@ class Store:
             for callback in self._after_commit:
                 callback(last)
 
-    def apply(self, sid: str, decide: Callable[[SessionTx], C | None]) -> tuple[dict | None, C | None]:
+    def apply(self, sid: str, decide: Callable[[SessionTx], C | None],
+              before_commit: Callable[[SessionTx, C | None], None] | None = None,
+              ) -> tuple[dict | None, C | None]:
         """Lock the session, decide, save if the decision changed something, commit: the one
         way state changes are written. `decide` sees the locked session (`tx.state`, and the
         order-bookkeeping methods) and returns a Change or None; an exception from it rolls
-        everything back. Returns the session's state afterwards and the decision."""
+        everything back. `before_commit` writes what belongs in the same transaction (the
+        callback log's row). Returns the session's state afterwards and the decision."""
         with self.session(sid) as tx:
             decision = decide(tx)
             if decision is not None and decision.event_type:
                 tx.save(decision.state, decision.event_type, decision.data)
+            if before_commit is not None:
+                before_commit(tx, decision)
         return tx.state, decision
 
     def _insert_event(self, conn, sid, event_type, version, data, now) -> dict:
@@ -346,12 +351,16 @@ class Store:
 
     # -- callback log ------------------------------------------------------------------------
     def log_callback(self, callback: str, session: str | None, order_id: str | None, status: int,
-                     duration_ms: float, request: Any, reply: Any) -> int:
+                     duration_ms: float, request: Any, reply: Any,
+                     conn: sa.Connection | None = None) -> int:
+        """One row of the callback log: in `conn`'s open transaction when given (the session's,
+        see calllog.record_in), else in a transaction of its own."""
+        row = {"at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
+               "status": status, "duration_ms": duration_ms, "request": request, "reply": reply}
+        if conn is not None:
+            return conn.execute(INSERT_CALLBACK_LOG, row).scalar_one()
         with self.write() as conn:
-            return conn.execute(INSERT_CALLBACK_LOG, {
-                "at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
-                "status": status, "duration_ms": duration_ms, "request": request,
-                "reply": reply}).scalar_one()
+            return conn.execute(INSERT_CALLBACK_LOG, row).scalar_one()
 
     def logged_callback(self, log_id: int) -> dict | None:
         with self.engine.connect() as conn:
