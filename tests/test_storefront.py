@@ -455,3 +455,23 @@ def test_get_state_serves_the_stored_state_unchanged(client, api_headers, put_ca
     assert stored["validation"]["result"] == "passed" and stored["billing_region"] == "AB"
     served = client.get("/api/sessions/s-1/state", headers=api_headers)
     assert served.get_json() == stored
+
+
+@pytest.mark.parametrize("coupon", [None, "SUMMER10"])
+def test_the_states_stored_lists_are_sent_as_their_schemas_document_them(coupon):
+    """The state's cart items and order lines go out as stored (schemas.Stored), not dumped
+    item by item: what is stored must be exactly what the documented item schemas dump, in
+    every market (VAT and US sales tax lines, shipping, discounts)."""
+    from callbacks.rules.pricing import CartItem
+    from callbacks.rules.shop import load_shop
+
+    shop = load_shop()
+    for market in shop.markets.values():
+        skus = [p.sku for p in shop.products.values() if market.currency in p.prices][:4]
+        state = checkout.new_state(shop, "s", country=market.country)
+        state = checkout.set_cart(shop, state, "s", [CartItem(s, 2) for s in skus], coupon).state
+        dumped = schemas.StateSchema().dump(state)
+        lines, items = state["order"]["order_lines"], state["cart"]["items"]
+        assert len(lines) > len(items) > 0, market.country  # goods, shipping and more
+        assert dumped["order"]["order_lines"] == schemas.OrderLineReplySchema(many=True).dump(lines) == lines
+        assert dumped["cart"]["items"] == schemas.CartLineSchema(many=True).dump(items) == items
