@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import re
+from contextlib import nullcontext
 from time import perf_counter
 from typing import Any
 
@@ -172,7 +173,10 @@ def _record(response: Response) -> Response:
         if metrics is not None:
             metrics.observe_callback(callback, response.status_code, seconds)
         sid, token = request.args.get("session"), request.args.get("token")
-        if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
+        token_ok = g.pop("kco_token_ok", None)  # the view's verdict (views.verify_token)
+        if token_ok is None:
+            token_ok = check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token)
+        if not token_ok:
             return response  # a wrong token leaves no trace (docs/design.md §6.1)
         if response.status_code == 413:
             # An oversize body is refused with nothing recorded (issue 6): a log line only.
@@ -195,15 +199,19 @@ def record_in(conn, status: int, reply_body: Any) -> None:
     that a callback that changes a session commits once, not twice (the row is the same the
     after_request hook would write; it then only writes the log line). If that transaction
     rolls back, so does the row, and the hook writes the refusal as usual; if the row alone
-    fails, its savepoint is undone and the callback goes on."""
+    fails, only the row is undone (a savepoint on PostgreSQL) and the callback goes on."""
     started = g.get("kco_callback_started")
     seconds = perf_counter() - started if started is not None else 0.0
     g.kco_reply = reply_body
     callback = (request.endpoint or "kco.unknown").rsplit(".", 1)[-1]
     row = _row(callback, status, reply_body, seconds)
+    store = current_app.extensions["kco"].store
+    # A failing statement aborts a PostgreSQL transaction: there the row gets a savepoint, so
+    # that it cannot undo the state. SQLite undoes only the failing statement.
+    guard = conn.begin_nested if store.is_postgres else nullcontext
     try:
-        with conn.begin_nested():  # a savepoint: a failing log row must not undo the state
-            current_app.extensions["kco"].store.log_callback(**row, conn=conn)
+        with guard():
+            store.log_callback(**row, conn=conn)
     except Exception:  # noqa: BLE001 - the hook tries once more in a transaction of its own
         log.warning("could not record the %s callback with its session; trying on its own",
                     callback, exc_info=True)

@@ -53,7 +53,8 @@ def shopper_text(*texts: Text) -> str:
 def verify_token():
     """Before the body is even read: a forged or stale URL gets 401 and leaves no trace."""
     sid, token = request.args.get("session"), request.args.get("token")
-    if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
+    g.kco_token_ok = check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token)
+    if not g.kco_token_ok:
         return api_error(401, "Missing or wrong token for this session.")
     if not SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
