@@ -428,3 +428,21 @@ def test_validation_allows_one_minor_unit_of_tax_rounding_on_a_line(klarna, shop
     body = _priced_validation_body(klarna, shop, "s-round", [goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)])
     body["order_lines"][0]["total_tax_amount"] += 1
     assert klarna("validation", "s-round", body).status_code == 200
+
+
+def test_a_known_session_is_priced_from_its_own_cart_not_from_klarnas_lines(klarna, shop, store):
+    """Klarna echoes the lines we sent; a body claiming other goods (a forged or stale copy)
+    changes nothing in what the session sells, and a copy that is not a list of objects is
+    still refused by its shape."""
+    body = shipping_service_body([goods_line(shop, "TSHIRT-BLUE-M", 1, "SEK", 2500)])
+    assert klarna("address_update", "s-own", body).status_code == 200
+    forged = copy.deepcopy(body)
+    forged["order_lines"][0].update(reference="MUG-ENAMEL", quantity=50, unit_price=1)
+    r = klarna("address_update", "s-own", forged)
+    assert r.status_code == 200, r.data
+    goods = [(line["reference"], line["quantity"]) for line in r.get_json()["order_lines"]
+             if line["type"] == "physical"]
+    assert goods == [("TSHIRT-BLUE-M", 1)]
+    for lines in ([1, 2], "TSHIRT", [["TSHIRT"]]):
+        r = klarna("address_update", "s-own", {**body, "order_lines": lines})
+        assert r.status_code == 400 and "order_lines" in r.get_json()["errors"], (lines, r.data)

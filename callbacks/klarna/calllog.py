@@ -23,6 +23,12 @@ values are kept as they are, so support can still see that a field was empty. An
 that does not read like a field name is renamed, since a key can carry data too. Our own reply
 words (error_type, error_text, message, errors, location) are kept in the reply, and a `token=`
 in any URL that is kept is scrubbed: a token would let whoever reads the log forge callbacks.
+Our own 200 reply to a shipping-service callback is stored as sent: it is built from the
+session's state, whose only caller-given values are ones the request's allow-list keeps.
+
+A shipping-service callback or an approved validation writes its row in the session's own
+transaction (record_in); every other callback's row is written by the hook, in a transaction
+of its own.
 
 A replay from the log (`flask kco replay --from-log`) needs nothing more: the callbacks decide
 from the cart's lines, the amounts, the currency, locale and the addresses' country and region.
