@@ -49,7 +49,7 @@ def utcnow() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.isoformat(timespec="milliseconds") + "Z"  # naive UTC: no offset to strip
 
 
 def _session_lock_key(sid: str) -> int:
@@ -153,11 +153,15 @@ def _publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
             event["id"] = event_id
 
 
+SELECT_ORDER_OWNERS = sa.union(
+    sa.select(sessions.c.sid).where(sessions.c.klarna_order_id == sa.bindparam("b_order")),
+    sa.select(klarna_orders.c.session).where(klarna_orders.c.order_id == sa.bindparam("b_order")))
+
+
 def _order_owners(conn: sa.Connection, order_id: str) -> set[str]:
-    """Every session whose state names `order_id` or that recorded it completed."""
-    open_ = sa.select(sessions.c.sid).where(sessions.c.klarna_order_id == order_id)
-    done = sa.select(klarna_orders.c.session).where(klarna_orders.c.order_id == order_id)
-    return {row[0] for row in conn.execute(sa.union(open_, done))}
+    """Every session whose state names `order_id` or that recorded it completed (asked by
+    every callback that names an order its session does not have yet: built once)."""
+    return {row[0] for row in conn.execute(SELECT_ORDER_OWNERS, {"b_order": order_id})}
 
 
 def _dialect_insert(conn: sa.Connection):
