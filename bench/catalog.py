@@ -98,7 +98,7 @@ class Setup:
 
         from bench.workload import address
         from callbacks import create_app
-        from callbacks.rules import checkout
+        from callbacks.rules.cart import set_cart
         from callbacks.rules.pricing import CartItem
         from callbacks.web.tokens import callback_token
 
@@ -112,7 +112,7 @@ class Setup:
         self.client = self.app.test_client()
         self.sid = f"bench-{name.split()[0]}-{int(time.time() * 1000)}"
         items = [CartItem(s, 1 + i % 2) for i, s in enumerate(skus)]
-        self.kco.store.apply(self.sid, lambda tx: checkout.set_cart(self.kco.shop, tx.state,
+        self.kco.store.apply(self.sid, lambda tx: set_cart(self.kco.shop, tx.state,
                                                                     self.sid, items, None))
         self.token = callback_token("bench", self.sid)
         state = self.kco.store.get_state(self.sid)

@@ -37,7 +37,7 @@ from callbacks import create_app  # noqa: E402
 
 WRITER = """
 import sys, time
-from callbacks.rules import checkout
+from callbacks.rules.cart import set_cart
 from callbacks.rules.pricing import CartItem
 from callbacks.rules.shop import load_shop
 from callbacks.store.database import Store
@@ -46,7 +46,7 @@ quantity = 0
 for line in sys.stdin:
     quantity = quantity % 50 + 1
     with store.session(sid) as tx:
-        decision = checkout.set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
+        decision = set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
         tx.save(decision.state, decision.event_type, decision.data)
         committing = time.time()  # the COMMIT is the next thing that happens
     print(committing, tx.events[-1]["id"], flush=True)

@@ -34,10 +34,10 @@ def lc(lc_app):
 
 def put_cart(app, sid, items, coupon=None):
     """Store a cart the way the storefront's PUT does (state + event), without HTTP."""
-    from callbacks.rules import checkout
+    from callbacks.rules.cart import set_cart
     kco = app.extensions["kco"]
     with kco.store.session(sid) as tx:
-        d = checkout.set_cart(kco.shop, tx.state, sid, [CartItem(r, q) for r, q in items], coupon)
+        d = set_cart(kco.shop, tx.state, sid, [CartItem(r, q) for r, q in items], coupon)
         if d.event_type:
             tx.save(d.state, d.event_type, d.data)
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from callbacks import create_app
-from callbacks.rules import checkout
+from callbacks.rules.cart import set_cart
 from callbacks.rules.pricing import CartItem
 from callbacks.store.database import Store
 from callbacks.store.notify import Notifier
@@ -36,14 +36,14 @@ WOKE_WITHIN = 5.0  # generous: "it woke", not "it was fast"
 # A writer in ANOTHER process: one cart change on one session, prints the commit time and id.
 WRITER = """
 import sys, time
-from callbacks.rules import checkout
+from callbacks.rules.cart import set_cart
 from callbacks.rules.pricing import CartItem
 from callbacks.rules.shop import load_shop
 from callbacks.store.database import Store
 url, sid, quantity = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store, shop = Store(url), load_shop(None)
 with store.session(sid) as tx:
-    decision = checkout.set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
+    decision = set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
     tx.save(decision.state, decision.event_type, decision.data)
 print(time.time(), tx.events[-1]["id"], flush=True)
 """
@@ -71,7 +71,7 @@ def wait_until(predicate, timeout=10.0, what="condition"):
 
 def save_cart(store: Store, shop, sid: str, quantity: int) -> dict:
     with store.session(sid) as tx:
-        decision = checkout.set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
+        decision = set_cart(shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", quantity)], None)
         tx.save(decision.state, decision.event_type, decision.data)
     return tx.events[-1]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from callbacks.rules import checkout
+from callbacks.rules.cart import set_cart
 from callbacks.storefront import schemas
 from callbacks.web.tokens import callback_token
 
@@ -123,7 +124,7 @@ def test_put_cart_creates_the_session_in_the_default_market(put_cart, shop, clie
 
 def test_put_cart_matches_the_pure_function(put_cart, shop):
     state = put_cart("s-1", [(TSHIRT, 3)], coupon="SUMMER10").get_json()
-    expected = checkout.set_cart(shop, None, "s-1", [checkout.CartItem(TSHIRT, 3)], "SUMMER10").state
+    expected = set_cart(shop, None, "s-1", [checkout.CartItem(TSHIRT, 3)], "SUMMER10").state
     assert state["order"] == expected["order"]
     assert state["shipping_options"] == expected["shipping_options"]
 
@@ -469,7 +470,7 @@ def test_the_states_stored_lists_are_sent_as_their_schemas_document_them(coupon)
     for market in shop.markets.values():
         skus = [p.sku for p in shop.products.values() if market.currency in p.prices][:4]
         state = checkout.new_state(shop, "s", country=market.country)
-        state = checkout.set_cart(shop, state, "s", [CartItem(s, 2) for s in skus], coupon).state
+        state = set_cart(shop, state, "s", [CartItem(s, 2) for s in skus], coupon).state
         dumped = schemas.StateSchema().dump(state)
         lines, items = state["order"]["order_lines"], state["cart"]["items"]
         assert len(lines) > len(items) > 0, market.country  # goods, shipping and more

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
-from callbacks.rules import checkout
+from callbacks.rules import cart, checkout
 from callbacks.rules.checkout import Decision
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
@@ -92,11 +92,11 @@ class Lifecycle:
         return client
 
     # -- checkout load, cart and market changes -----------------------------------------------
-    def load_checkout(self, sid: str, merchant_reference1: object = checkout.KEEP) -> Loaded:
+    def load_checkout(self, sid: str, merchant_reference1: object = cart.KEEP) -> Loaded:
         """The guide's load flow: read → (update if it differs) → else create. The storefront
         may set the shop's order number (`merchant_reference1`) on the way."""
         with for_session(sid), self.store.lease(sid):
-            if merchant_reference1 is not checkout.KEEP:
+            if merchant_reference1 is not cart.KEEP:
                 self._set_reference(sid, merchant_reference1)
             state = self._state(sid)
             payload = order_payload(self.shop, state, self.urls)
@@ -117,7 +117,7 @@ class Lifecycle:
         def decide(tx: SessionTx) -> Decision:
             if tx.state is None:
                 raise NoSession(sid)
-            return checkout.set_merchant_reference(tx.state, reference)
+            return cart.set_merchant_reference(tx.state, reference)
         self.store.apply(sid, decide)
 
     def sync(self, sid: str) -> Loaded | None:

@@ -9,7 +9,6 @@ deep one: deep-copying a 1000-line order took ~5 ms per callback; BENCHMARKS.md)
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -199,7 +198,7 @@ def _location_data(old: Mapping | None, new: Mapping) -> dict:
             if (old or {}).get(k) != new[k]}
 
 
-def _totals(state: Mapping | None) -> dict | None:
+def totals(state: Mapping | None) -> dict | None:
     if state is None:
         return None
     return {"order_amount": state["order"]["order_amount"],
@@ -212,7 +211,7 @@ def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
         return _unchanged(state)
     base = state or state_from_body(shop, sid, body)
     new = _priced(shop, _addresses(shop, base, body))
-    data = {**_location_data(state, new), "totals": {"old": _totals(state), "new": _totals(new)}}
+    data = {**_location_data(state, new), "totals": {"old": totals(state), "new": totals(new)}}
     return Decision(new, EventType.ADDRESS_UPDATED if changed(state, new) else None, data)
 
 
@@ -226,7 +225,7 @@ def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mappi
     new = _priced(shop, base)
     data = {"selected_shipping_option": {"old": (state or {}).get("selected_shipping_option"),
                                          "new": new["selected_shipping_option"]},
-            "requested": chosen, "totals": {"old": _totals(state), "new": _totals(new)}}
+            "requested": chosen, "totals": {"old": totals(state), "new": totals(new)}}
     return Decision(new, EventType.SHIPPING_OPTION_SELECTED if changed(state, new) else None, data)
 
 
@@ -244,7 +243,7 @@ def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]))
     data = {"market": {"old": (state or base)["market"], "new": new["market"]},
             "pending_purchase_country": new["pending_purchase_country"],
-            "totals": {"old": _totals(state), "new": _totals(new)}}
+            "totals": {"old": totals(state), "new": totals(new)}}
     return Decision(new, EventType.MARKET_CHANGED if changed(state, new) else None, data)
 
 
@@ -300,76 +299,10 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
     if order_id and not new["klarna"]["order_id"]:
         new["klarna"] = {**new["klarna"], "order_id": order_id}
     return Decision(new, EventType.VALIDATION_PASSED if changed(state, new) else None,
-                    {"order_id": order_id, "totals": _totals(new)})
+                    {"order_id": order_id, "totals": totals(new)})
 
 
 def _failed(state: Mapping | None, new: SessionState, result: dict, refusal: Exception) -> Decision:
     """A failed validation is recorded (once: a repeat that changes nothing records nothing),
     then refused: the caller raises `refusal` after saving."""
     return Decision(new, EventType.VALIDATION_FAILED if changed(state, new) else None, result, refusal)
-
-
-# -- the storefront's cart (PUT /api/sessions/{sid}/cart) -------------------------------------
-class CartRefused(Exception):
-    """A cart the storefront cannot have: `errors` names the field, the message the problem."""
-
-    def __init__(self, message: str, errors: Mapping[str, list[str]]):
-        super().__init__(message)
-        self.message, self.errors = message, dict(errors)
-
-
-def coupon_code(shop: Shop, code: str | None) -> str | None:
-    """The shop's spelling of `code`: exact, else the one coupon equal ignoring case (shoppers
-    type "summer10"); raises CartRefused for a coupon the shop does not have."""
-    if code is None:
-        return None
-    if code in shop.coupons:
-        return code
-    folded = [c for c in shop.coupons if c.casefold() == code.strip().casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    problem = f"Unknown coupon {code!r}."
-    raise CartRefused(problem, {"coupon": [problem]})
-
-
-KEEP = object()  # set_cart without merchant_reference1: the state's stays as it is
-
-
-def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem],
-             coupon: str | None, merchant_reference1: object = KEEP) -> Decision:
-    """Replace the cart (a new session starts in the shop's default market) and re-price.
-    Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
-    change (event_type None)."""
-    if is_complete(state):
-        raise OrderComplete(sid)
-    items = list(items)
-    code = coupon_code(shop, coupon)
-    base = state or new_state(shop, sid)
-    new = copy.deepcopy(base)
-    if merchant_reference1 is not KEEP:
-        new["merchant_reference1"] = merchant_reference1
-    new["cart"] = {"items": [{"reference": i.reference, "quantity": i.quantity}
-                             for i in pricing.merge_items(items)], "coupon": code}
-    try:
-        new = reprice(shop, new)
-    except PricingError as exc:
-        field = next((f"items.{n}.reference" for n, item in enumerate(items)
-                      if exc.reference is not None and item.reference == exc.reference), "items")
-        raise CartRefused(f"{field}: {exc}", {field: [str(exc)]}) from exc
-    data = {"cart": {"old": state["cart"] if state else None, "new": new["cart"]},
-            "totals": {"old": _totals(state), "new": _totals(new)}}
-    if (state or {}).get("merchant_reference1") != new.get("merchant_reference1"):
-        data["merchant_reference1"] = {"old": (state or {}).get("merchant_reference1"),
-                                       "new": new.get("merchant_reference1")}
-    return Decision(new, EventType.CART_UPDATED if changed(state, new) else None, data)
-
-
-def set_merchant_reference(state: SessionState, reference: str | None) -> Decision:
-    """The shop's own order number, sent to Klarna as merchant_reference1 (the session id
-    stays merchant_reference2: push and notification find their session by it)."""
-    old = state.get("merchant_reference1")
-    if old == reference:
-        return Decision(state, None, {})
-    return Decision({**state, "merchant_reference1": reference},
-                    EventType.MERCHANT_REFERENCE_CHANGED,
-                    {"merchant_reference1": {"old": old, "new": reference}})

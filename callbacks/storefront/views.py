@@ -19,8 +19,8 @@ from flask import Flask, current_app, g, request
 from flask_smorest import abort
 
 from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession, NotSynced
-from callbacks.rules import checkout
-from callbacks.rules.checkout import CartRefused, OrderComplete
+from callbacks.rules.cart import KEEP, CartRefused, set_cart
+from callbacks.rules.checkout import OrderComplete
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
@@ -84,9 +84,9 @@ def put_cart(cart: dict, sid: str):
     updates the open Klarna order, if any."""
     app = kco()
     items = [CartItem(i["reference"], i["quantity"]) for i in cart["items"]]
-    state, decision = app.store.apply(sid, lambda tx: checkout.set_cart(
+    state, decision = app.store.apply(sid, lambda tx: set_cart(
         app.shop, tx.state, sid, items, cart["coupon"],
-        cart.get("merchant_reference1", checkout.KEEP)))
+        cart.get("merchant_reference1", KEEP)))
     if decision.event_type:
         app.lifecycle.sync(sid)
         state = app.store.get_state(sid)
