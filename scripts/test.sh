@@ -20,7 +20,6 @@ fi
 .venv/bin/ruff check --quiet .
 # pytest-xdist runs the tests in KCO_TEST_WORKERS processes (default 4): the suite mostly waits
 # (fsync, servers, sockets), so more workers than cores pay. Each worker has its own PostgreSQL
-# database (tests/conftest.py), temporary directory and ports. --dist loadgroup keeps each
-# browser module on one worker (one Chromium). Serially: `./scripts/test.sh -n 0` (a later -n
-# wins) or KCO_TEST_WORKERS=0.
-exec .venv/bin/python -m pytest -n "${KCO_TEST_WORKERS:-4}" --dist loadgroup "$@"
+# database (tests/conftest.py), temporary directory and ports. Serially: `./scripts/test.sh -n 0`
+# (a later -n wins) or KCO_TEST_WORKERS=0.
+exec .venv/bin/python -m pytest -n "${KCO_TEST_WORKERS:-4}" "$@"

@@ -20,8 +20,7 @@ from werkzeug.serving import make_server
 
 from tests.sandbox_fixtures import CREDENTIALS, HOST, SandboxServer, _QuietHandler, sample_order
 
-# One xdist worker runs the module (--dist loadgroup): one Chromium, one pair of servers.
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("sandbox-frame-browser")]
+pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("KCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FRAME = "#klarna-checkout-iframe"

@@ -29,9 +29,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.browser)
-            # Under xdist (--dist loadgroup, scripts/test.sh) the suite runs on one worker: one
-            # Chromium and one pair of servers (session fixtures), not one per worker.
-            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")
