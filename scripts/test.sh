@@ -18,4 +18,8 @@ if [ ! -x "${KCO_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && comman
 fi
 # Lint first (configured in pyproject.toml): a style error fails the run before any test.
 .venv/bin/ruff check --quiet .
-exec .venv/bin/python -m pytest "$@"
+# pytest-xdist runs the tests in KCO_TEST_WORKERS processes (default 4): the suite mostly waits
+# (fsync, servers, sockets), so more workers than cores pay. Each worker has its own PostgreSQL
+# database (tests/conftest.py), temporary directory and ports. Serially: `./scripts/test.sh -n 0`
+# (a later -n wins) or KCO_TEST_WORKERS=0.
+exec .venv/bin/python -m pytest -n "${KCO_TEST_WORKERS:-4}" "$@"

@@ -2,8 +2,11 @@
 
 PostgreSQL tests use the server on localhost (docs/design.md §8). The database named by
 KCO_TEST_PG_DATABASE (default kco_test) is created when missing, so a clean machine needs no
-setup. Where no server answers the tests skip with the reason, except under
-KCO_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail: CI must not pass by skipping.
+setup. Under pytest-xdist (scripts/test.sh runs several workers) each worker has a database of
+its own, the name with the worker's id appended (kco_test_gw0, kco_test_gw1, …): the tests reset
+the schema, so two workers on one database would wipe each other's tables. Where no server
+answers the tests skip with the reason, except under KCO_REQUIRE_POSTGRES=1 (set by .ci/run),
+where they fail: CI must not pass by skipping.
 """
 from __future__ import annotations
 
@@ -16,8 +19,14 @@ import sqlalchemy as sa
 from callbacks import create_app
 from callbacks.web.tokens import callback_token, poll_token
 
+# The reliability figures: counted in any process, printed and written once, by the controller
+# under xdist (the plugin's docstring says how the workers' tallies reach it).
+pytest_plugins = ["tests.reliability.figures"]
+
 PG_SERVER = os.environ.get("KCO_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
 PG_DATABASE = os.environ.get("KCO_TEST_PG_DATABASE", "kco_test")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # "gw0", "gw1", …: set in each xdist worker
+    PG_DATABASE = f"{PG_DATABASE}_{os.environ['PYTEST_XDIST_WORKER']}"
 REQUIRE_PG = os.environ.get("KCO_REQUIRE_POSTGRES") == "1"
 _pg_state: dict = {}
 

@@ -315,10 +315,16 @@ def test_postgres_listener_reconnects(app, api_headers, shop, notifier, database
         poll = Poll(app, f"/api/sessions/s-1/events?after={first['id']}&wait=20", api_headers)
         poll.start()
         wait_until(lambda: notifier.waiters == 1)
+
+        def listening() -> bool:
+            # A connection per look: pg_stat_activity is a snapshot taken at a transaction's
+            # first read, so polling inside one transaction never sees a later LISTEN.
+            with other.engine.connect() as look:
+                return look.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kco-notify' "
+                    "AND datname = current_database()")).scalar() >= 1
+        wait_until(listening, what="the LISTEN connection")
         with other.engine.connect() as conn:
-            wait_until(lambda: conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kco-notify' "
-                "AND datname = current_database()")).scalar() >= 1, what="the LISTEN connection")
             killed = conn.execute(sa.text(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = 'kco-notify' AND datname = current_database()) t")).scalar()

@@ -15,6 +15,7 @@ import threading
 import pytest
 import requests
 from flask import Flask, request
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.sandbox_fixtures import CREDENTIALS, HOST, SandboxServer, _QuietHandler, sample_order
@@ -232,8 +233,8 @@ def test_resume_shows_the_order_as_the_merchant_changed_it(tab, servers):
     assert frame.locator('[data-sandbox="currency"]').text_content() == "SEK"   # not before resume
     tab.evaluate("() => window.kco.resume()")
     frame.locator('body[data-suspended="false"]').wait_for()
-    assert frame.locator('[data-sandbox="currency"]').text_content() == "EUR"
-    assert frame.locator('[data-sandbox="order-amount"]').get_attribute("data-value") == "6400"
+    expect(frame.locator('[data-sandbox="currency"]')).to_have_text("EUR")  # the frame re-reads the order
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", "6400")
     lines = frame.locator('[data-sandbox="order-line"]').all_text_contents()
     assert [line.replace("\xa0", " ") for line in lines] == ["2 ×Punainen T-paita64,00 €"]  # fi-FI format
     assert wait_event(tab, "order_total_change") == {"order_total": 6400}
@@ -246,7 +247,7 @@ def test_refused_validation_is_can_not_complete_order(tab, servers):
         frame = open_checkout(tab, servers, create(servers))
         frame.locator('button[data-sandbox="buy"]').click()
         assert wait_event(tab, "can_not_complete_order") == {"reason": "error_shown", "message": "Out of stock"}
-        assert frame.locator('[data-sandbox="message"]').text_content() == "Out of stock"
+        expect(frame.locator('[data-sandbox="message"]')).to_have_text("Out of stock")
         assert "redirect_initiated" not in names(tab)
     finally:
         merchant.validation = (200, {})
@@ -259,7 +260,8 @@ def test_buy_sends_the_page_to_the_confirmation_which_shows_the_thank_you_frame(
     frame.locator('select[name="billing_country"]').select_option("US")
     frame.locator('input[name="postal_code"]').fill("94105")
     frame.locator('button[data-sandbox="save-address"]').click()   # a US address needs its state
-    assert "billing_address.region" in frame.locator('[data-sandbox="message"]').text_content()
+    # the save is a request from the frame: wait for its message, not just the click
+    expect(frame.locator('[data-sandbox="message"]')).to_contain_text("billing_address.region")
     frame.locator('input[name="region"]').fill("CA")
     frame.locator('button[data-sandbox="buy"]').click()   # saves the address, then buys
     tab.wait_for_url(f"{merchant.url}/confirmation?klarna_order_id={order_id}")

@@ -26,6 +26,9 @@ def open_checkout(page: Page) -> FrameLocator:
     page.wait_for_url("**/checkout")
     frame = page.frame_locator("#klarna-checkout-iframe")
     amount = page.locator('[data-kco="order-amount"]').first
+    # The page is served with a placeholder total ("0") that kco-sync.js fills from the state; the
+    # cart is never empty here, so wait for the real total before comparing Klarna's with it.
+    expect(amount).not_to_have_attribute("data-value", "0")
     expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute(
         "data-value", amount.get_attribute("data-value") or "")
     return frame

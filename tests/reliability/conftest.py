@@ -2,12 +2,10 @@
 
 Short form (the default, and CI's): a few dozen examples per endpoint, a few hundred requests
 per scenario, one worker kill. Full form: `scripts/reliability.sh`, i.e. `--reliability-full`
-or KCO_RELIABILITY=full.
+or KCO_RELIABILITY=full. The figures are printed and written by the plugin in figures.py.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +16,6 @@ from callbacks import create_app
 
 from ..sandbox_fixtures import sandbox_server, start_sandbox  # noqa: F401 - fixtures
 from . import figures
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _full(config) -> bool:
-    return bool(config.getoption("--reliability-full", default=False)) or \
-        os.environ.get("KCO_RELIABILITY", "").lower() == "full"
 
 
 @dataclass(frozen=True)
@@ -45,7 +36,7 @@ class Scale:
 
 @pytest.fixture(scope="session")
 def scale(pytestconfig) -> Scale:
-    return Scale(_full(pytestconfig))
+    return Scale(figures.full_form(pytestconfig))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -67,24 +58,3 @@ def rel_app(database_url, sandbox_server):
     if notifier is not None:
         notifier.stop()
     app.extensions["kco"].store.dispose()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    snap = figures.snapshot()
-    if not snap:
-        return
-    mode = "full" if _full(config) else "short"
-    tw = terminalreporter
-    tw.section(f"reliability figures ({mode} form)")
-    for area, counts in snap.items():
-        tw.line(f"{area:24} " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    tw.line(f"{'TOTAL':24} " + ", ".join(f"{k}={v}" for k, v in figures.totals().items()))
-    target = Path(os.environ.get("KCO_RELIABILITY_FIGURES")
-                  or ROOT / "instance" / f"reliability-figures-{mode}.json")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({"mode": mode, "exitstatus": int(exitstatus),
-                                      "areas": snap, "totals": figures.totals()}, indent=2))
-        tw.line(f"written to {target}")
-    except OSError as exc:
-        tw.line(f"could not write {target}: {exc}")
