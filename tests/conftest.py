@@ -28,6 +28,10 @@ PG_DATABASE = os.environ.get("KCO_TEST_PG_DATABASE", "kco_test")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # "gw0", "gw1", …: set in each xdist worker
     PG_DATABASE = f"{PG_DATABASE}_{os.environ['PYTEST_XDIST_WORKER']}"
 REQUIRE_PG = os.environ.get("KCO_REQUIRE_POSTGRES") == "1"
+# PostgreSQL allows 100 connections in all; each xdist worker's apps, and the gunicorn servers
+# the reliability tests start (which inherit this environment), stay well inside a share of it.
+os.environ.setdefault("KCO_DB_POOL_SIZE", "3")
+os.environ.setdefault("KCO_DB_MAX_OVERFLOW", "7")
 _pg_state: dict = {}
 
 

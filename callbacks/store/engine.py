@@ -42,9 +42,21 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True,
+    # Per process: a PostgreSQL server takes max_connections (100 by default) in all, and
+    # every gunicorn worker of every instance has a pool, so the sizes are the operator's.
+    return sa.create_engine(url, pool_size=_env_int("KCO_DB_POOL_SIZE", 10),
+                            max_overflow=_env_int("KCO_DB_MAX_OVERFLOW", 30), pool_pre_ping=True,
                             json_serializer=jsonprovider.dumps,
                             json_deserializer=jsonprovider.loads)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
 
 
 class SqliteWriters:
