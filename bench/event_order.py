@@ -81,13 +81,13 @@ def instrument(holds: list[float]) -> None:
 
 
 def hold_worker(url: str, shop_file: str, threads: int, callbacks: int, name: str, out) -> None:
+    from callbacks.klarna import schemas
     from callbacks.rules import checkout
     from callbacks.rules.shop import load_shop
-    from callbacks.web import schemas
 
     shop = load_shop(Path(shop_file))
     raw = workload.klarna_body(shop, 10)
-    bodies = [schemas.load(schemas.shipping_service_request, b) for b in
+    bodies = [schemas.shipping_service_request.load(b) for b in
               (raw, {**raw, "shipping_address": workload.address("SE", "C")})]
     holds: list[float] = []
     instrument(holds)
