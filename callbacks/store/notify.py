@@ -16,7 +16,7 @@ one per waiter) into a bounded in-memory tail and `notify_all`s; every waiter lo
 session in the tail. Store.events_after hands out ids only once no smaller id can commit after
 them (store/events_pg.py), so "no event for me up to id M" stays true once it was true, and a
 waiter never misses one. On PostgreSQL that can lag a NOTIFY by as long as an older transaction
-of the server takes to finish: the listener re-reads until the notified id is readable.
+in the database takes to finish: the listener re-reads until the notified id is readable.
 
 The listener starts with the first waiter (lazily, so it is created in the gunicorn worker, not
 in a pre-fork master) and stops itself after 30 s with no waiters.
