@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,25 @@ def test_migrate_command_brings_a_new_database_up_to_date(tmp_path):
             "activity"} <= tables
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "is at revision 0004: nothing to migrate" in again.stdout
+
+
+def test_events_written_before_revision_0004_stay_in_the_feed(database_url):
+    """A database upgraded from 0003 with events in it: those events (no horizon) are still
+    handed out, in id order before the new ones, and a feed reader can start after them."""
+    from callbacks.store.migrate import upgrade
+    store = Store(database_url)
+    assert upgrade(store.engine, "0003") == (None, "0003")
+    with store.engine.begin() as conn:  # as the old code wrote them
+        for version in (1, 2):
+            conn.execute(sa.text("INSERT INTO events (session, type, version, at, data)"
+                                 " VALUES ('s-old', 'cart_updated', :v, :at, '{}')"),
+                         {"v": version, "at": datetime(2026, 11, 1)})
+    assert store.migrate() == "0004"
+    with store.session("s-new") as tx:
+        tx.save({"n": 1}, "cart_updated", {"n": 1})
+    _until(lambda: len(store.events_after(0)) == 3, "every event to be readable")
+    feed = store.events_after(0)
+    assert [(e["session"], e["version"]) for e in feed] == [("s-old", 1), ("s-old", 2), ("s-new", 1)]
+    assert store.events_after(feed[1]["id"]) == feed[2:]
+    assert store.last_event_id() == feed[2]["id"]
+    store.dispose()
