@@ -1,19 +1,28 @@
-"""PostgreSQL's write ceiling: how long the global event-order lock is held per callback, and
-whether two service instances sharing one database are held back by it (docs/event-ordering.md).
+"""PostgreSQL's write ceiling: how long the event-order lock is held per callback, and whether
+two service instances sharing one database are held back by it (docs/event-ordering.md).
 
     .venv/bin/python -m bench.event_order [--threads 16] [--callbacks 400] [--seconds 5]
 
 1. **Hold time.** 2 processes × `--threads` threads each run `--callbacks` callbacks' worth of
    database work in total (the session lock, read, `checkout.address_update` on a 10-line cart,
    save) on their own sessions, as fast as they can; for each callback it records how long the
-   global lock was held as seen from the client: from the moment the lock statement returned
-   to the moment the commit returned (the code before docs/event-ordering.md), or the length
-   of the one message that takes the lock and commits (after: an upper bound, since the
-   server releases the lock before the client reads the reply). The ceiling is 1 / mean hold.
+   event-order lock was held, for whichever tree it runs in: with the horizon
+   (store/events_pg.py), the server's clock either side of `kco_append_events`, which holds
+   the lock only inside it; with the global lock held to the commit, the length of the one
+   message that takes it and commits, or from the moment the lock statement returned to the
+   moment the commit returned (older trees). Each includes any wait for the lock: an upper
+   bound. The ceiling is 1 / mean hold.
 2. **Two instances.** Two gunicorn services (the Procfile's command, 127.0.0.1) on one fresh
    PostgreSQL database, each driven by wrk with 10-line `address_update`s on its own sessions
    for `--seconds`, both at once. Meanwhile pg_locks is sampled every 10 ms for transactions
-   waiting on the global lock, and /proc/stat for how busy the machine's CPUs are.
+   waiting on the event-order lock and on any advisory lock (the per-session locks too), and
+   /proc/stat for how busy the machine's CPUs are.
+
+`--commit-delay-ms N` adds N ms to every event-writing commit (a deferred trigger that sleeps),
+as a disk with a slower WAL flush than this machine's would.
+
+3. **Reads.** What a feed read of 50 events costs, alone and while an open transaction in the
+   database holds them back; one INSERT committed on its own and `SELECT 1`, for scale.
 
 Bounded: a fixed number of callbacks, wrk runs of `--seconds`, localhost only. Runs the code
 of the tree it sits in (so a copy of an older tree measures that tree).
@@ -45,7 +54,36 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432/kco_perf_order"
 
 
 def instrument(holds: list[float]) -> None:
-    """Record the global lock's hold time per callback in this process, for either tree."""
+    """Record the event-order lock's hold time per callback in this process, for any tree."""
+    try:
+        from callbacks.store import events_pg
+    except ImportError:  # a tree from before the horizon
+        events_pg = None
+    if events_pg is not None:  # the horizon: the lock is held inside kco_append_events only
+        def timed_append(conn, pending):
+            """events_pg.publish with the server's clock read either side of the function:
+            the lock's hold time, plus any wait for it (an upper bound)."""
+            from psycopg import sql
+
+            from callbacks.web import jsonprovider
+            batch = jsonprovider.dumps([
+                {"session": e["session"], "type": e["type"], "version": e["version"],
+                 "at": at.isoformat(), "data": e["data"]} for e, at in pending])
+            message = sql.SQL(
+                "SELECT clock_timestamp(); SELECT id, pg_notify('kco_events', id::text)"
+                " FROM kco_append_events({batch}::json) AS id ORDER BY id;"
+                " SELECT clock_timestamp(); COMMIT").format(batch=sql.Literal(batch))
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cursor:
+                cursor.execute(message.as_string(raw))
+                began = cursor.fetchone()[0]
+                cursor.nextset()
+                for (event, _), (event_id, _) in zip(pending, cursor.fetchall(), strict=True):
+                    event["id"] = event_id
+                cursor.nextset()
+                holds.append((cursor.fetchone()[0] - began).total_seconds())
+        events_pg.publish = timed_append
+        return
     if hasattr(database, "_publish"):  # one message: lock, insert, notify, commit
         publish = database._publish
 
@@ -81,13 +119,13 @@ def instrument(holds: list[float]) -> None:
 
 
 def hold_worker(url: str, shop_file: str, threads: int, callbacks: int, name: str, out) -> None:
+    from callbacks.klarna import schemas
     from callbacks.rules import checkout
     from callbacks.rules.shop import load_shop
-    from callbacks.web import schemas
 
     shop = load_shop(Path(shop_file))
     raw = workload.klarna_body(shop, 10)
-    bodies = [schemas.load(schemas.shipping_service_request, b) for b in
+    bodies = [schemas.shipping_service_request.load(b) for b in
               (raw, {**raw, "shipping_address": workload.address("SE", "C")})]
     holds: list[float] = []
     instrument(holds)
@@ -151,11 +189,16 @@ def two_instances(url: str, shop_file: Path, tmp: Path, seconds: int, conns: int
         engine = sa.create_engine(url)
 
         def sample() -> None:
+            """Writers waiting on the event-order lock, and on any advisory lock (the
+            per-session locks too), in this database."""
             with engine.connect() as conn:
                 while not stop.is_set():
-                    waits.append(conn.execute(sa.text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                        " AND objid = :k"), {"k": EVENT_ORDER_LOCK}).scalar_one())
+                    waits.append(tuple(conn.execute(sa.text(
+                        "SELECT count(*) FILTER (WHERE objid = :k), count(*) FROM pg_locks"
+                        " WHERE locktype = 'advisory' AND NOT granted"
+                        " AND database = (SELECT oid FROM pg_database"
+                        "                 WHERE datname = current_database())"),
+                        {"k": EVENT_ORDER_LOCK}).one()))
                     conn.rollback()
                     samples[0] += 1
                     time.sleep(0.01)
@@ -181,8 +224,68 @@ def two_instances(url: str, shop_file: Path, tmp: Path, seconds: int, conns: int
             "total_req_per_s": sum(r["requests"] / (r["duration_us"] / 1e6) for r in results),
             "worker_cpu_ms_per_request": 1000 * cpu / max(requests, 1),
             "machine_cpu_busy": (busy1 - busy0) / max(total1 - total0, 1),
-            "lock_waiters_mean": statistics.fmean(waits) if waits else 0,
-            "samples_with_a_waiter": sum(1 for w in waits if w) / max(len(waits), 1)}
+            "order_lock_waiters_mean": statistics.fmean(w[0] for w in waits) if waits else 0,
+            "samples_with_an_order_lock_waiter": sum(1 for w in waits if w[0]) / max(len(waits), 1),
+            "advisory_waiters_mean": statistics.fmean(w[1] for w in waits) if waits else 0,
+            "samples_with_an_advisory_waiter": sum(1 for w in waits if w[1]) / max(len(waits), 1),
+            "load_average_after": os.getloadavg()}
+
+
+def slow_commits(url: str, ms: float) -> None:
+    """Make every event-writing COMMIT take `ms` longer, as a slower disk's WAL flush would:
+    a deferred trigger that sleeps at commit (no CPU), per event: one per callback here."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(f"""
+            CREATE FUNCTION bench_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep({ms / 1000:.4f}); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER bench_slow_commit AFTER INSERT ON events
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bench_slow_commit()""")
+    engine.dispose()
+
+
+def _ms(samples: list[float]) -> dict:
+    samples = sorted(x * 1000 for x in samples)
+    return {"p50_ms": samples[len(samples) // 2], "mean_ms": statistics.fmean(samples)}
+
+
+def reads(url: str, rounds: int = 300) -> dict:
+    """What a feed read costs (Store.events_after of the newest 50 events), alone and when 50
+    events are held back by a transaction with an xid left open in this database (the
+    reader's cut then looks at pg_stat_activity); and, for scale, one INSERT committed
+    on its own (the WAL flush) and `SELECT 1`."""
+    store = Store(url)
+    after = max(store.last_event_id() - 50, 0)
+
+    def timed(call) -> dict:
+        samples = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - began)
+        return _ms(samples)
+
+    out = {"feed_read": timed(lambda: store.events_after(after, limit=50))}
+    with store.engine.connect() as older:
+        older.execute(sa.text("SELECT pg_current_xact_id()"))
+        after = store.last_event_id()
+        for k in range(50):  # newer than `older`: held back until it ends (with the horizon)
+            with store.session(f"bench-held-{k}") as tx:
+                tx.save({"n": k}, "cart_updated", {})
+        out["feed_read_held_back"] = timed(lambda: store.events_after(after, limit=50))
+        out["held_back_events_returned"] = len(store.events_after(after, limit=50))
+        older.rollback()
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS bench_commit (x int)"))
+        conn.commit()
+
+        def insert_commit() -> None:
+            conn.execute(sa.text("INSERT INTO bench_commit VALUES (1)"))
+            conn.commit()
+        out["insert_commit"] = timed(insert_commit)
+        out["select_1"] = timed(lambda: (conn.execute(sa.text("SELECT 1")), conn.rollback()))
+    store.dispose()
+    return out
 
 
 def main() -> int:
@@ -193,18 +296,26 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="wrk run (part 2)")
     parser.add_argument("--connections", type=int, default=16, help="per instance (part 2)")
     parser.add_argument("--hold-only", action="store_true", help="part 1 only")
+    parser.add_argument("--commit-delay-ms", type=float, default=0,
+                        help="add this to every event-writing commit, as a slow disk would")
     args = parser.parse_args()
-    print(f"tree: {ROOT}; load average {os.getloadavg()}", flush=True)
+    print(f"tree: {ROOT}; load average {os.getloadavg()}; commit delay {args.commit_delay_ms} ms",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="kco-order-") as name:
         tmp = Path(name)
         shop_file = workload.write_bench_shop(tmp)
         url = prepare_database("postgresql", tmp, args.pg, 10)
+        if args.commit_delay_ms:
+            slow_commits(url, args.commit_delay_ms)
         print("hold time:", hold_times(url, shop_file, args.threads, args.callbacks), flush=True)
         if args.hold_only:
             return 0
         url = prepare_database("postgresql", tmp, args.pg, 10)
+        if args.commit_delay_ms:
+            slow_commits(url, args.commit_delay_ms)
         print("two instances:", two_instances(url, shop_file, tmp, args.seconds,
                                               args.connections), flush=True)
+        print("reads:", reads(url), flush=True)
     return 0
 
 

@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 from callbacks import create_app
 from callbacks.rules.cart import set_cart
 from callbacks.rules.pricing import CartItem
+from callbacks.store import notify
 from callbacks.store.database import Store
 from callbacks.store.notify import Notifier
 from callbacks.web.tokens import callback_token
@@ -335,6 +336,32 @@ def test_postgres_listener_reconnects(app, api_headers, shop, notifier, database
         assert status == 200 and [e["id"] for e in body["events"]] == [event["id"]]
     finally:
         other.dispose()
+
+
+def test_an_event_held_back_by_an_older_transaction_still_reaches_its_waiter(
+        app, api_headers, store, shop, notifier, database_url, monkeypatch):
+    """On PostgreSQL an event is handed out only once every older transaction of the server
+    has ended (docs/event-ordering.md). Here the older one writes no event and sends no
+    NOTIFY, so only the listener's re-read of a notified but held-back id can deliver it: the
+    safety poll is switched off."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the horizon is PostgreSQL's")
+    monkeypatch.setattr(notify, "PG_SAFETY_POLL", 3600.0)
+    first = save_cart(store, shop, "s-1", 1)
+    poll = Poll(app, f"/api/sessions/s-1/events?after={first['id']}&wait=20", api_headers)
+    poll.start()
+    wait_until(lambda: notifier.waiters == 1, what="the poll to wait")
+    older = store.engine.connect()
+    try:
+        older.execute(sa.text("SELECT pg_current_xact_id()"))  # a writer's transaction, left open
+        event = save_cart(store, shop, "s-1", 2)
+        assert store.events_after(first["id"], "s-1") == []  # held back, NOTIFY sent all the same
+        wait_until(lambda: notifier.held_back, what="the listener to find the notified id held back")
+        older.commit()
+    finally:
+        older.close()
+    status, body = poll.result()
+    assert status == 200 and [e["id"] for e in body["events"]] == [event["id"]]
 
 
 # -- a real server ------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_migrate_answers_in_exactly_one_line(tmp_path):
     current = flask("migrate", env=env)
     assert lines(current.stderr) == []
     assert lines(current.stdout) == [f"database sqlite:///{tmp_path / 'kco.sqlite3'} is at "
-                                     "revision 0003: nothing to migrate"]
+                                     "revision 0004: nothing to migrate"]
 
 
 def test_development_keys_are_warned_about_in_one_line(tmp_path):

@@ -5,9 +5,9 @@ written in one transaction, and two writers of one session never interleave. SQL
 from `BEGIN IMMEDIATE` (one writer at a time, queued by engine.SqliteWriters); PostgreSQL from a
 transaction-scoped advisory lock on the session id. Event ids must also become visible in id
 order, so that a feed reader that has seen id N never later finds a smaller id committed behind
-it: SQLite's single writer gives that for free; on PostgreSQL a session's events are held back
-and inserted, under one global lock, by the same message that commits (docs/event-ordering.md),
-so the global lock covers the insert and the commit, never the session's reads and decision.
+it: SQLite's single writer gives that for free; on PostgreSQL writers commit concurrently and
+readers hand out only the ids that nothing can overtake any more (events_pg.py,
+docs/event-ordering.md).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from callbacks.rules.state import EventType
+from callbacks.store import events_pg
 from callbacks.store.engine import SqliteWriters, make_engine
 from callbacks.store.tables import callback_log, checkout_locks, events, klarna_orders, metadata, sessions  # noqa: F401 - the tables are re-exported for callers
-from callbacks.web import jsonprovider
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
@@ -41,7 +41,7 @@ INSERT_SESSION = sessions.insert()
 UPDATE_SESSION = sessions.update().where(sessions.c.sid == sa.bindparam("b_sid"))
 INSERT_EVENT = events.insert().returning(events.c.id)
 INSERT_CALLBACK_LOG = callback_log.insert().returning(callback_log.c.id)
-EVENT_ORDER_LOCK = 0x6B636F  # "kco": the advisory lock that orders event ids on PostgreSQL
+EVENT_ORDER_LOCK = 0x6B636F  # "kco": the lock kco_append_events holds while it draws event ids
 
 
 def utcnow() -> datetime:
@@ -64,7 +64,7 @@ class SessionTx:
         self.state: dict | None = dict(row.state) if row else None
         self.version: int = row.version if row else 0
         self.events: list[dict] = []
-        self.pending: list[tuple[dict, datetime]] = []  # PostgreSQL: inserted by _publish at commit
+        self.pending: list[tuple[dict, datetime]] = []  # PostgreSQL: appended at commit (events_pg)
 
     def save(self, state: dict, event_type: EventType, data: dict) -> dict:
         """Store `state` as version+1 and record its event; returns the event. An event type
@@ -80,7 +80,7 @@ class SessionTx:
         else:
             self.conn.execute(UPDATE_SESSION, {"b_sid": self.sid, **values})
         self.state = state
-        if self.store.is_postgres:  # its id comes at commit: see _publish
+        if self.store.is_postgres:  # its id comes at commit: see events_pg.publish
             event = {"id": None, "session": self.sid, "type": event_type,
                      "version": self.version, "at": iso(now), "data": data}
             self.pending.append((event, now))
@@ -119,38 +119,6 @@ class SessionTx:
     def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
                           .values(fraud_status=fraud_status))
-
-
-def _publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
-    """Insert a PostgreSQL transaction's events and commit, in ONE message to the server.
-
-    Event ids are drawn from a sequence when inserted, and a reader must never see id N while
-    a smaller id can still commit. So the insert takes a global lock that it holds until its
-    commit (an id is drawn and committed before the next writer draws one). Sent as one
-    simple-query message, the lock, the insert, the NOTIFY and the COMMIT run back to back in
-    the server: the lock is held for the insert and the commit's WAL flush only, never while
-    this process waits for the GIL or reads and decides (docs/event-ordering.md). Without
-    bound parameters, so the values are quoted by psycopg itself. The transaction is over
-    when this returns; the SQLAlchemy commit that follows finds nothing left to commit.
-    """
-    from psycopg import sql
-
-    rows = sql.SQL(", ").join(
-        sql.SQL("({}, {}, {}, {}, {}::json)").format(
-            sql.Literal(e["session"]), sql.Literal(e["type"]), sql.Literal(e["version"]),
-            sql.Literal(at), sql.Literal(jsonprovider.dumps(e["data"])))
-        for e, at in pending)
-    message = sql.SQL(
-        "SELECT pg_advisory_xact_lock({lock});"
-        " WITH ins AS (INSERT INTO events (session, type, version, at, data) VALUES {rows}"
-        " RETURNING id) SELECT id, pg_notify('kco_events', id::text) FROM ins ORDER BY id;"
-        " COMMIT").format(lock=sql.Literal(EVENT_ORDER_LOCK), rows=rows)
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor:
-        cursor.execute(message.as_string(raw))
-        cursor.nextset()
-        for (event, _), (event_id, _) in zip(pending, cursor.fetchall(), strict=True):
-            event["id"] = event_id
 
 
 SELECT_ORDER_OWNERS = sa.union(
@@ -250,7 +218,7 @@ class Store:
             tx = SessionTx(conn, self, sid, row)
             yield tx
             if tx.pending:
-                _publish(conn, tx.pending)
+                events_pg.publish(conn, tx.pending)
         if tx.events:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:
@@ -338,20 +306,29 @@ class Store:
             return conn.execute(SELECT_SID, {"b_sid": sid}).first() is not None
 
     def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
+        """Events with id > `after`, oldest first. On PostgreSQL only those that no smaller id
+        can still overtake (events_pg.READABLE): an event just committed may wait there, for
+        milliseconds, until older transactions have finished."""
         # Event ids are 32-bit on PostgreSQL, which refuses a larger bound (integer out of
         # range); nothing can be newer than the largest id anyway.
         after = min(after, MAX_EVENT_ID)
         query = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
         if sid is not None:
             query = query.where(events.c.session == sid)
+        if self.is_postgres:
+            query = query.where(events_pg.READABLE)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [{"id": r.id, "session": r.session, "type": r.type, "version": r.version,
                  "at": iso(r.at), "data": r.data} for r in rows]
 
     def last_event_id(self) -> int:
+        """The newest id a feed reader may start after: nothing at or below it can commit later."""
+        query = sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))
+        if self.is_postgres:
+            query = query.where(events_pg.READABLE)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()
+            return conn.execute(query).scalar_one()
 
     # -- callback log ------------------------------------------------------------------------
     def log_callback(self, callback: str, session: str | None, order_id: str | None, status: int,

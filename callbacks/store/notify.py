@@ -13,8 +13,10 @@ event, then answers from the events the listener has already read. How the proce
 
 Either way the listener then reads the new events ONCE (one query per process per wake-up, not
 one per waiter) into a bounded in-memory tail and `notify_all`s; every waiter looks for its
-session in the tail. Event ids become visible in id order (store.py serializes their insertion),
-so "no event for me up to id M" stays true once it was true, and a waiter never misses one.
+session in the tail. Store.events_after hands out ids only once no smaller id can commit after
+them (store/events_pg.py), so "no event for me up to id M" stays true once it was true, and a
+waiter never misses one. On PostgreSQL that can lag a NOTIFY by as long as an older transaction
+in the database takes to finish: the listener re-reads until the notified id is readable.
 
 The listener starts with the first waiter (lazily, so it is created in the gunicorn worker, not
 in a pre-fork master) and stops itself after 30 s with no waiters.
@@ -39,6 +41,7 @@ MAX_WAIT = 30.0  # seconds: docs/design.md §7.1
 SQLITE_POLL = 0.05  # seconds between `events.id > latest` checks on SQLite
 PG_SAFETY_POLL = 1.0  # seconds: also re-read on PostgreSQL now and then, in case a NOTIFY is lost
 PG_TICK = 0.25  # seconds: how often the PostgreSQL listener looks up from LISTEN to check for stop
+PG_HELD_BACK = 0.01  # seconds: first re-read of a NOTIFYed id not yet readable (then doubling)
 TAIL = 2048  # events kept in memory for waiters
 PAGE = 500  # events per answer
 
@@ -61,6 +64,7 @@ class Notifier:
         self._tail: deque[dict] = deque(maxlen=tail)
         self._floor = 0  # the tail holds every event with floor < id <= latest
         self._latest = 0
+        self._notified = 0  # the highest id a NOTIFY announced
         self._waiters = 0
         self._idle_since = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -84,6 +88,12 @@ class Notifier:
     @property
     def latest(self) -> int:
         return self._latest
+
+    @property
+    def held_back(self) -> bool:
+        """PostgreSQL: a NOTIFY announced an id that this process could not read yet, because
+        an older transaction on the server has not ended (store/events_pg.py)."""
+        return self._notified > self._latest
 
     def events(self, after: int, sid: str | None = None, wait: float = 0.0) -> list[dict]:
         """Events with id > `after` (of session `sid`, or all), oldest first, at most PAGE;
@@ -184,6 +194,7 @@ class Notifier:
                 return
             self._tail.clear()
             self._floor = self._latest = max(latest, 0)
+            self._notified = 0
             self._idle_since = time.monotonic()
             self._pid = os.getpid()
             self._kick.clear()
@@ -223,15 +234,24 @@ class Notifier:
                 self._fetch()  # catch up on anything committed while we were not listening
                 backoff = 0.2
                 last_fetch = time.monotonic()
+                # A NOTIFYed id may not be readable yet: an older transaction, maybe one that
+                # writes no events and will send no NOTIFY, still holds it back (events_pg).
+                # Then re-read soon, less often the longer it lasts, until it is.
+                retry = PG_HELD_BACK
                 while not self._idle():
-                    for notify in conn.notifies(timeout=PG_TICK):
-                        if _as_int(notify.payload) > self._latest:
+                    held_back = self.held_back
+                    for notify in conn.notifies(timeout=retry if held_back else PG_TICK):
+                        payload = _as_int(notify.payload)
+                        if payload > self._latest:
                             self._fetch()
                             last_fetch = time.monotonic()
+                        if payload != math.inf:  # recorded after the read it caused
+                            self._notified = max(self._notified, payload)
                         if self._stopping:
                             break
-                    if time.monotonic() - last_fetch >= PG_SAFETY_POLL:
-                        self._fetch()  # the safety poll: cheap, and covers a lost NOTIFY
+                    retry = min(retry * 2, PG_SAFETY_POLL) if held_back and self.held_back else PG_HELD_BACK
+                    if self.held_back or time.monotonic() - last_fetch >= PG_SAFETY_POLL:
+                        self._fetch()  # held back, or the safety poll: covers a lost NOTIFY
                         last_fetch = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - keep listening through outages
                 self._log_error("LISTEN connection failed: %s", exc)

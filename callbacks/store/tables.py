@@ -27,6 +27,7 @@ events = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("horizon", sa.BigInteger),  # PostgreSQL: see store/events_pg.py
     sqlite_autoincrement=True,
 )
 
