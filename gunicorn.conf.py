@@ -2,10 +2,12 @@
 
 The worker class, workers and threads are in the Procfile; this file only tells each worker its
 real thread count (the long-poll limit is derived from it), limits its malloc arenas
-(limit_malloc_arenas), keeps the Prometheus multiprocess directory right (docs/long-poll.md,
+(limit_malloc_arenas), freezes what the app loaded out of the garbage collector's way
+(post_worker_init), keeps the Prometheus multiprocess directory right (docs/long-poll.md,
 callbacks/metrics.py) and turns gunicorn's control socket off (below).
 """
 import ctypes
+import gc
 import os
 from pathlib import Path
 
@@ -43,6 +45,15 @@ def post_fork(server, worker):
     max(4, threads/8) of these threads free of long-polls for Klarna's callbacks."""
     os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)
     limit_malloc_arenas(int(os.environ.get("MALLOC_ARENA_MAX") or 2))
+
+
+def post_worker_init(worker):
+    """The app, the shop and the catalog cache live as long as the worker: freeze them out of
+    the cyclic collector's reach. A full collection walked every one of them, and a 1000-line
+    callback, which allocates enough to trigger one, paused for it: its slowest requests in
+    bench/inprocess.py went from 45-50 ms to 19-27 ms CPU with the same median."""
+    gc.collect()
+    gc.freeze()
 
 
 def limit_malloc_arenas(arenas: int) -> None:
