@@ -233,6 +233,20 @@ def test_body_over_1_mib_is_413_in_our_body(client, api_headers):
     assert_error(response, 413)
 
 
+@pytest.mark.parametrize("reference", ["\ud800", "\x00SKU", "TSHIRT\udfffBLUE"])
+def test_a_reference_no_database_can_hold_is_an_unknown_product(client, api_headers, store, reference):
+    """Found by the reliability suite: the catalog asked the database for it (PostgreSQL
+    refuses NUL, no driver encodes a lone surrogate) and the cart write was a 500."""
+    import json
+
+    body = json.dumps({"items": [{"reference": reference, "quantity": 1}]})  # \u-escaped
+    r = client.put("/api/sessions/s-odd/cart", data=body, headers=api_headers,
+                   content_type="application/json")
+    assert_error(r, 422)
+    assert "items.0.reference" in r.get_json()["errors"]
+    assert store.get_state("s-odd") is None
+
+
 def test_unknown_api_route_and_method_are_json(client, api_headers):
     assert_error(client.get("/api/nothing-here", headers=api_headers), 404)
     assert_error(client.post("/api/sessions/s-1/state", headers=api_headers), 405)

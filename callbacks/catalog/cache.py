@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 
-from callbacks.catalog import table
+from callbacks.catalog import rows, table
 from callbacks.catalog.watch import CatalogWatch
 from callbacks.rules.shop import Product
 from callbacks.store.database import Store
@@ -154,6 +154,11 @@ class CatalogProducts(Mapping):
         return isinstance(sku, str) and self.get(sku) is not None
 
     def _load(self, sku: str) -> Product | None:
+        if not isinstance(sku, str) or not rows.SKU_SHAPE.fullmatch(sku):
+            # No row has such a SKU (the importer refuses it), and the database could not even
+            # be asked: PostgreSQL refuses NUL, no driver encodes a lone surrogate. A cart or a
+            # Klarna line naming one is an unknown product, not a 500.
+            return _ABSENT
         seen = self._version
         with self.store.reading() as conn:
             product = table.fetch(conn, sku)

@@ -17,8 +17,8 @@ from callbacks.rules.shop import MAX_AMOUNT, PRODUCT_TYPES, Product, Shop
 from callbacks.web.errors import flatten
 from callbacks.web.schemas import NOT_AN_OBJECT
 
-SKU = validate.Regexp(r"^[^\s\x00\ud800-\udfff]{1,255}\Z",
-                      error="A SKU is 1–255 characters without spaces.")
+SKU_SHAPE = re.compile(r"[^\s\x00\ud800-\udfff]{1,255}")  # fullmatch: what a SKU can be
+SKU = validate.Regexp(rf"^{SKU_SHAPE.pattern}\Z", error="A SKU is 1–255 characters without spaces.")
 TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z",
                        error="Contains a control character or a lone surrogate.")
 PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z")
