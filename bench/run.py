@@ -113,8 +113,9 @@ def seed(base: str, pools: list[workload.Pool]) -> None:
             if pool.creates:  # its sessions are created by the load itself; the probe checks
                 continue
             replies = list(executor.map(lambda sid, p=pool: post(p, sid), [pool.spare, *pool.sids]))
-            if pool.endpoint == "validation":
-                pool.variants = [workload.validation_body(replies[0], pool.seed_body)]
+            if pool.endpoint == "validation":  # the shipping region alternates: a change each time
+                passing = workload.validation_body(replies[0], pool.seed_body)
+                pool.variants = [passing, {**passing, "shipping_address": workload.address("SE", "C")}]
             if pool.endpoint == "state_304":
                 sids = [pool.spare, *pool.sids]
                 pool.etags = dict(zip(sids, executor.map(lambda sid: etag(base, sid), sids)))
@@ -142,7 +143,8 @@ def probe(base: str, pool: workload.Pool) -> None:
                                  params={"token": poll_token(SECRET, sid)}, timeout=60)
     before = state().json()["version"]
     for n in range(2 if pool.method == "POST" else 1):
-        path = pool.path(SECRET, sid) + (f"probe-{n}" if pool.method == "POST" else "")
+        order_id = "probe" if pool.endpoint == "validation" else f"probe-{n}"  # see callback_path
+        path = pool.path(SECRET, sid) + (order_id if pool.method == "POST" else "")
         if pool.method == "POST":
             body = pool.variants[(n + pool.first_variant) % len(pool.variants)] if pool.variants else pool.seed_body
             response = requests.post(base + path, json=body, timeout=60)

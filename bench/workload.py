@@ -27,7 +27,7 @@ ENDPOINTS = {
     "address_update": "POST /kco/address_update (shipping region alternates: a change each time)",
     "shipping_option_update": "POST /kco/shipping_option_update (home ↔ locker)",
     "country_change": "POST /kco/country_change (billing SE ↔ FI: SEK ↔ EUR, a full re-price)",
-    "validation": "POST /kco/validation (matching order, new order_id each time: passes, writes)",
+    "validation": "POST /kco/validation (matching order, the session's order_id, region alternates: passes, writes)",
     "state": "GET /api/sessions/{sid}/state?token= (poll token)",
     "state_304": "GET …/state with If-None-Match: the current ETag (304)",
     "events": "GET /api/sessions/{sid}/events?after=0&token= (no wait; the session's events)",
@@ -120,8 +120,9 @@ def validation_body(reply: dict, seed: dict) -> dict:
 
 
 def callback_path(callback: str, secret: str, sid: str) -> str:
-    """The callback URL Klarna calls, less the order id (the Lua script appends a new one to
-    every request: validation records it, so every validation is a change)."""
+    """The callback URL Klarna calls, less the order id, which the Lua script appends: a new
+    one to every request, except validation's, which is the session's own (a validation binds
+    its order to the session, and one naming another order is refused: docs/design.md §6.1)."""
     return f"/kco/{callback}?session={sid}&token={callback_token(secret, sid)}&order_id="
 
 
@@ -191,7 +192,7 @@ local paths, bodies, etags = {}, {}, {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
 %(load_bodies)s
 %(load_etags)s
-local method, first, order_ids = "%(method)s", %(first)d, %(order_ids)s
+local method, first, order_ids, per_session = "%(method)s", %(first)d, %(order_ids)s, %(per_session)s
 local n = #paths
 local post_headers = {["Content-Type"] = "application/json"}
 local verifying = true  -- wrk calls request() once to check it before the run: not sent
@@ -201,7 +202,7 @@ local function make(k)
   local i = k %% n
   local pass = math.floor(k / n)
   local path = paths[i + 1]
-  if order_ids then path = path .. "bench-" .. k end
+  if order_ids then path = path .. "bench-" .. (per_session and i or k) end
   if method == "POST" then
     return wrk.format("POST", path, post_headers, bodies[((pass + first) %% #bodies) + 1])
   end
@@ -255,5 +256,6 @@ def write_lua(pool: Pool, secret: str, directory: Path) -> Path:
     script.write_text(LUA % {
         "endpoint": pool.endpoint, "size": pool.size, "paths": paths, "method": pool.method,
         "load_bodies": load_bodies, "load_etags": load_etags, "first": pool.first_variant,
-        "order_ids": "true" if pool.method == "POST" else "false"})
+        "order_ids": "true" if pool.method == "POST" else "false",
+        "per_session": "true" if pool.endpoint == "validation" else "false"})
     return script
