@@ -244,3 +244,34 @@ def test_purge_needs_a_positive_whole_number_of_days(app, args, klarna, store):
     assert result.exit_code != 0
     assert "--older-than" in result.output
     assert len(rows(store)) == 1
+
+
+def test_a_log_row_that_takes_sqlites_transaction_down_fails_the_callback_whole(klarna, store, monkeypatch):
+    """SQLite may roll a whole transaction back when a statement fails for want of disk or on
+    an I/O error: the callback must then fail (503), not answer 200 for a change it lost."""
+    if store.is_postgres:
+        pytest.skip("SQLite's own behaviour; PostgreSQL's log row has a savepoint")
+    assert klarna("address_update", "s-1", order_body()).status_code == 200
+    before, events = store.get_state("s-1"), store.events_after(0)
+    real = store.log_callback
+
+    def disk_full(*args, conn=None, **kwargs):
+        if conn is not None:  # the row inside the session's transaction: SQLite gives up on it
+            conn.connection.driver_connection.rollback()
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(store, "log_callback", disk_full)
+    moved = order_body(shipping_address={**address(), "country": "FI"})
+    response = klarna("address_update", "s-1", moved)
+    assert response.status_code == 503, response.data
+    assert store.get_state("s-1") == before and store.events_after(0) == events
+
+
+def test_requests_in_one_app_context_do_not_log_each_others_bodies(app, klarna, store):
+    """`flask kco replay` sends its samples inside the CLI's app context, which they share."""
+    with app.app_context():
+        assert klarna("address_update", "s-1", order_body()).status_code == 200
+        assert klarna("push", "s-1").status_code == 400  # no order_id in the URL: refused
+    first, second = rows(store)
+    assert second["callback"] == "push" and second["request"] is None
+    assert second["reply"] != first["reply"] and second["reply"]["code"] == 400

@@ -166,7 +166,14 @@ def install(bp: Blueprint) -> None:
     bp.after_request(_record)
 
 
+_PER_REQUEST = ("strict_json", "kco_reply", "kco_pending_log", "kco_logged", "kco_token_ok")
+
+
 def _start() -> None:
+    # A CLI replay (or a test) sends several requests inside one app context, whose `g` they
+    # share: nothing of the last request may be taken for this one's.
+    for name in _PER_REQUEST:
+        g.pop(name, None)
     g.kco_callback_started = perf_counter()
 
 
@@ -205,7 +212,9 @@ def record_in(conn, status: int, reply_body: Any) -> None:
     that a callback that changes a session commits once, not twice (the row is the same the
     after_request hook would write; it then only writes the log line). If that transaction
     rolls back, so does the row, and the hook writes the refusal as usual; if the row alone
-    fails, only the row is undone (a savepoint on PostgreSQL) and the callback goes on."""
+    fails, only the row is undone (a savepoint on PostgreSQL; SQLite undoes the statement)
+    and the callback goes on, unless SQLite gave the whole transaction up (disk full, I/O):
+    then the callback fails whole."""
     started = g.get("kco_callback_started")
     seconds = perf_counter() - started if started is not None else 0.0
     g.kco_reply = reply_body
@@ -219,6 +228,8 @@ def record_in(conn, status: int, reply_body: Any) -> None:
         with guard():
             store.log_callback(**row, conn=conn)
     except Exception:  # noqa: BLE001 - the hook tries once more in a transaction of its own
+        if not store.is_postgres and not conn.connection.driver_connection.in_transaction:
+            raise  # SQLite gave up the whole transaction (disk full, I/O): fail, write nothing
         log.warning("could not record the %s callback with its session; trying on its own",
                     callback, exc_info=True)
         return
