@@ -143,7 +143,7 @@ def probe(base: str, pool: workload.Pool) -> None:
                                  params={"token": poll_token(SECRET, sid)}, timeout=60)
     before = state().json()["version"]
     for n in range(2 if pool.method == "POST" else 1):
-        order_id = "probe" if pool.endpoint == "validation" else f"probe-{n}"  # see callback_path
+        order_id = "own-probe" if pool.endpoint == "validation" else f"probe-{n}"  # callback_path
         path = pool.path(SECRET, sid) + (order_id if pool.method == "POST" else "")
         if pool.method == "POST":
             body = pool.variants[(n + pool.first_variant) % len(pool.variants)] if pool.variants else pool.seed_body

@@ -121,8 +121,9 @@ def validation_body(reply: dict, seed: dict) -> dict:
 
 def callback_path(callback: str, secret: str, sid: str) -> str:
     """The callback URL Klarna calls, less the order id, which the Lua script appends: a new
-    one to every request, except validation's, which is the session's own (a validation binds
-    its order to the session, and one naming another order is refused: docs/design.md §6.1)."""
+    one to every request, except validation's, which is the session's own, `own-<n>` (a
+    validation binds its order to the session, one naming another order is refused, and so is
+    a session naming an order another session holds: docs/design.md §6.1)."""
     return f"/kco/{callback}?session={sid}&token={callback_token(secret, sid)}&order_id="
 
 
@@ -202,7 +203,7 @@ local function make(k)
   local i = k %% n
   local pass = math.floor(k / n)
   local path = paths[i + 1]
-  if order_ids then path = path .. "bench-" .. (per_session and i or k) end
+  if per_session then path = path .. "own-" .. i elseif order_ids then path = path .. "bench-" .. k end
   if method == "POST" then
     return wrk.format("POST", path, post_headers, bodies[((pass + first) %% #bodies) + 1])
   end
