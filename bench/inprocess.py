@@ -15,30 +15,19 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
+from bench import catalog, workload
 
-from bench import workload
-
-PG_SERVER = os.environ.get("KCO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 SECRET = "bench-secret-bench-secret-bench-secret"
 
 
 def database(kind: str, tmp: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'inprocess.sqlite3'}"
-    name = "kco_bench_inprocess"
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return f"{PG_SERVER}/{name}"
+    """A fresh database: a new SQLite file, or kco_bench_inprocess dropped and created again."""
+    return catalog.database(kind, tmp, "kco_bench_inprocess")
 
 
 class Case:
