@@ -44,9 +44,11 @@ from contextlib import nullcontext
 from time import perf_counter
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from callbacks.web.body import too_deep
 from callbacks.web.tokens import CALLBACK, check_token
 
 log = logging.getLogger("callbacks.klarna.calllog")
@@ -290,6 +292,11 @@ def _request_body() -> Any:
         return {"_omitted": f"body not read ({exc.code} {exc.name})"}
     if not raw:
         return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if too_deep(exc):  # not parsed again by the standard library, a thousand frames deep
+            return {"_omitted": f"{len(raw)} bytes that are not JSON"}
     try:  # NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's json type refuses them
         return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError, RecursionError):

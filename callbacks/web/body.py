@@ -20,6 +20,11 @@ class BodyError(Exception):
         self.message, self.errors = message, errors
 
 
+def too_deep(exc: orjson.JSONDecodeError) -> bool:
+    """orjson refused the body for nesting past its limit (1024): no parser here will take it."""
+    return "depth limit" in str(exc)
+
+
 def read_json(request: Request) -> Any:
     """The body as JSON whatever the Content-Type says (Klarna's and curl's are not always
     right). Past MAX_CONTENT_LENGTH this is Werkzeug's 413. Refused as a BodyError: an empty
@@ -33,8 +38,10 @@ def read_json(request: Request) -> Any:
     try:
         g.strict_json = value = orjson.loads(raw)
         return value
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if too_deep(exc):  # the standard library would recurse a thousand frames to say so
+            raise BodyError(f"The body is not valid JSON: {exc}",
+                            {"_body": [f"Not valid JSON: {exc}"]}) from None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
