@@ -119,7 +119,7 @@ def _dict(value: dict, reply: bool, allowed: dict) -> dict:
 
 def _field(key: Any, value: Any, reply: bool, allowed: dict) -> Any:
     rule = allowed.get(key)
-    if rule is _NUMBER and not reply:
+    if rule is _NUMBER:  # no amount key is one of OUR_WORDS, a container or _omitted
         return value if type(value) is int or type(value) is float else SCRUBBED
     if reply and key in OUR_WORDS:
         return _no_token(value)
@@ -130,8 +130,6 @@ def _field(key: Any, value: Any, reply: bool, allowed: dict) -> Any:
             return [_line(line) if type(line) is dict else scrub(line, allowed=LINE, depth=1)
                     for line in value]
         return scrub(value, reply=reply, allowed=CONTAINERS[key])
-    if rule is _NUMBER:
-        return value if type(value) is int or type(value) is float else SCRUBBED
     if rule is not None and isinstance(value, str) and rule.fullmatch(value):
         return value
     return SCRUBBED
@@ -179,10 +177,18 @@ def _start() -> None:
     g.kco_callback_started = perf_counter()
 
 
+def _elapsed() -> float:
+    started = g.get("kco_callback_started")
+    return perf_counter() - started if started is not None else 0.0
+
+
+def _callback() -> str:
+    return (request.endpoint or "kco.unknown").rsplit(".", 1)[-1]
+
+
 def _record(response: Response) -> Response:
-    started = g.pop("kco_callback_started", None)
-    seconds = perf_counter() - started if started is not None else 0.0
-    callback = (request.endpoint or "kco.unknown").rsplit(".", 1)[-1]
+    seconds, callback = _elapsed(), _callback()
+    g.pop("kco_callback_started", None)
     try:
         metrics = current_app.extensions.get("kco_metrics")
         if metrics is not None:
@@ -217,11 +223,9 @@ def record_in(conn, status: int, reply_body: Any) -> None:
     fails, only the row is undone (a savepoint on PostgreSQL; SQLite undoes the statement)
     and the callback goes on, unless SQLite gave the whole transaction up (disk full, I/O):
     then the callback fails whole."""
-    started = g.get("kco_callback_started")
-    seconds = perf_counter() - started if started is not None else 0.0
     g.kco_reply = reply_body
-    callback = (request.endpoint or "kco.unknown").rsplit(".", 1)[-1]
-    row = _row(callback, status, reply_body, seconds)
+    callback = _callback()
+    row = _row(callback, status, reply_body, _elapsed())
     store = current_app.extensions["kco"].store
     # A failing statement aborts a PostgreSQL transaction: there the row gets a savepoint, so
     # that it cannot undo the state. SQLite undoes only the failing statement.
