@@ -277,6 +277,27 @@ def test_state_etag_with_poll_token(client, put_cart, poll_token_for):
     assert client.get(url, headers={"If-None-Match": tag}).status_code == 304
 
 
+def test_the_state_read_sends_what_the_last_write_replied_under_its_etag(client, api_headers, put_cart, shop):
+    """The state read sends the stored JSON text; a PUT's reply is dumped by StateSchema. Both
+    must be the same state under the same ETag, in every market, or a storefront holding the
+    PUT's reply would download it again (or, worse, hold a stale copy)."""
+    for country, market in shop.markets.items():
+        sid = f"s-{country}"
+        skus = [p.sku for p in shop.products.values() if market.currency in p.prices][:3]
+        put_cart(sid, [(skus[0], 1)])
+        changed = client.put(f"/api/sessions/{sid}/market", headers=api_headers, json={"country": country})
+        written = put_cart(sid, [(sku, 2) for sku in skus], coupon="SUMMER10")
+        for reply in (changed, written):
+            assert reply.status_code == 200, reply.get_data(as_text=True)
+        read = client.get(f"/api/sessions/{sid}/state", headers=api_headers)
+        assert read.status_code == 200 and read.mimetype == "application/json"
+        assert read.get_json() == written.get_json(), country
+        assert read.headers["ETag"] == written.headers["ETag"] != changed.headers["ETag"], country
+        again = client.get(f"/api/sessions/{sid}/state",
+                           headers={**api_headers, "If-None-Match": written.headers["ETag"]})
+        assert again.status_code == 304, country
+
+
 def test_unknown_session_is_404_in_our_body(client, api_headers, poll_token_for):
     body = assert_error(client.get("/api/sessions/nobody/state", headers=api_headers), 404, "nobody")
     assert body["status"] == "Not Found"
@@ -490,3 +511,5 @@ def test_the_states_stored_lists_are_sent_as_their_schemas_document_them(coupon)
         assert len(lines) > len(items) > 0, market.country  # goods, shipping and more
         assert dumped["order"]["order_lines"] == schemas.OrderLineReplySchema(many=True).dump(lines) == lines
         assert dumped["cart"]["items"] == schemas.CartLineSchema(many=True).dump(items) == items
+        # The state read sends the stored JSON text as it is: StateSchema must dump it unchanged.
+        assert dumped == state, market.country

@@ -36,6 +36,13 @@ MAX_EVENT_ID = 2**31 - 1  # events.id is an INTEGER
 SELECT_SESSION = (sa.select(sessions.c.state, sessions.c.version)
                   .where(sessions.c.sid == sa.bindparam("b_sid")))
 SELECT_STATE = sa.select(sessions.c.state).where(sessions.c.sid == sa.bindparam("b_sid"))
+# The state as the JSON text it was stored as (json, not jsonb, on PostgreSQL: kept verbatim).
+# SQLite hands it over as UTF-8 bytes (a BLOB), as the state read sends it; PostgreSQL as text
+# (a bytea would come hex-encoded, twice the size, and cost more to decode than to encode).
+SELECT_STATE_JSON = {
+    pg: sa.select(sa.cast(sessions.c.state, sa.Text if pg else sa.LargeBinary))
+          .where(sessions.c.sid == sa.bindparam("b_sid"))
+    for pg in (False, True)}
 SELECT_SID = sa.select(sessions.c.sid).where(sessions.c.sid == sa.bindparam("b_sid"))
 INSERT_SESSION = sessions.insert()
 UPDATE_SESSION = sessions.update().where(sessions.c.sid == sa.bindparam("b_sid"))
@@ -161,6 +168,11 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # Reads of one statement need no transaction of their own: under READ COMMITTED each
+        # statement takes its own snapshot anyway. On PostgreSQL, autocommit spares each read
+        # its BEGIN and its ROLLBACK (two round trips of three); SQLite reads are in-process.
+        self.reads = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                      if self.is_postgres else self.engine)
         self._writers = (nullcontext if self.is_postgres
                          else SqliteWriters(self.engine.url.database))
         self._after_commit: list[Callable[[int], None]] = []
@@ -205,7 +217,7 @@ class Store:
         if conn is not None and conn.engine is self.engine:
             yield conn
             return
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             yield conn
 
     @contextmanager
@@ -285,7 +297,7 @@ class Store:
         return [dict(r._mapping) for r in rows]
 
     def order_owners(self, order_id: str) -> set[str]:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return _order_owners(conn, order_id)
 
     def completed_order(self, order_id: str) -> dict | None:
@@ -296,13 +308,19 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
     def get_state(self, sid: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
         return dict(row.state) if row else None
 
+    def get_state_json(self, sid: str) -> bytes | None:
+        """get_state(sid) as the JSON stored, not parsed: what the state read sends."""
+        with self.reads.connect() as conn:
+            stored = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
+        return stored.encode() if isinstance(stored, str) else stored
+
     def has_session(self, sid: str) -> bool:
         """get_state(sid) is not None, without reading and parsing the state."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return conn.execute(SELECT_SID, {"b_sid": sid}).first() is not None
 
     def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
@@ -317,7 +335,7 @@ class Store:
             query = query.where(events.c.session == sid)
         if self.is_postgres:
             query = query.where(events_pg.READABLE)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(query).all()
         return [{"id": r.id, "session": r.session, "type": r.type, "version": r.version,
                  "at": iso(r.at), "data": r.data} for r in rows]
@@ -327,7 +345,7 @@ class Store:
         query = sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))
         if self.is_postgres:
             query = query.where(events_pg.READABLE)
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return conn.execute(query).scalar_one()
 
     # -- callback log ------------------------------------------------------------------------
