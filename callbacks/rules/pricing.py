@@ -68,10 +68,14 @@ def line_tax(total_amount: int, tax_rate: int) -> int:
 
 def merge_items(items: Iterable[CartItem]) -> list[CartItem]:
     """One line per SKU, first position kept: two lines of one SKU are one line at Klarna."""
+    return [CartItem(ref, qty) for ref, qty in _merged(items).items()]
+
+
+def _merged(items: Iterable[CartItem]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for item in items:
         merged[item.reference] = merged.get(item.reference, 0) + item.quantity
-    return [CartItem(ref, qty) for ref, qty in merged.items() if qty > 0]
+    return {ref: qty for ref, qty in merged.items() if qty > 0}
 
 
 def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_market: Market,
@@ -82,27 +86,28 @@ def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_mar
     Raises UnknownSku, NoPrice (the product has no price in `currency`) or LimitExceeded
     (an amount over Klarna's 100 000 000 or more than 1000 order lines).
     """
-    items = merge_items(items)
     net_prices = not tax_market.prices_include_tax
-    goods = []
-    for item in items:
-        product = shop.products.get(item.reference)
+    # One pass, one dict per line: a 1000-line cart is priced on every callback.
+    lines = []
+    for reference, quantity in _merged(items).items():
+        product = shop.products.get(reference)
         if product is None:
-            raise UnknownSku(f"{item.reference} is not sold here", item.reference)
-        if currency not in product.prices:
-            raise NoPrice(f"{item.reference} has no price in {currency}", item.reference)
-        goods.append({
-            "type": product.type,
-            "reference": product.sku,
-            "name": product.display_name(language),
-            "quantity": item.quantity,
-            "unit_price": product.prices[currency],
-            "tax_rate": 0 if net_prices else tax_market.tax[product.tax_class],
-        })
-
-    discounts = _discounts([g["quantity"] * g["unit_price"] for g in goods],
-                           [g["reference"] for g in goods], coupon, currency)
-    lines = [_finish(g, d) for g, d in zip(goods, discounts)]
+            raise UnknownSku(f"{reference} is not sold here", reference)
+        unit_price = product.prices.get(currency)
+        if unit_price is None:
+            raise NoPrice(f"{reference} has no price in {currency}", reference)
+        tax_rate = 0 if net_prices else tax_market.tax[product.tax_class]
+        total = quantity * unit_price
+        lines.append({"type": product.type, "reference": product.sku,
+                      "name": product.display_name(language), "quantity": quantity,
+                      "unit_price": unit_price, "tax_rate": tax_rate, "total_amount": total,
+                      "total_discount_amount": 0, "total_tax_amount": line_tax(total, tax_rate)})
+    if coupon is not None:
+        discounts = _discounts([line["total_amount"] for line in lines],
+                               [line["reference"] for line in lines], coupon, currency)
+        for line, discount in zip(lines, discounts):
+            if discount:
+                line.update(_finish(line, discount))
     goods_total = sum(line["total_amount"] for line in lines)
 
     options, selected = _shipping(tax_market, currency, goods_total, language, selected_shipping)
