@@ -306,6 +306,28 @@ def test_migrate_command_brings_a_new_database_up_to_date(tmp_path):
     assert again.returncode == 0 and "is at revision 0004: nothing to migrate" in again.stdout
 
 
+def test_head_is_alembics_newest_revision():
+    """migrate.HEAD lets a worker skip Alembic when the schema is current: a new migration
+    must move it, or workers would never run that migration."""
+    from alembic.script import ScriptDirectory
+
+    from callbacks.store import migrate
+    assert ScriptDirectory.from_config(migrate.alembic_config()).get_current_head() == migrate.HEAD
+
+
+def test_a_worker_on_a_current_database_does_not_load_alembic(database_url):
+    """Alembic (with Mako and Pygments) is ~11 MiB of a worker's memory: only a process that
+    migrates loads it."""
+    Store(database_url).migrate()
+    code = ("import sys; from callbacks import create_app; "
+            "create_app({'TESTING': True, 'DATABASE_URL': sys.argv[1]}); "
+            "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, database_url], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_events_written_before_revision_0004_stay_in_the_feed(database_url):
     """A database upgraded from 0003 with events in it: those events (no horizon) are still
     handed out, in id order before the new ones, and a feed reader can start after them."""
