@@ -28,6 +28,13 @@ class ConfigError(RuntimeError):
     pass
 
 
+def _whole_number(name: str, default: str) -> int:
+    value = (_env(name) or "").strip() or default
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"{name} must be a whole number (0 or more), not {value!r}")
+    return int(value)
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
@@ -54,6 +61,8 @@ class Config:
         self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT", "3.05,10")  # connect,read seconds
         self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024
+        # Cart-sized requests worked on at once per process (callbacks/web/slots.py); 0: no limit.
+        self.KCO_WORK_SLOTS = _whole_number("KCO_WORK_SLOTS", "4")
         self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
         # Storefront origins whose pages may call /api/sessions/* (comma-separated); none by
         # default: same-origin pages need no CORS.
