@@ -54,7 +54,7 @@ def create_app(config=None) -> Flask:
     from callbacks.cli import commands as cli
     from callbacks.klarna import views as kco
     from callbacks.web import errors, i18n, slots
-    slots.init_app(app)  # before the blueprints: a request waits for its slot first
+    slots.init_app(app)  # KCO_WORK_SLOTS (the views that take a slot say @slots.guarded)
     errors.init_app(app)
     i18n.init_app(app)  # gettext catalogs in callbacks/translations (docs/translations.md)
     app.register_blueprint(kco.bp)

@@ -2,10 +2,13 @@
 process; the others wait their turn, and nothing else waits for a slot."""
 from __future__ import annotations
 
+import io
+import json
 import threading
 
 import pytest
 from flask import request
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from callbacks import create_app
 from callbacks.klarna import views
@@ -74,6 +77,23 @@ def test_a_callback_beyond_the_limit_waits_for_a_slot_then_runs(make_app, monkey
     assert results == {"s-1": 200, "s-2": 200} and gate.inside == ["s-1", "s-2"]
 
 
+def test_a_cart_write_waits_for_a_slot_too(make_app, monkeypatch, api_headers):
+    app, gate, results = make_app(1), Gate(monkeypatch), {}
+    holder = post_in_thread(app, "s-1", results)
+    assert gate.entered.acquire(timeout=WAIT)  # the only slot is taken
+    done = threading.Event()
+
+    def put():
+        results["put"] = app.test_client().put("/api/sessions/s-0/cart", headers=api_headers, json={
+            "items": [{"reference": TSHIRT, "quantity": 1}]}).status_code
+        done.set()
+    threading.Thread(target=put, daemon=True).start()
+    assert not done.wait(0.5) and "put" not in results
+    gate.release.set()
+    holder.join(WAIT)
+    assert done.wait(WAIT) and results == {"s-1": 200, "put": 200}
+
+
 def test_reads_and_long_polls_do_not_wait_for_a_slot(make_app, monkeypatch, api_headers):
     app, gate, results = make_app(1), Gate(monkeypatch), {}
     client = app.test_client()
@@ -87,6 +107,48 @@ def test_reads_and_long_polls_do_not_wait_for_a_slot(make_app, monkeypatch, api_
     gate.release.set()
     holder.join(WAIT)
     assert results == {"s-1": 200}
+
+
+class SlowBody(io.RawIOBase):
+    """A request body that has not arrived until `arrived` is set."""
+
+    def __init__(self, data: bytes):
+        self.data, self.arrived = io.BytesIO(data), threading.Event()
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        assert self.arrived.wait(WAIT)
+        chunk = self.data.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_slow_body_or_a_forged_url_holds_no_slot(make_app, monkeypatch):
+    """A slot is taken after the token check and once the body is in: whoever trickles a body,
+    or posts to a leaked URL with a made-up token, cannot take Klarna's callbacks' slots."""
+    app, results = make_app(1), {}
+    shop = app.extensions["kco"].shop
+    data = json.dumps(shipping_service_body([goods_line(shop, TSHIRT, 1, "SEK", 2500)])).encode()
+    slow = SlowBody(data)
+
+    def post_slowly():
+        environ = EnvironBuilder(kco_url(app, "address_update", "s-slow"), method="POST", data=data,
+                                 content_type="application/json").get_environ()
+        environ["wsgi.input"] = io.BufferedReader(slow)  # as a server hands it over: unread
+        _, status, _ = run_wsgi_app(app, environ, buffered=True)
+        results["slow"] = int(status.split()[0])
+    trickling = threading.Thread(target=post_slowly, daemon=True)
+    trickling.start()
+    forged = app.test_client().post(kco_url(app, "address_update", "s-1", token="forged"), data=data,
+                                    content_type="application/json")
+    assert forged.status_code in (401, 403)
+    post_in_thread(app, "s-2", results).join(WAIT)  # hangs (and fails) if either held the slot
+    assert results == {"s-2": 200}
+    slow.arrived.set()
+    trickling.join(WAIT)
+    assert results == {"s-2": 200, "slow": 200}
 
 
 def test_a_refused_or_failing_request_gives_its_slot_back(make_app, monkeypatch):

@@ -18,7 +18,7 @@ from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
 from callbacks.rules import checkout, markets
 from callbacks.rules.checkout import CartChanged, Rejected
 from callbacks.rules.texts import Text
-from callbacks.web import i18n
+from callbacks.web import i18n, slots
 from callbacks.web.body import BodyError, read_json
 from callbacks.web.errors import api_error, klarna_error
 from callbacks.web.schemas import SESSION_ID
@@ -115,21 +115,25 @@ def _shipping_service(decide):
 
 
 @bp.post("/address_update")
+@slots.guarded
 def address_update():
     return _shipping_service(checkout.address_update)
 
 
 @bp.post("/shipping_option_update")
+@slots.guarded
 def shipping_option_update():
     return _shipping_service(checkout.shipping_option_update)
 
 
 @bp.post("/country_change")
+@slots.guarded
 def country_change():
     return _shipping_service(checkout.country_change)
 
 
 @bp.post("/validation")
+@slots.guarded
 def validation():
     body = parse(schemas.validation_request)
     body.setdefault("order_id", None)

@@ -23,12 +23,12 @@ MIGRATION_LOCK = 0x6B636F2D6D  # "kco-m"
 HEAD = "0004"
 
 log = logging.getLogger(__name__)
+# Alembic logs its plugins (when imported), its DDL mode and every step at INFO; the one line
+# upgrade() writes says enough. Set before Alembic is imported, or the plugin lines get out.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config():
-    # Alembic logs its plugins (when imported), its DDL mode and every step at INFO; the one
-    # line upgrade() writes says enough. Set before the import, or the plugin lines get out.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic.config import Config
 
     cfg = Config()

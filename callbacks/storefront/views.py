@@ -26,7 +26,7 @@ from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
 from callbacks.storefront import schemas
 from callbacks.storefront.api import Api, Blueprint, StoredJSON, make_api
-from callbacks.web import browser, metrics
+from callbacks.web import browser, metrics, slots
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
 from callbacks.web.schemas import SESSION_ID
@@ -73,6 +73,7 @@ def authenticate():
 # -- endpoints -------------------------------------------------------------------------------
 @bp.put("/sessions/<sid:sid>/cart")
 @bp.etag
+@slots.guarded  # around the body's parsing too
 @bp.arguments(schemas.CartSchema)
 @bp.response(200, schemas.StateSchema, description="The session's state.")
 @bp.documents(400, 401, 409, 413, 422, 502, 503)
