@@ -94,6 +94,41 @@ def test_a_cart_write_waits_for_a_slot_too(make_app, monkeypatch, api_headers):
     assert done.wait(WAIT) and results == {"s-1": 200, "put": 200}
 
 
+def test_a_cart_write_waiting_on_a_checkout_load_holds_no_slot(make_app, api_headers):
+    """A cart change then updates the Klarna order under the session's checkout lease, which a
+    checkout load may hold for seconds of Klarna calls: that wait takes no slot."""
+    app, results = make_app(1), {}
+    store, lifecycle = app.extensions["kco"].store, app.extensions["kco"].lifecycle
+    leased, release, syncing = threading.Event(), threading.Event(), threading.Event()
+
+    def checkout_load():  # holds the lease, as a checkout load talking to Klarna does
+        with store.lease("s-0"):
+            leased.set()
+            assert release.wait(WAIT)
+    sync = lifecycle.sync
+
+    def noted_sync(sid):
+        syncing.set()
+        return sync(sid)
+    lifecycle.sync = noted_sync
+    holder = threading.Thread(target=checkout_load, daemon=True)
+    holder.start()
+    assert leased.wait(WAIT)
+
+    def put():
+        results["put"] = app.test_client().put("/api/sessions/s-0/cart", headers=api_headers, json={
+            "items": [{"reference": TSHIRT, "quantity": 1}]}).status_code
+    writer = threading.Thread(target=put, daemon=True)
+    writer.start()
+    assert syncing.wait(WAIT)  # the cart is written; its Klarna update waits for the lease
+    post_in_thread(app, "s-9", results).join(WAIT)  # hangs (and fails) if the wait held the slot
+    assert results == {"s-9": 200}
+    release.set()
+    for thread in (holder, writer):
+        thread.join(WAIT)
+    assert results == {"s-9": 200, "put": 200}
+
+
 def test_reads_and_long_polls_do_not_wait_for_a_slot(make_app, monkeypatch, api_headers):
     app, gate, results = make_app(1), Gate(monkeypatch), {}
     client = app.test_client()

@@ -298,6 +298,27 @@ def test_the_state_read_sends_what_the_last_write_replied_under_its_etag(client,
         assert again.status_code == 304, country
 
 
+def test_a_state_stored_by_the_older_encoder_reads_as_a_write_of_it_would_reply(client, api_headers, put_cart, store):
+    """States written before the orjson encoder (spaces after colons, keys unsorted) are sent
+    re-encoded: same content, and the ETag of a PUT that leaves that state as it is."""
+    import json
+
+    import sqlalchemy as sa
+    state = put_cart("s-1", [(TSHIRT, 2)]).get_json()
+    legacy = json.dumps(dict(reversed(list(state.items()))))  # the standard library's default form
+    assert '": ' in legacy
+    cast = "CAST(:state AS JSON)" if store.is_postgres else ":state"
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE sessions SET state = {cast} WHERE sid = 's-1'"), {"state": legacy})
+    read = client.get("/api/sessions/s-1/state", headers=api_headers)
+    assert read.status_code == 200 and read.get_json() == state
+    assert b'": ' not in read.data
+    same = put_cart("s-1", [(TSHIRT, 2)])  # changes nothing: replies with the stored state
+    assert same.get_json() == state and same.headers["ETag"] == read.headers["ETag"]
+    again = client.get("/api/sessions/s-1/state", headers={**api_headers, "If-None-Match": same.headers["ETag"]})
+    assert again.status_code == 304
+
+
 def test_unknown_session_is_404_in_our_body(client, api_headers, poll_token_for):
     body = assert_error(client.get("/api/sessions/nobody/state", headers=api_headers), 404, "nobody")
     assert body["status"] == "Not Found"

@@ -26,6 +26,7 @@ from callbacks.rules.state import EventType
 from callbacks.store import events_pg
 from callbacks.store.engine import SqliteWriters, make_engine
 from callbacks.store.tables import callback_log, checkout_locks, events, klarna_orders, metadata, sessions  # noqa: F401 - the tables are re-exported for callers
+from callbacks.web import jsonprovider
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
@@ -170,7 +171,8 @@ class Store:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # Reads of one statement need no transaction of their own: under READ COMMITTED each
         # statement takes its own snapshot anyway. On PostgreSQL, autocommit spares each read
-        # its BEGIN and its ROLLBACK (two round trips of three); SQLite reads are in-process.
+        # its BEGIN and its ROLLBACK (two round trips of four, with the pool's pre-ping);
+        # SQLite reads are in-process.
         self.reads = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
                       if self.is_postgres else self.engine)
         self._writers = (nullcontext if self.is_postgres
@@ -316,7 +318,16 @@ class Store:
         """get_state(sid) as the JSON stored, not parsed: what the state read sends."""
         with self.reads.connect() as conn:
             stored = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
-        return stored.encode() if isinstance(stored, str) else stored
+        if stored is None:
+            return None
+        stored = stored.encode() if isinstance(stored, str) else stored
+        # A state last written before the engine encoded with orjson (web/jsonprovider.py) has
+        # a space after each colon and its keys unsorted: re-encoded, it is the JSON (and has
+        # the ETag) that a write of the same state gives. orjson never writes a space there.
+        colon = stored.find(b'":')
+        if colon != -1 and stored[colon + 2:colon + 3] == b" ":
+            stored = jsonprovider.dumps(jsonprovider.loads(stored)).encode()
+        return stored
 
     def has_session(self, sid: str) -> bool:
         """get_state(sid) is not None, without reading and parsing the state."""

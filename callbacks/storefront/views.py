@@ -73,7 +73,6 @@ def authenticate():
 # -- endpoints -------------------------------------------------------------------------------
 @bp.put("/sessions/<sid:sid>/cart")
 @bp.etag
-@slots.guarded  # around the body's parsing too
 @bp.arguments(schemas.CartSchema)
 @bp.response(200, schemas.StateSchema, description="The session's state.")
 @bp.documents(400, 401, 409, 413, 422, 502, 503)
@@ -85,9 +84,10 @@ def put_cart(cart: dict, sid: str):
     updates the open Klarna order, if any."""
     app = kco()
     items = [CartItem(i["reference"], i["quantity"]) for i in cart["items"]]
-    state, decision = app.store.apply(sid, lambda tx: set_cart(
-        app.shop, tx.state, sid, items, cart["coupon"],
-        cart.get("merchant_reference1", KEEP)))
+    with slots.slot():  # pricing and writing the cart; not the Klarna update below, which waits
+        state, decision = app.store.apply(sid, lambda tx: set_cart(
+            app.shop, tx.state, sid, items, cart["coupon"],
+            cart.get("merchant_reference1", KEEP)))
     if decision.event_type:
         app.lifecycle.sync(sid)
         state = app.store.get_state(sid)

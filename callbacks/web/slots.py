@@ -12,10 +12,13 @@ A slot is taken only once the request has passed its blueprint's checks (the cal
 the API key) and its whole body has arrived: a caller who sends its body slowly, or a forged
 URL, holds a thread as before, never a slot that Klarna's callbacks need.
 
-Guarded (`@guarded`): Klarna's synchronous callbacks and the storefront's cart write, which
-read, price and write a whole cart and call nobody. Not guarded: anything that waits on the
-network (push and notification read the order from Klarna, a checkout load calls Klarna's API:
-they would hold a slot for seconds while Klarna answers), long-polls, and the cheap reads.
+Guarded: Klarna's synchronous callbacks (`@guarded`), which read, price and write a whole cart
+and call nobody, and the pricing and writing of the storefront's cart (`with slot()` in
+`PUT cart`), which then updates the Klarna order outside its slot. Nothing that waits on the
+network or on a checkout lease holds a slot (push and notification read the order from Klarna,
+a checkout load and a cart's Klarna update call Klarna's API and wait for the session's lease:
+seconds, during which Klarna's callbacks, whose answers Klarna times out, would queue), and
+neither do long-polls and the cheap reads.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def slot():
 
 
 def guarded(view):
-    """Run `view` in a work slot. Put it above flask-smorest's @arguments, which parses the body."""
+    """Run `view` in a work slot: for views that call nobody and wait only on the database."""
     @wraps(view)
     def in_slot(*args, **kwargs):
         with slot():
