@@ -95,6 +95,22 @@ def app(database_url):
 
 
 @pytest.fixture
+def app_factory():
+    """create_app(TESTING and these overrides), as often as a test needs; every app made is
+    stopped after the test."""
+    made = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, **config})
+        made.append(app)
+        return app
+    yield make
+    for app in made:
+        app.extensions["kco_notify"].stop()
+        app.extensions["kco"].store.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -23,17 +23,8 @@ WAIT = 20  # seconds before a test gives up on a thread: a failure, never a pass
 
 
 @pytest.fixture
-def make_app(sqlite_url):
-    apps = []
-
-    def make(slots: int):
-        app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "KCO_WORK_SLOTS": slots})
-        apps.append(app)
-        return app
-    yield make
-    for app in apps:
-        app.extensions["kco_notify"].stop()
-        app.extensions["kco"].store.dispose()
+def make_app(sqlite_url, app_factory):
+    return lambda slots: app_factory(DATABASE_URL=sqlite_url, KCO_WORK_SLOTS=slots)
 
 
 class Gate:

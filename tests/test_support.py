@@ -22,19 +22,9 @@ def basic(user="support", password=PASSWORD):
 
 
 @pytest.fixture
-def make_app(database_url, sandbox_server):
-    made = []
-
-    def make(**config):
-        app = create_app({"TESTING": True, "DATABASE_URL": database_url,
-                          "KLARNA_API_URL": sandbox_server.url, "KLARNA_TIMEOUT": "1,1.5",
-                          **config})
-        made.append(app)
-        return app
-    yield make
-    for app in made:
-        app.extensions["kco_notify"].stop()
-        app.extensions["kco"].store.dispose()
+def make_app(database_url, sandbox_server, app_factory):
+    return lambda **config: app_factory(DATABASE_URL=database_url, KLARNA_API_URL=sandbox_server.url,
+                                        KLARNA_TIMEOUT="1,1.5", **config)
 
 
 @pytest.fixture
