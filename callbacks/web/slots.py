@@ -18,7 +18,9 @@ and call nobody, and the pricing and writing of the storefront's cart (`with slo
 network or on a checkout lease holds a slot (push and notification read the order from Klarna,
 a checkout load and a cart's Klarna update call Klarna's API and wait for the session's lease:
 seconds, during which Klarna's callbacks, whose answers Klarna times out, would queue), and
-neither do long-polls and the cheap reads.
+neither do long-polls and the cheap reads. So this bounds the memory of Klarna's callbacks,
+not of every request: a `PUT cart` parses its body, and a read holds a stored state, outside
+any slot (BENCHMARKS.md has what that leaves at 16 and 64 connections).
 """
 from __future__ import annotations
 
