@@ -28,10 +28,14 @@ class ConfigError(RuntimeError):
     pass
 
 
-def _whole_number(name: str, default: str) -> int:
-    value = (_env(name) or "").strip() or default
-    if not (value.isascii() and value.isdigit()):
-        raise ConfigError(f"{name} must be a whole number (0 or more), not {value!r}")
+def whole_number(name: str, default: int, minimum: int = 0) -> int:
+    """A count from the environment; blank is `default`. Read here for Config, and by
+    callbacks/store/engine.py for the pool sizes, which every Store reads when it is made."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return int(value)
 
 
@@ -62,7 +66,7 @@ class Config:
         self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         # Cart-sized requests worked on at once per process (callbacks/web/slots.py); 0: no limit.
-        self.KCO_WORK_SLOTS = _whole_number("KCO_WORK_SLOTS", "4")
+        self.KCO_WORK_SLOTS = whole_number("KCO_WORK_SLOTS", 4)
         self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
         # Storefront origins whose pages may call /api/sessions/* (comma-separated); none by
         # default: same-origin pages need no CORS.

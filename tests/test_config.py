@@ -87,3 +87,13 @@ def test_kco_secret_prints_a_fresh_secret_production_accepts(tmp_path):
     assert one != two and len(one) >= 32 and "\n" not in one
     from config import weak_secret
     assert weak_secret(one) is None  # production's own check accepts it
+
+
+@pytest.mark.parametrize("name, value", [("KCO_DB_POOL_SIZE", "0"), ("KCO_DB_POOL_SIZE", "ten"),
+                                         ("KCO_DB_MAX_OVERFLOW", "-1"), ("KCO_DB_MAX_OVERFLOW", "1.5")])
+def test_a_pool_size_that_is_not_a_count_is_refused_naming_it(monkeypatch, name, value):
+    """SQLAlchemy would read a pool_size of 0 as "no limit": the operator's figure must be one."""
+    from callbacks.store.engine import make_engine
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/nothing")

@@ -13,6 +13,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 
 MAX = 100_000_000
+# A line's bounds, shared by the line schemas and their fast path (_plain_goods_line, _plain_line).
+MAX_REFERENCE = 255
+MAX_TAX_RATE = 10000  # 100.00 %
 # An order id lands in a text column and in log lines: PostgreSQL refuses NUL, no driver can
 # encode a lone surrogate (a JSON "\ud800"), and a line break or other control character would
 # let a caller forge log lines (`order_id=x%0AWARNING:fake`). Klarna's ids are UUIDs.
@@ -45,7 +48,8 @@ class GoodsLineSchema(KlarnaSchema):
     """What building a session from Klarna's lines uses (rules/checkout.items_from_lines)."""
 
     type = fields.String(allow_none=True, load_default=None)
-    reference = fields.String(allow_none=True, validate=validate.Length(max=255), load_default=None)
+    reference = fields.String(allow_none=True, validate=validate.Length(max=MAX_REFERENCE),
+                              load_default=None)
     quantity = Int(required=True, validate=validate.Range(0, MAX))
 
 
@@ -53,7 +57,7 @@ class OrderLineSchema(GoodsLineSchema):
     """What validation compares (rules/compare.py): the amounts as well."""
 
     unit_price = Int(load_default=0)
-    tax_rate = Int(load_default=0, validate=validate.Range(0, 10000))
+    tax_rate = Int(load_default=0, validate=validate.Range(0, MAX_TAX_RATE))
     total_amount = Int(load_default=0)
     total_discount_amount = Int(load_default=0)
     total_tax_amount = Int(load_default=0)
@@ -132,7 +136,7 @@ def _plain_goods_line(line: object) -> dict | None:
     quantity, kind, reference = line.get("quantity"), line.get("type"), line.get("reference")
     if type(quantity) is not int or not 0 <= quantity <= MAX \
             or (kind is not None and type(kind) is not str) \
-            or (reference is not None and (type(reference) is not str or len(reference) > 255)):
+            or (reference is not None and (type(reference) is not str or len(reference) > MAX_REFERENCE)):
         return None
     return {"type": kind, "reference": reference, "quantity": quantity}
 
@@ -143,7 +147,7 @@ def _plain_line(line: object) -> dict | None:
     if out is None:
         return None
     tax_rate = line.get("tax_rate", 0)
-    if type(tax_rate) is not int or not 0 <= tax_rate <= 10000:
+    if type(tax_rate) is not int or not 0 <= tax_rate <= MAX_TAX_RATE:
         return None
     out["tax_rate"] = tax_rate
     for key in _LINE_INTS:

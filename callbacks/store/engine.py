@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from callbacks.web import jsonprovider
+from config import whole_number
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -44,21 +45,12 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # Per process: a PostgreSQL server takes max_connections (100 by default) in all, and
     # every gunicorn worker of every instance has a pool, so the sizes are the operator's.
-    return sa.create_engine(url, pool_size=_env_int("KCO_DB_POOL_SIZE", 10, minimum=1),
-                            max_overflow=_env_int("KCO_DB_MAX_OVERFLOW", 30, minimum=0),
+    # (SQLAlchemy reads a pool_size of 0 as "no limit": at least 1.)
+    return sa.create_engine(url, pool_size=whole_number("KCO_DB_POOL_SIZE", 10, minimum=1),
+                            max_overflow=whole_number("KCO_DB_MAX_OVERFLOW", 30),
                             pool_pre_ping=True,
                             json_serializer=jsonprovider.dumps,
                             json_deserializer=jsonprovider.loads)
-
-
-def _env_int(name: str, default: int, minimum: int) -> int:
-    """A pool size from the environment (SQLAlchemy reads a pool_size of 0 as "no limit")."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
-    return int(value)
 
 
 class SqliteWriters:
