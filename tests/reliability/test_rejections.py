@@ -157,7 +157,10 @@ def raw(port: int, head: bytes, chunks, *, close_write: bool = False,
             except (BrokenPipeError, ConnectionResetError):
                 break  # the server answered and closed early: read what it said
         if close_write:
-            sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:  # ENOTCONN: the server answered and reset already: read what it said
+                pass
         response = http.client.HTTPResponse(sock)
         response.begin()
         return response.status, response.read()
