@@ -63,8 +63,8 @@ def create_app(config=None) -> Flask:
     from callbacks.web import browser
     browser.init_app(app)  # CORS for KCO_CORS_ORIGINS (the token endpoint is the storefront's)
     if app.config["KCO_SHOP_PAGES"]:
-        from callbacks.shopfront import views as shopfront
-        app.register_blueprint(shopfront.bp)  # the demo shop: /, /cart, /checkout, …
+        from callbacks.demoshop import views as demoshop
+        app.register_blueprint(demoshop.bp)  # the demo shop: /, /cart, /checkout, …
     cli.init_app(app)
     catalog.init_app(app, api, products)  # /api/catalog (in /openapi.json), `flask kco catalog …`
     from callbacks import support

@@ -1,4 +1,4 @@
-/* The demo shop's pages (callbacks/shopfront): everything goes through kco-sync.js with the
+/* The demo shop's pages (callbacks/demoshop): everything goes through kco-sync.js with the
  * session's browser token, as on a merchant's own page. Stable hooks: docs/browser.md. */
 (function () {
   "use strict";

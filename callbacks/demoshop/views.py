@@ -20,7 +20,7 @@ from callbacks.web import i18n, schemas
 from callbacks.web.browser import issue
 
 COOKIE = "kco_shop_session"
-bp = Blueprint("shopfront", __name__, template_folder="templates")
+bp = Blueprint("demoshop", __name__, template_folder="templates")
 
 
 def kco():
