@@ -123,12 +123,110 @@ def test_read_only_order_on_update_creates_a_new_one(lc_app, lc):
     assert "READ_ONLY_ORDER" in event_data(lc_app, "s-ro")["reason"]
 
 
-def test_completed_order_is_never_reused(lc_app, lc):
-    put_cart(lc_app, "s-done", [("TSHIRT-BLUE-M", 1)])
-    first = lc.load_checkout("s-done")
-    lc_app.sandbox.complete(first.order["order_id"])
-    again = lc.load_checkout("s-done")
+def test_payment_fields_never_carry_to_a_new_order(lc_app, lc):
+    """A session that moves to a new Klarna order (here: the old one expired) starts the new
+    one unpaid, whatever the old one's record said."""
+    put_cart(lc_app, "s-carry", [("TSHIRT-BLUE-M", 1)])
+    first = lc.load_checkout("s-carry")
+    store = lc_app.extensions["kco"].store
+    with store.session("s-carry") as tx:
+        state = {**tx.state, "klarna": {**tx.state["klarna"], "fraud_status": "ACCEPTED",
+                                        "acknowledged": True}}
+        tx.save(state, "order_updated", {"order_id": first.order["order_id"]})
+    lc_app.sandbox.advance(49 * 3600)
+    again = lc.load_checkout("s-carry")
     assert again.outcome == "order_recreated" and again.order["order_id"] != first.order["order_id"]
+    klarna = store.get_state("s-carry")["klarna"]
+    assert klarna["order_id"] == again.order["order_id"] and klarna["status"] == "checkout_incomplete"
+    assert "fraud_status" not in klarna and "acknowledged" not in klarna
+
+
+def order_count(app):
+    return len(app.sandbox.requests("checkout.create_order"))
+
+
+def assert_confirmation(loaded, order_id):
+    assert loaded.state["klarna"]["status"] == "checkout_complete"
+    assert loaded.order["order_id"] == order_id
+    assert "/confirmation" in loaded.order["html_snippet"]
+
+
+def test_load_after_push_returns_the_confirmation_and_creates_no_order(lc_app, lc):
+    order_id = completed_order(lc_app, lc, "s-paid")
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-paid", order_id=order_id))
+    before = order_count(lc_app)
+    assert_confirmation(lc.load_checkout("s-paid"), order_id)
+    assert_confirmation(lc.load_checkout("s-paid", merchant_reference1="SHOP-9"), order_id)
+    assert order_count(lc_app) == before
+    assert not lc_app.sandbox.requests("checkout.update_order")
+    assert event_types(lc_app, "s-paid").count("order_completed") == 1
+
+
+def test_load_between_purchase_and_push_records_the_completion_once(lc_app, lc):
+    """Klarna's order reads checkout_complete before any push: the load verifies it through
+    Order Management, records it as the push would, and a late push changes nothing."""
+    order_id = completed_order(lc_app, lc, "s-early")
+    before = order_count(lc_app)
+    assert_confirmation(lc.load_checkout("s-early"), order_id)
+    assert event_types(lc_app, "s-early")[-2:] == ["order_completed", "order_acknowledged"]
+    store = lc_app.extensions["kco"].store
+    assert store.completed_order(order_id)["acknowledged_at"] is not None
+    assert store.get_state("s-early")["klarna"]["fraud_status"] == "ACCEPTED"
+    assert lc_app.sandbox.requests("ordermanagement.read_order", order_id=order_id)
+    assert_confirmation(lc.load_checkout("s-early"), order_id)
+    r = post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-early", order_id=order_id))
+    assert r.status_code == 200
+    assert event_types(lc_app, "s-early").count("order_completed") == 1
+    assert event_types(lc_app, "s-early").count("order_acknowledged") == 1
+    assert lc_app.sandbox.inspect(order_id)["acknowledged"] == 1
+    assert order_count(lc_app) == before
+
+
+def test_load_whose_update_is_read_only_records_the_completion(lc_app, lc):
+    """The shopper bought between the load's read (still incomplete) and its update: Klarna
+    refuses the update as READ_ONLY_ORDER, and the load answers with the confirmation."""
+    put_cart(lc_app, "s-ro-paid", [("TSHIRT-BLUE-M", 1)])
+    stale = lc.load_checkout("s-ro-paid").order
+    put_cart(lc_app, "s-ro-paid", [("TSHIRT-BLUE-M", 2)])
+    lc_app.sandbox.complete(stale["order_id"])
+    before = order_count(lc_app)
+    lc_app.sandbox.fail("checkout.read_order", 200, body=stale)  # the read before the purchase
+    assert_confirmation(lc.load_checkout("s-ro-paid"), stale["order_id"])
+    refused = lc_app.sandbox.requests("checkout.update_order")[-1]
+    assert refused["status"] in (400, 403)
+    assert order_count(lc_app) == before
+    assert event_types(lc_app, "s-ro-paid").count("order_completed") == 1
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-ro-paid", order_id=stale["order_id"]))
+    assert event_types(lc_app, "s-ro-paid").count("order_completed") == 1
+
+
+def test_read_only_order_that_order_management_cannot_confirm_is_not_sold_again(lc_app, lc):
+    put_cart(lc_app, "s-ro-down", [("TSHIRT-BLUE-M", 1)])
+    stale = lc.load_checkout("s-ro-down").order
+    put_cart(lc_app, "s-ro-down", [("TSHIRT-BLUE-M", 2)])
+    lc_app.sandbox.complete(stale["order_id"])
+    before = order_count(lc_app)
+    lc_app.sandbox.fail("checkout.read_order", 200, body=stale)
+    lc_app.sandbox.fail("ordermanagement.read_order", 503, count=5)
+    with pytest.raises(KlarnaUnavailable):
+        lc.load_checkout("s-ro-down")
+    assert order_count(lc_app) == before
+    assert "order_completed" not in event_types(lc_app, "s-ro-down")
+
+
+def test_cart_write_between_purchase_and_push_makes_no_new_order(lc_app, api):
+    api("PUT", "/sessions/web-paid/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    order_id = api("POST", "/sessions/web-paid/checkout").get_json()["order_id"]
+    lc_app.sandbox.complete(order_id)
+    before = order_count(lc_app)
+    r = api("PUT", "/sessions/web-paid/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 5}]})
+    assert r.status_code == 409
+    assert lc_app.extensions["kco"].store.get_state("web-paid")["klarna"]["status"] == "checkout_complete"
+    assert api("PUT", "/sessions/web-paid/market", {"country": "FI"}).status_code == 409
+    body = api("POST", "/sessions/web-paid/checkout").get_json()
+    assert (body["status"], body["order_id"]) == ("checkout_complete", order_id)
+    assert order_count(lc_app) == before
+    assert event_types(lc_app, "web-paid").count("order_completed") == 1
 
 
 def event_data(app, sid):
@@ -327,6 +425,7 @@ def test_checkout_endpoint_returns_snippet_order_and_a_working_poll_token(lc_app
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["order_id"] and "_klarnaCheckout" in body["html_snippet"]
+    assert body["status"] == "checkout_incomplete"
     assert body["state"]["klarna"]["order_id"] == body["order_id"]
     polled = lc_app.test_client().get(f"/api/sessions/web-1/state?token={body['poll_token']}")
     assert polled.status_code == 200 and polled.get_json()["klarna"]["order_id"] == body["order_id"]
@@ -405,3 +504,23 @@ def test_a_load_that_read_the_order_before_completion_does_not_undo_it(lc_app, l
     post_push(lc_app.test_client(), kco_url(lc_app, "push", "s-race", order_id=order["order_id"]))
     state = lc._record("s-race", order, None, {})  # the stale read of step 1, recorded late
     assert state["klarna"]["status"] == "checkout_complete"
+
+
+def test_checkout_endpoint_after_purchase_answers_the_confirmation(lc_app, api):
+    """What kco-sync.js relies on to show a confirmation rather than a buyable checkout."""
+    api("PUT", "/sessions/web-8/cart", {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]})
+    order_id = api("POST", "/sessions/web-8/checkout").get_json()["order_id"]
+    lc_app.sandbox.complete(order_id)
+    post_push(lc_app.test_client(), kco_url(lc_app, "push", "web-8", order_id=order_id))
+    before = order_count(lc_app)
+    r = api("POST", "/sessions/web-8/checkout")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert (body["status"], body["order_id"]) == ("checkout_complete", order_id)
+    assert "/confirmation" in body["html_snippet"] and body["browser_token"]
+    assert body["state"]["klarna"]["status"] == "checkout_complete"
+    assert order_count(lc_app) == before
+    lc_app.sandbox.advance(49 * 3600)  # gone from the Checkout API: still no new order
+    body = api("POST", "/sessions/web-8/checkout").get_json()
+    assert (body["status"], body["order_id"], body["html_snippet"]) == ("checkout_complete", order_id, None)
+    assert order_count(lc_app) == before

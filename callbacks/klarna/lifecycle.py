@@ -12,7 +12,6 @@ No Flask here: views and the CLI call these functions with the app's shop, store
 """
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -20,8 +19,10 @@ from dataclasses import dataclass
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
-from callbacks.rules import cart, checkout
-from callbacks.rules.checkout import Decision
+from callbacks.rules import cart
+from callbacks.rules import lifecycle as rules
+from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete
+from callbacks.rules.lifecycle import FRAUD_EVENTS, INCOMPLETE, Step
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
 from callbacks.store.activity import for_session, with_session
@@ -29,10 +30,8 @@ from callbacks.store.database import LeaseBusy, SessionTx, Store
 
 log = logging.getLogger(__name__)
 
-INCOMPLETE = "checkout_incomplete"
-COMPLETE = "checkout_complete"
-FRAUD_EVENTS = {"FRAUD_RISK_ACCEPTED": "ACCEPTED", "FRAUD_RISK_REJECTED": "REJECTED",
-                "FRAUD_RISK_STOPPED": "REJECTED"}
+__all__ = ["COMPLETE", "FRAUD_EVENTS", "INCOMPLETE", "EmptyCart", "KlarnaUnavailable", "Lifecycle",
+           "Loaded", "NoSession", "NotSynced", "WrongSession"]
 
 
 class NoSession(Exception):
@@ -93,75 +92,81 @@ class Lifecycle:
 
     # -- checkout load, cart and market changes -----------------------------------------------
     def load_checkout(self, sid: str, merchant_reference1: object = cart.KEEP) -> Loaded:
-        """The guide's load flow: read → (update if it differs) → else create. The storefront
-        may set the shop's order number (`merchant_reference1`) on the way."""
+        """The guide's load flow: read → (update if it differs) → else create, except that a
+        complete session is never sold again: it is answered with its completed order, and an
+        order Klarna no longer calls incomplete is checked through Order Management first. The
+        storefront may set the shop's order number (`merchant_reference1`) on the way."""
         with for_session(sid), self.store.lease(sid):
+            if rules.is_complete(self._session(sid)):
+                return self._confirmation(sid, self._session(sid))
             if merchant_reference1 is not cart.KEEP:
                 self._set_reference(sid, merchant_reference1)
             state = self._state(sid)
             payload = order_payload(self.shop, state, self.urls)
             order_id = state["klarna"]["order_id"]
-            if not order_id:
+            order, why = None, None
+            if order_id:
+                try:
+                    order = self.client.read_order(order_id)
+                except KlarnaError as exc:
+                    why = reason(exc)
+            step = rules.load_step(state, order, order is not None and not differs(order, payload))
+            if step is Step.CREATE:
                 return self._create(sid, payload, None, None)
-            try:
-                order = self.client.read_order(order_id)
-            except KlarnaError as exc:
-                return self._create(sid, payload, order_id, reason(exc))
-            if (order.get("status") or "").lower() != INCOMPLETE:
-                return self._create(sid, payload, order_id, f"order is {order.get('status')}")
-            if not differs(order, payload):
+            if step is Step.RECREATE:
+                return self._create(sid, payload, order_id, why)
+            if step is Step.VERIFY_COMPLETION:
+                done = self._completed_at_klarna(sid, order_id, order)
+                return done or self._create(sid, payload, order_id, f"order is {order.get('status')}")
+            if step is Step.KEEP:
                 return Loaded(self._record(sid, order, None, {}, sent_version(payload)), order, None)
             return self._update_or_recreate(sid, order_id, payload)
 
     def _set_reference(self, sid: str, reference: str | None) -> None:
-        def decide(tx: SessionTx) -> Decision:
-            if tx.state is None:
-                raise NoSession(sid)
-            return cart.set_merchant_reference(tx.state, reference)
-        self.store.apply(sid, decide)
+        self.store.apply(sid, lambda tx: cart.set_merchant_reference(self._existing(tx, sid), reference))
 
     def sync(self, sid: str) -> Loaded | None:
         """After a cart or market change: update an open Klarna order (a new one when Klarna
         refuses); None when the session has no open order yet (nothing at Klarna to update).
-        Raises NotSynced when Klarna cannot be brought in step: the change itself stays."""
+        Raises NotSynced when Klarna cannot be brought in step: the change itself stays. Raises
+        OrderComplete when the update found the order paid (recorded as a push would): the
+        change stays in the session, but Klarna keeps what was paid."""
         try:
-            return self._sync(sid)
+            loaded = self._sync(sid)
         except (KlarnaUnavailable, LeaseBusy) as exc:
             raise NotSynced(exc) from exc
+        if loaded is not None and rules.is_complete(loaded.state):
+            raise OrderComplete(sid)
+        return loaded
 
     def _sync(self, sid: str) -> Loaded | None:
         with for_session(sid), self.store.lease(sid):
-            state = self.store.get_state(sid)
-            if state is None:
-                raise NoSession(sid)
-            order_id = state["klarna"]["order_id"]
-            if not order_id or state["klarna"].get("status") != INCOMPLETE:
+            state = self._session(sid)
+            if not rules.sync_needed(state):
                 return None
-            if not state["cart"]["items"]:
-                return None  # Klarna needs lines; the next checkout load will refuse an empty cart
-            return self._update_or_recreate(sid, order_id, order_payload(self.shop, state, self.urls))
+            return self._update_or_recreate(sid, state["klarna"]["order_id"],
+                                            order_payload(self.shop, state, self.urls))
 
     def change_market(self, sid: str, country: str, locale: str | None) -> SessionState:
-        """PUT …/market: the purchase country itself changes (a callback cannot do that).
-        Changes the session only; `sync` then brings the open Klarna order in step."""
-        def decide(tx: SessionTx) -> Decision:
-            if tx.state is None:
-                raise NoSession(sid)
-            if checkout.is_complete(tx.state):
-                raise checkout.OrderComplete(sid)
-            market = self.shop.market(country)
-            base = {**copy.deepcopy(tx.state), "purchase_country": market.country}
-            new = checkout.reprice(self.shop, checkout.switch_market(
-                self.shop, base, country, locale or tx.state["market"]["locale"]))
-            return Decision(new, EventType.MARKET_CHANGED if checkout.changed(tx.state, new) else None,
-                            {"market": {"old": tx.state["market"], "new": new["market"]},
-                             "purchase_country": {"old": tx.state["purchase_country"], "new": market.country}})
-        return self.store.apply(sid, decide)[0]
+        """PUT …/market: changes the session only; `sync` then brings the open Klarna order in
+        step."""
+        return self.store.apply(sid, lambda tx: rules.market_changed(
+            self.shop, self._existing(tx, sid), sid, country, locale))[0]
 
-    def _state(self, sid: str) -> dict:
+    def _session(self, sid: str) -> dict:
         state = self.store.get_state(sid)
         if state is None:
             raise NoSession(sid)
+        return state
+
+    @staticmethod
+    def _existing(tx: SessionTx, sid: str) -> SessionState:
+        if tx.state is None:
+            raise NoSession(sid)
+        return tx.state
+
+    def _state(self, sid: str) -> dict:
+        state = self._session(sid)
         if not state["cart"]["items"]:
             raise EmptyCart(sid)
         return state
@@ -171,6 +176,10 @@ class Lifecycle:
             order = self.client.update_order(order_id, payload,
                                              idempotency_key=f"{sid}:{order_id}:{payload['merchant_data']}")
         except KlarnaError as exc:
+            if exc.error_code == "READ_ONLY_ORDER":  # bought, and the push is not here yet
+                done = self._completed_at_klarna(sid, order_id, None)
+                if done:
+                    return done
             return self._create(sid, payload, order_id, reason(exc))
         return Loaded(self._record(sid, order, EventType.ORDER_UPDATED, {"order_id": order_id},
                                    sent_version(payload)), order, EventType.ORDER_UPDATED)
@@ -195,24 +204,44 @@ class Lifecycle:
         landed while Klarna was answering (it does not wait for the lease), so the session's
         version now may be newer: naming that one would claim Klarna has a cart it never got,
         and the storefront would skip the sync it still needs."""
-        def decide(tx: SessionTx) -> Decision | None:
-            state = copy.deepcopy(tx.state)
-            status = (order.get("status") or INCOMPLETE).lower()
-            known = state["klarna"]
-            if known.get("order_id") == order["order_id"] and known.get("status") == COMPLETE:
-                status = COMPLETE  # a push recorded completion meanwhile: never move it back
-            state["klarna"] = {**known, "order_id": order["order_id"], "status": status}
-            if outcome:
-                if version is None:
-                    raise ValueError("an order_created/updated/recreated names the version sent")
-                state["klarna"]["synced_version"] = version
-                return Decision(state, outcome, {**data, "order_amount": order.get("order_amount"),
-                                                 "purchase_currency": order.get("purchase_currency")})
-            if checkout.changed(tx.state, state):
-                return Decision(state, EventType.ORDER_UPDATED,
-                                {"order_id": order["order_id"], "status": state["klarna"]["status"]})
+        return self.store.apply(sid, lambda tx: rules.order_recorded(
+            self._existing(tx, sid), order, outcome, data, version))[0]
+
+    # -- a paid session is complete -----------------------------------------------------------
+    def _completed_at_klarna(self, sid: str, order_id: str, order: dict | None) -> Loaded | None:
+        """Klarna says the order is no longer open (read as complete, or an update refused as
+        READ_ONLY_ORDER), before any push: verify the purchase through Order Management and
+        record it exactly as a push does, then answer with the confirmation. None when Order
+        Management has no such order of this session (then it was not a sale, and a new order
+        may be made); KlarnaUnavailable when it cannot say (selling again could sell twice)."""
+        try:
+            om = self.client.read_merchant_order(order_id)
+        except KlarnaError as exc:
+            if exc.status in (400, 404):
+                return None
+            raise KlarnaUnavailable(exc) from exc
+        try:
+            self._check_owner(sid, om, self.store.order_owners(order_id))
+        except WrongSession as exc:
+            log.warning("session %s: %s; not this session's purchase", sid, exc)
             return None
-        return self.store.apply(sid, decide)[0]
+        self._complete(sid, order_id, om)
+        self.acknowledge(sid, order_id)
+        return self._confirmation(sid, self._session(sid), order)
+
+    def _confirmation(self, sid: str, state: SessionState, order: dict | None = None) -> Loaded:
+        """A complete session's checkout load: the completed order, with Klarna's confirmation
+        snippet while the Checkout API still renders one, and never a buyable one."""
+        order_id = state["klarna"]["order_id"]
+        if order is None or order.get("order_id") != order_id:
+            try:
+                order = self.client.read_order(order_id)
+            except KlarnaError as exc:  # expired from the Checkout API: the order stands
+                log.info("session %s: no confirmation snippet for %s (%s)", sid, order_id, reason(exc))
+                order = {"order_id": order_id, "status": COMPLETE}
+        if rules.klarna_status(order) == INCOMPLETE:
+            order = {k: v for k, v in order.items() if k != "html_snippet"}
+        return Loaded(state, order, None)
 
     # -- push and notification ----------------------------------------------------------------
     @with_session
@@ -243,22 +272,17 @@ class Lifecycle:
             log.warning("push %s: reading the order failed (%s); Klarna will push again", order_id, exc)
             return f"read failed: {reason(exc)}"
         self._check_owner(sid, om, self.store.order_owners(order_id))
+        self._complete(sid, order_id, om)
+        return self.acknowledge(sid, order_id)
 
+    def _complete(self, sid: str, order_id: str, om: dict) -> None:
+        """Record the purchase Order Management confirmed, once per Klarna order id (push and a
+        load that found the order paid both come here; the primary key picks one)."""
         def decide(tx: SessionTx) -> Decision | None:
             if not tx.record_completed(order_id, om):
-                return None  # another push recorded it first
-            state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
-            state["klarna"] = {**state["klarna"], "order_id": order_id, "status": COMPLETE,
-                               "fraud_status": om.get("fraud_status"), "acknowledged": False}
-            reference = om.get("merchant_reference1") or state.get("merchant_reference1")
-            state["merchant_reference1"] = reference
-            return Decision(state, EventType.ORDER_COMPLETED,
-                            {"order_id": order_id, "order_amount": om.get("order_amount"),
-                             "purchase_currency": om.get("purchase_currency"),
-                             "fraud_status": om.get("fraud_status"),
-                             "merchant_reference1": reference})
+                return None  # a push or a load recorded it first
+            return rules.order_completed(self.shop, tx.state, sid, order_id, om)
         self.store.apply(sid, decide)
-        return self.acknowledge(sid, order_id)
 
     @with_session
     def acknowledge(self, sid: str, order_id: str) -> str:
@@ -275,9 +299,7 @@ class Lifecycle:
         def decide(tx: SessionTx) -> Decision | None:
             if not tx.mark_acknowledged(order_id):
                 return None  # a concurrent acknowledge recorded it first
-            state = copy.deepcopy(tx.state)
-            state["klarna"] = {**state["klarna"], "acknowledged": True}
-            return Decision(state, EventType.ORDER_ACKNOWLEDGED, {"order_id": order_id})
+            return rules.order_acknowledged(self._existing(tx, sid), order_id)
         return "acknowledged" if self.store.apply(sid, decide)[1] else "already acknowledged"
 
     def reconcile(self) -> list[tuple[str, str]]:
@@ -292,18 +314,12 @@ class Lifecycle:
         om = self.client.read_merchant_order(order_id)  # KlarnaError → the view answers 503
         self._check_owner(sid, om, self.store.order_owners(order_id))
         fraud_status = om.get("fraud_status")
-        data = {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
-                "verified": FRAUD_EVENTS[event_type] == fraud_status}
 
         def decide(tx: SessionTx) -> Decision | None:
-            state = copy.deepcopy(tx.state) if tx.state else checkout.new_state(self.shop, sid)
-            old = state["klarna"].get("fraud_status")
             tx.set_fraud_status(order_id, fraud_status)
-            state["klarna"] = {**state["klarna"], "order_id": order_id, "fraud_status": fraud_status}
-            return (Decision(state, EventType.FRAUD_STATUS_CHANGED, {**data, "old": old})
-                    if old != fraud_status else None)
+            return rules.fraud_status_read(self.shop, tx.state, sid, order_id, event_type, fraud_status)
         self.store.apply(sid, decide)
-        return data
+        return rules.notification_data(order_id, event_type, fraud_status)
 
     def _check_owner(self, sid: str, om: dict, owners: set[str]) -> None:
         """Order Management's merchant_reference2 (set by us when we created the order) names

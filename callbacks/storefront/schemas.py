@@ -244,6 +244,11 @@ class BrowserTokenSchema(Reply):
 
 
 class CheckoutReplySchema(BrowserTokenSchema):
+    status = Str(validate=validate.OneOf(["checkout_incomplete", "checkout_complete"]), metadata={
+        "description": "checkout_incomplete: `html_snippet` is a buyable checkout. checkout_complete: "
+                       "the session's order is paid; `html_snippet` is Klarna's confirmation, or "
+                       "null once the Checkout API no longer renders one. A new purchase needs "
+                       "a new session."})
     order_id = Str()
     html_snippet = Opt(fields.String())
     poll_token = Str(metadata={"description": "The browser token, under its first name."})

@@ -102,13 +102,18 @@ def put_cart(cart: dict, sid: str):
 def load_checkout(body: dict, sid: str):
     """Load Klarna Checkout for the session
 
-    Klarna's load flow (Klarna's cart-update guide, docs/klarna.md §6): reads the session's Klarna order, updates it
-    when it differs, and creates a new one on 404, any 4xx, 5xx or network error, or once
-    complete. The body is empty, or sets the shop's order number (`merchant_reference1`) on
-    the way."""
+    Klarna's load flow (Klarna's cart-update guide, docs/klarna.md §6): reads the session's
+    Klarna order, updates it when it differs, and creates a new one on 404, any 4xx, 5xx or
+    network error. A paid session is never sold again: once its order is complete (pushed,
+    read as `checkout_complete`, or an update refused as READ_ONLY_ORDER, each verified through
+    Order Management), the reply is the completed order, `status: "checkout_complete"`, with
+    Klarna's confirmation snippet while Klarna still renders one, and no new order is made.
+    A buyable checkout answers `status: "checkout_incomplete"`. The body is empty, or sets the
+    shop's order number (`merchant_reference1`) on the way (ignored once complete)."""
     loaded = kco().lifecycle.load_checkout(sid, **body)  # merchant_reference1, when sent
     token = browser.issue(sid)  # a fresh 48 h for the page, as Klarna's order got one
-    return {"order_id": loaded.order["order_id"], "html_snippet": loaded.order.get("html_snippet"),
+    return {"status": loaded.state["klarna"]["status"], "order_id": loaded.order["order_id"],
+            "html_snippet": loaded.order.get("html_snippet"),
             "poll_token": token["browser_token"], **token, "state": loaded.state}
 
 

@@ -1,0 +1,151 @@
+"""What the Klarna order lifecycle does to a session, as pure functions (docs/design.md §7.1).
+
+callbacks/klarna/lifecycle.py makes the Klarna calls and holds the lease; what a checkout load
+does next, and what the session becomes after a create, update, read, push, acknowledge,
+notification or market change, is decided here, from the session's state and what Klarna
+answered. Like rules/checkout.py, nothing here touches the database, Flask or the network, and
+no function changes a state it is given.
+
+Two rules carry the most weight. A session whose order is complete is never sold again: a load
+answers with the completed order (`CONFIRM`), and a Klarna order that reads anything but
+`checkout_incomplete` is checked through Order Management before a new one is made
+(`VERIFY_COMPLETION`). And when a session does move to a new Klarna order, nothing that belongs
+to the old order's payment (`fraud_status`, `acknowledged`) comes along: a back end that ships
+on those flags must never see them on an order nobody paid.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from callbacks.rules import checkout
+from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete, changed, is_complete
+from callbacks.rules.shop import Shop
+from callbacks.rules.state import EventType, SessionState
+
+INCOMPLETE = "checkout_incomplete"
+FRAUD_EVENTS = {"FRAUD_RISK_ACCEPTED": "ACCEPTED", "FRAUD_RISK_REJECTED": "REJECTED",
+                "FRAUD_RISK_STOPPED": "REJECTED"}
+# Keys of state["klarna"] that describe the session rather than one Klarna order, and so stay
+# when the session moves to a new order. Everything else (the payment fields above all) starts
+# again with the new order.
+SESSION_FIELDS: tuple[str, ...] = ()
+
+
+class Step(StrEnum):
+    """What a checkout load does next."""
+
+    CONFIRM = "confirm"                      # the session's order is complete: show it, sell nothing
+    CREATE = "create"                        # no order yet
+    RECREATE = "recreate"                    # the order could not be read (404, 4xx, 5xx, network)
+    VERIFY_COMPLETION = "verify_completion"  # Klarna's order is no longer incomplete: paid?
+    KEEP = "keep"                            # Klarna already holds this cart
+    UPDATE = "update"                        # Klarna holds another cart: send ours
+
+
+def load_step(state: Mapping, order: Mapping | None, in_step: bool) -> Step:
+    """`order` is Klarna's read of the session's order (None: there is none, or the read
+    failed); `in_step` says whether it already holds the cart the session would send."""
+    if is_complete(state):
+        return Step.CONFIRM
+    if not state["klarna"]["order_id"]:
+        return Step.CREATE
+    if order is None:
+        return Step.RECREATE
+    if klarna_status(order) != INCOMPLETE:
+        return Step.VERIFY_COMPLETION
+    return Step.KEEP if in_step else Step.UPDATE
+
+
+def sync_needed(state: Mapping) -> bool:
+    """After a cart or market write: is there an open Klarna order to bring in step? Never
+    for a complete session (nothing may change what was paid), nor for an empty cart (Klarna
+    needs lines; the next checkout load refuses it)."""
+    klarna = state["klarna"]
+    return bool(klarna["order_id"]) and klarna.get("status") == INCOMPLETE and bool(state["cart"]["items"])
+
+
+def klarna_status(order: Mapping) -> str:
+    return (order.get("status") or INCOMPLETE).lower()
+
+
+def order_recorded(state: SessionState, order: Mapping, outcome: EventType | None, data: Mapping,
+                   version: int | None) -> Decision | None:
+    """The session after Klarna answered a create, update or read with `order`. `version` (with
+    an outcome) is the state version whose cart Klarna received; a completion recorded
+    meanwhile for this order is never moved back; a new order id starts a new `klarna` record."""
+    known = state["klarna"]
+    same_order = known.get("order_id") == order["order_id"]
+    status = klarna_status(order)
+    if same_order and known.get("status") == COMPLETE:
+        status = COMPLETE  # a push recorded completion meanwhile
+    carried = known if same_order else {k: known[k] for k in SESSION_FIELDS if k in known}
+    klarna = {**carried, "order_id": order["order_id"], "status": status}
+    if outcome:
+        if version is None:
+            raise ValueError("an order_created/updated/recreated names the version sent")
+        new = {**state, "klarna": {**klarna, "synced_version": version}}
+        return Decision(new, outcome, {**data, "order_amount": order.get("order_amount"),
+                                       "purchase_currency": order.get("purchase_currency")})
+    new = {**state, "klarna": klarna}
+    if changed(state, new):
+        return Decision(new, EventType.ORDER_UPDATED, {"order_id": order["order_id"], "status": status})
+    return None
+
+
+def order_completed(shop: Shop, state: SessionState | None, sid: str, order_id: str,
+                    om: Mapping) -> Decision:
+    """Order Management confirmed the purchase of `order_id` (a push, or a load that found the
+    order complete). Call it only for the first recording of the order (Store's
+    record_completed decides that); the order starts unacknowledged."""
+    base = state if state is not None else checkout.new_state(shop, sid)
+    reference = om.get("merchant_reference1") or base.get("merchant_reference1")
+    new = {**base, "merchant_reference1": reference,
+           "klarna": {**base["klarna"], "order_id": order_id, "status": COMPLETE,
+                      "fraud_status": om.get("fraud_status"), "acknowledged": False}}
+    return Decision(new, EventType.ORDER_COMPLETED,
+                    {"order_id": order_id, "order_amount": om.get("order_amount"),
+                     "purchase_currency": om.get("purchase_currency"),
+                     "fraud_status": om.get("fraud_status"), "merchant_reference1": reference})
+
+
+def order_acknowledged(state: SessionState, order_id: str) -> Decision:
+    """Klarna took our acknowledge of `order_id` (recorded once: Store's mark_acknowledged)."""
+    return Decision({**state, "klarna": {**state["klarna"], "acknowledged": True}},
+                    EventType.ORDER_ACKNOWLEDGED, {"order_id": order_id})
+
+
+def fraud_status_read(shop: Shop, state: SessionState | None, sid: str, order_id: str,
+                      event_type: str, fraud_status: str | None) -> Decision | None:
+    """A notification's `event_type`, checked against the fraud_status Order Management
+    reports for `order_id`: the session takes Order Management's word; `verified` says
+    whether the notification agreed. None when the fraud status did not change."""
+    base = state if state is not None else checkout.new_state(shop, sid)
+    old = base["klarna"].get("fraud_status")
+    if old == fraud_status:
+        return None
+    new = {**base, "klarna": {**base["klarna"], "order_id": order_id, "fraud_status": fraud_status}}
+    return Decision(new, EventType.FRAUD_STATUS_CHANGED, notification_data(
+        order_id, event_type, fraud_status) | {"old": old})
+
+
+def notification_data(order_id: str, event_type: str, fraud_status: str | None) -> dict:
+    return {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
+            "verified": FRAUD_EVENTS[event_type] == fraud_status}
+
+
+def market_changed(shop: Shop, state: SessionState, sid: str, country: str,
+                   locale: str | None) -> Decision:
+    """PUT …/market: the purchase country itself changes (a callback cannot do that). The
+    order is re-priced in the new market; raises OrderComplete once paid, PricingError when
+    the cart has an item the market does not sell."""
+    if is_complete(state):
+        raise OrderComplete(sid)
+    market = shop.market(country)
+    if market is None:
+        raise ValueError(f"{country} is not one of the shop's markets")
+    base = {**state, "purchase_country": market.country}
+    new = checkout.reprice(shop, checkout.switch_market(shop, base, country, locale or state["market"]["locale"]))
+    return Decision(new, EventType.MARKET_CHANGED if changed(state, new) else None,
+                    {"market": {"old": state["market"], "new": new["market"]},
+                     "purchase_country": {"old": state["purchase_country"], "new": market.country}})
