@@ -8,7 +8,12 @@ loading at once end with one order, and no database transaction stays open durin
 call. Push and notification are verified by reading the order from Order Management; push is
 recorded once per Klarna order id by a primary key, not by a check-then-insert.
 
-No Flask here: views and the CLI call these functions with the app's shop, store and client.
+This module only orchestrates: it makes the Klarna calls, holds the lease and applies the pure
+decisions of callbacks/rules/lifecycle.py (`store.apply(sid, lambda tx: rules.…)`); what the
+session becomes is decided there. Side effects on the transaction that bookkeep Klarna's
+orders (record_completed, mark_acknowledged, set_fraud_status) stay here, beside the decision
+they guard. No Flask here: views and the CLI call these methods with the app's shop, store and
+client.
 """
 from __future__ import annotations
 
