@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callbacks.klarna import calllog
+from callbacks.klarna import scrub as scrubbing
 from callbacks.store.database import callback_log, utcnow
 from tests.conftest import kco_url
 
@@ -54,29 +54,29 @@ def rows(store):
 # -- scrub -----------------------------------------------------------------------------------
 def test_scrub_by_allow_list_recursively():
     body = order_body(merchant_urls={"push": "https://shop.example/kco/push?session=s-1&token=SECRET123&x=1"})
-    scrubbed = calllog.scrub(body)
+    scrubbed = scrubbing.scrub(body)
     text = json.dumps(scrubbed, ensure_ascii=False)
     for value in PERSONAL + ["SECRET123", "Blue T-shirt"]:
         assert value not in text, value
     assert scrubbed["billing_address"]["country"] == "SE"
     assert scrubbed["billing_address"]["region"] is None  # empty values stay visible
-    assert scrubbed["billing_address"]["given_name"] == calllog.SCRUBBED
-    assert scrubbed["customer"] == scrubbed["merchant_urls"] == calllog.SCRUBBED
+    assert scrubbed["billing_address"]["given_name"] == scrubbing.SCRUBBED
+    assert scrubbed["customer"] == scrubbed["merchant_urls"] == scrubbing.SCRUBBED
     line = body["order_lines"][0]
-    assert scrubbed["order_lines"] == [{**line, "name": calllog.SCRUBBED}]  # SKUs and amounts kept
+    assert scrubbed["order_lines"] == [{**line, "name": scrubbing.SCRUBBED}]  # SKUs and amounts kept
     assert body["billing_address"]["given_name"] == "Testperson"  # a copy, not in place
 
 
 def test_scrub_lists_unknown_keys_and_empty_values():
-    assert calllog.scrub([{"Email": "a@b.c", "order_lines": [{"PHONE": "1"}]}, "x", 3, None]) == \
-        [{"[scrubbed key 0]": calllog.SCRUBBED, "order_lines": [{"[scrubbed key 0]": calllog.SCRUBBED}]},
-         calllog.SCRUBBED, calllog.SCRUBBED, None]
-    assert calllog.scrub({"email": "", "phone": None}) == {"email": "", "phone": None}
+    assert scrubbing.scrub([{"Email": "a@b.c", "order_lines": [{"PHONE": "1"}]}, "x", 3, None]) == \
+        [{"[scrubbed key 0]": scrubbing.SCRUBBED, "order_lines": [{"[scrubbed key 0]": scrubbing.SCRUBBED}]},
+         scrubbing.SCRUBBED, scrubbing.SCRUBBED, None]
+    assert scrubbing.scrub({"email": "", "phone": None}) == {"email": "", "phone": None}
 
 
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                      st.text(max_size=8), st.sampled_from(["", "physical", "SKU-1", "a\nb"]))
-_LINE_KEYS = st.sampled_from([*calllog.LINE, "name", "product_url", "Quantity", "weird key", ""])
+_LINE_KEYS = st.sampled_from([*scrubbing.LINE, "name", "product_url", "Quantity", "weird key", ""])
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,14 +85,14 @@ _LINE_KEYS = st.sampled_from([*calllog.LINE, "name", "product_url", "Quantity", 
                                 max_size=12), max_size=5))
 def test_order_lines_are_scrubbed_as_the_allow_list_says(lines):
     """The unrolled scrubber for order lines keeps exactly what the general one keeps."""
-    scrubbed = calllog.scrub({"order_lines": lines})["order_lines"]
-    assert scrubbed == [calllog._dict(line, False, calllog.LINE) for line in lines]
+    scrubbed = scrubbing.scrub({"order_lines": lines})["order_lines"]
+    assert scrubbed == [scrubbing._dict(line, False, scrubbing.LINE) for line in lines]
 
 
 def test_reply_keeps_our_error_words_but_no_token():
     reply = {"error_type": "approval_failed", "error_text": "Sorry.", "errors": {"order_id": ["No."]},
              "location": "https://shop.example/checkout?token=T0KEN&kco_error=cart_changed"}
-    scrubbed = calllog.scrub(reply, reply=True)
+    scrubbed = scrubbing.scrub(reply, reply=True)
     assert {k: scrubbed[k] for k in ("error_type", "error_text", "errors")} == \
         {k: reply[k] for k in ("error_type", "error_text", "errors")}
     assert "T0KEN" not in scrubbed["location"] and "kco_error=cart_changed" in scrubbed["location"]
@@ -110,7 +110,7 @@ def test_callback_is_recorded_scrubbed_with_reply_status_and_duration(klarna, st
     # Our own 200 reply is built from the session's state, not from the caller's body: it is
     # logged as sent (names are the shop's); the personal data below is still absent.
     assert row["reply"] == response.get_json()
-    assert row["request"]["order_lines"] == calllog.scrub(order_body())["order_lines"]
+    assert row["request"]["order_lines"] == scrubbing.scrub(order_body())["order_lines"]
     assert row["request"]["shipping_address"]["country"] == "SE"
     stored = json.dumps(row["request"], ensure_ascii=False) + json.dumps(row["reply"], ensure_ascii=False)
     for value in PERSONAL:
@@ -151,7 +151,7 @@ def test_error_replies_are_recorded(klarna, store):
     # An oversize body is refused with nothing recorded (issue 6); the others are logged.
     assert [r["status"] for r in recorded] == [400, 400, 400]
     assert recorded[0]["reply"] == bad.get_json()
-    assert recorded[0]["request"] == {"order_lines": calllog.SCRUBBED}
+    assert recorded[0]["request"] == {"order_lines": scrubbing.SCRUBBED}
     assert "_omitted" in recorded[1]["request"]
     assert "Testperson" not in json.dumps(recorded[1]["request"])
     assert recorded[2]["reply"]["error_type"] == "unsupported_shipping_address"
@@ -196,7 +196,7 @@ def test_asynchronous_callbacks_are_recorded_too(klarna, store):
     assert (push_row["callback"], push_row["status"], push_row["request"]) == ("push", 400, None)
     assert notification_row["callback"] == "notification" and notification_row["order_id"] == "ord-1"
     # An event type Klarna does not have is the caller's free text: not kept (issue 10.8).
-    assert notification_row["request"] == {"order_id": "ord-1", "event_type": calllog.SCRUBBED}
+    assert notification_row["request"] == {"order_id": "ord-1", "event_type": scrubbing.SCRUBBED}
     assert notification_row["reply"] == unknown.get_json()
 
 

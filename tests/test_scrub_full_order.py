@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from callbacks import create_app
-from callbacks.klarna import calllog
+from callbacks.klarna import scrub as scrubbing
 
 from .conftest import kco_url
 from .payloads import goods_line, shipping_service_body
@@ -207,13 +207,13 @@ def test_replay_from_the_scrubbed_log_still_decides_the_same(quiet_app, shop):
 
 
 def test_scrub_keeps_only_allowed_values_at_any_depth():
-    scrubbed = calllog.scrub({"billing_address": {"country": "Sweden, Stockholm", "region": "ca"},
+    scrubbed = scrubbing.scrub({"billing_address": {"country": "Sweden, Stockholm", "region": "ca"},
                               "order_lines": [{"reference": "SKU-1", "quantity": "3", "unit_price": 5,
                                                "name": "Anna"}],
                               "customer": {"last_four_ssn": "4321", "type": "person"},
                               "lastFourSsn": "4321", "a@b.example": 1, "email": "", "phone": None})
-    assert scrubbed == {"billing_address": {"country": calllog.SCRUBBED, "region": "ca"},
-                        "order_lines": [{"reference": "SKU-1", "quantity": calllog.SCRUBBED,
-                                         "unit_price": 5, "name": calllog.SCRUBBED}],
-                        "customer": calllog.SCRUBBED, "[scrubbed key 3]": calllog.SCRUBBED,
-                        "[scrubbed key 4]": calllog.SCRUBBED, "email": "", "phone": None}
+    assert scrubbed == {"billing_address": {"country": scrubbing.SCRUBBED, "region": "ca"},
+                        "order_lines": [{"reference": "SKU-1", "quantity": scrubbing.SCRUBBED,
+                                         "unit_price": 5, "name": scrubbing.SCRUBBED}],
+                        "customer": scrubbing.SCRUBBED, "[scrubbed key 3]": scrubbing.SCRUBBED,
+                        "[scrubbed key 4]": scrubbing.SCRUBBED, "email": "", "phone": None}

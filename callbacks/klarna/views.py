@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from callbacks.klarna import binding, calllog, schemas
+from callbacks.klarna import binding, loghooks, schemas
 from callbacks.klarna.binding import WrongOrder
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
@@ -26,7 +26,7 @@ from callbacks.web.tokens import CALLBACK, check_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("kco", __name__, url_prefix="/kco")
-calllog.install(bp)  # the callback log (docs/design.md §8): one after_request hook, before the token check
+loghooks.install(bp)  # the callback log (docs/design.md §8): one after_request hook, before the token check
 
 SHOPPER_PARSE_ERROR = Text("unreadable_order")
 
@@ -53,8 +53,7 @@ def shopper_text(*texts: Text) -> str:
 def verify_token():
     """Before the body is even read: a forged or stale URL gets 401 and leaves no trace."""
     sid, token = request.args.get("session"), request.args.get("token")
-    g.kco_token_ok = check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token)
-    if not g.kco_token_ok:
+    if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
         return api_error(401, "Missing or wrong token for this session.")
     if not SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
@@ -108,10 +107,9 @@ def _shipping_service(decide):
             body["order_lines"] = _load(schemas.goods_lines, body["order_lines"])
         return decide(app.shop, tx.state, g.sid, body)
 
-    def log_reply(tx, decision):
-        calllog.record_in(tx.conn, 200, checkout.reply_body(decision.state))
-    app.store.apply(g.sid, bound_then_decide, log_reply)
-    return jsonify(calllog.committed())
+    _, reply = loghooks.apply_logged(app.store, g.sid, bound_then_decide,
+                                     lambda decision: checkout.reply_body(decision.state))
+    return reply
 
 
 @bp.post("/address_update")
@@ -144,14 +142,14 @@ def validation():
         binding.check(tx, g.order_id, body["order_id"])
         return checkout.validation(app.shop, tx.state, g.sid, body)
 
-    def log_approval(tx, decision):
-        if not decision.refusal:  # a refusal is logged by the hook, with its 303 or 400
-            calllog.record_in(tx.conn, 200, None)
-    _, decision = app.store.apply(g.sid, bound_then_decide, log_approval)
+    def approval(decision):
+        if decision.refusal:  # logged by the hook, with its 303 or 400
+            raise loghooks.NoReply
+        return None  # an empty 200
+    decision, reply = loghooks.apply_logged(app.store, g.sid, bound_then_decide, approval)
     if decision.refusal:  # recorded as validation_failed, now refused: Rejected or CartChanged
         raise decision.refusal
-    calllog.committed()
-    return "", 200
+    return reply
 
 
 # -- asynchronous callbacks: push and notification ---------------------------------------------

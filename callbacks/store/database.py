@@ -364,7 +364,7 @@ class Store:
                      duration_ms: float, request: Any, reply: Any,
                      conn: sa.Connection | None = None) -> int:
         """One row of the callback log: in `conn`'s open transaction when given (the session's,
-        see calllog.record_in), else in a transaction of its own."""
+        see calllog.write_in), else in a transaction of its own."""
         row = {"at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
                "status": status, "duration_ms": duration_ms, "request": request, "reply": reply}
         if conn is not None:

@@ -13,7 +13,7 @@ from time import perf_counter
 
 from flask import Flask, current_app, g, request
 
-from callbacks.klarna.calllog import scrub
+from callbacks.klarna.scrub import scrub
 from callbacks.store import activity
 from callbacks.web import schemas
 

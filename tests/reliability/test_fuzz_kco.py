@@ -155,7 +155,7 @@ def test_fuzzed_callbacks(rel_app, scale, callback):
         # A malformed session id or order_id in the URL is our 400, like a wrong token.
         url_ok = bool(SESSION_ID.match(target)) and (not order_id or bool(ORDER_ID.match(order_id)))
         check_reply(callback, response, url_ok)
-        # Every callback whose token is right is in the callback log (callbacks/calllog.py);
+        # Every callback whose token is right is in the callback log (callbacks/klarna/loghooks.py);
         # an empty session id has no token to be right.
         assert log_count(store) == before + (1 if target else 0), "the callback was not logged"
 

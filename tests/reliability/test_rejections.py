@@ -3,7 +3,7 @@
 nothing recorded (docs/design.md §6.1, §7).
 
 "Nothing recorded" is checked in the database: no session, no event, and no callback-log row
-for a wrong token or a body over 1 MiB (callbacks/calllog.py logs those as a log line only).
+for a wrong token or a body over 1 MiB (callbacks/klarna/loghooks.py logs those as a log line only).
 An abandoned slow body with the right token may leave a status-only row whose request is
 `{"_omitted": …}`: never the body (see docs/reliability.md).
 
