@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callbacks.rules.pricing import MAX_ORDER_LINES, CartItem, price_order
+from callbacks.rules.amounts import MAX_LINES
+from callbacks.rules.pricing import CartItem, price_order
 from callbacks.rules.shop import EXAMPLE_SHOP, load_shop
 from callbacks.web.tokens import callback_token, poll_token
 
@@ -67,7 +68,7 @@ def write_bench_shop(directory: Path, products: int = BENCH_PRODUCTS) -> Path:
 def goods_lines(size: int) -> int:
     """A cart of `size` lines has `size` goods lines, except the 1000-line cart: Klarna takes
     at most 1000 order lines including shipping, so it has 999 goods lines + shipping."""
-    return min(size, MAX_ORDER_LINES - 1)
+    return min(size, MAX_LINES - 1)
 
 
 def cart(size: int) -> list[CartItem]:

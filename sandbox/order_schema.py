@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 
 from callbacks.rules import amounts
 
-MAX_AMOUNT = 100_000_000
+MAX_AMOUNT = amounts.MAX_AMOUNT
 COUNTRY = re.compile(r"[A-Za-z]{2}")  # ISO 3166 alpha-2, either case
 
 

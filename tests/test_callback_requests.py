@@ -9,14 +9,12 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
+from callbacks.klarna.order import CALLBACKS, SYNCHRONOUS
 from callbacks.store.database import callback_log
 
 from .conftest import kco_url
 from .payloads import goods_line, shipping_service_body, validation_body
 
-CALLBACKS = ["address_update", "shipping_option_update", "country_change", "validation", "push",
-             "notification"]
-SYNCHRONOUS = CALLBACKS[:4]
 FORGED = "x\nWARNING:callbacks:fake"
 
 

@@ -11,14 +11,13 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from callbacks.klarna.order import SYNCHRONOUS
 from callbacks.store.database import callback_log
 
 from .conftest import kco_url
 from .payloads import goods_line, shipping_service_body, validation_body
 from .sandbox_fixtures import sample_order, sandbox_server, start_sandbox  # noqa: F401
 from .test_lifecycle import completed_order, event_types, lc, lc_app, post_push, put_cart  # noqa: F401
-
-SYNCHRONOUS = ["address_update", "shipping_option_update", "country_change", "validation"]
 
 
 def priced_body(klarna, shop, sid, order_id):

@@ -12,13 +12,12 @@ import pytest
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
+from callbacks.klarna.order import CALLBACKS
 from sandbox.deliveries import notification_schedule, push_schedule
 from sandbox.replies import SOMETHING_WENT_WRONG
 
 from .sandbox_fixtures import _QuietHandler, sample_order, start_sandbox  # noqa: F401 (fixture)
 
-CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
-             "notification")
 FAST = {"SANDBOX_TIME_SCALE": 100_000,  # a Klarna minute is 0.6 ms
         "SANDBOX_CALLBACK_TIMEOUT": 0.5, "SANDBOX_VALIDATION_TIMEOUT": 0.5,
         "SANDBOX_VALIDATION_REQUIRED_TIMEOUT": 1.5, "SANDBOX_PUSH_TIMEOUT": 1.0}

@@ -8,9 +8,7 @@ documented in /openapi.json (and so fuzzed by schemathesis) like the rest of /ap
 """
 from __future__ import annotations
 
-import hmac
-
-from flask import current_app, request
+from flask import current_app
 from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -19,6 +17,7 @@ from callbacks.catalog.cache import announce
 from callbacks.rules.shop import PRODUCT_TYPES
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import Num, Opt, Reply, Str
+from callbacks.web import auth
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error, summary
 from callbacks.web.schemas import NOT_AN_OBJECT
@@ -74,19 +73,10 @@ class ProductWriteSchema(CatalogWriteSchema, ProductReplySchema):
 
 
 # -- authentication ------------------------------------------------------------------------
-def _key_ok() -> bool:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return False
-    return hmac.compare_digest(key.strip().encode("utf-8", "replace"),
-                               current_app.config["KCO_API_KEY"].encode())
-
-
 @bp.before_request
 def authenticate():
-    if not _key_ok():  # no browser tokens here: a shopper's page never writes products
-        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
-                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+    if not auth.api_key_ok():  # no browser tokens here: a shopper's page never writes products
+        return auth.unauthorized()
 
 
 @bp.errorhandler(BodyError)

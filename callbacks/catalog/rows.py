@@ -13,7 +13,8 @@ from types import MappingProxyType
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from callbacks.rules.shop import MAX_AMOUNT, PRODUCT_TYPES, Product, Shop
+from callbacks.rules.amounts import MAX_AMOUNT
+from callbacks.rules.shop import PRODUCT_TYPES, Product, Shop
 from callbacks.web.errors import flatten
 from callbacks.web.schemas import NOT_AN_OBJECT
 

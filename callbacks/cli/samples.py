@@ -11,10 +11,9 @@ from typing import Any
 
 import click
 
+from callbacks.klarna.order import CALLBACKS
 from callbacks.web.schemas import SESSION_ID
 
-CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
-             "notification")
 ERROR_TYPES = frozenset({"address_error", "unsupported_shipping_address", "approval_failed"})
 FRAUD_STATUSES = ("ACCEPTED", "PENDING", "REJECTED")
 WRAPPER_KEYS = frozenset({"callback", "note", "session", "order_id", "expect", "body",

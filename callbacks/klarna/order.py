@@ -15,8 +15,11 @@ from urllib.parse import quote
 from callbacks.rules.shop import Shop
 from callbacks.web.tokens import callback_token
 
-CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
-             "notification")
+# Klarna's callbacks, in the order a checkout meets them: the synchronous four (Klarna waits
+# for the reply) and the asynchronous two. Each is a view in callbacks/klarna/views.py.
+SYNCHRONOUS = ("address_update", "shipping_option_update", "country_change", "validation")
+ASYNCHRONOUS = ("push", "notification")
+CALLBACKS = SYNCHRONOUS + ASYNCHRONOUS
 PLACEHOLDER = "{checkout.order.id}"
 COMPARED = ("purchase_country", "purchase_currency", "locale", "order_amount", "order_tax_amount")
 LINE_KEYS = ("type", "reference", "quantity", "unit_price", "tax_rate", "total_amount",

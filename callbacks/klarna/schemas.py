@@ -10,6 +10,7 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
+from callbacks.rules.amounts import MAX_LINES
 from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 
 MAX = 100_000_000
@@ -72,10 +73,10 @@ class LineObjects(fields.Field):
     the lines are loaded only when they are used.
     """
 
-    default_error_messages = {"invalid": "Must be a list of at most 1000 JSON objects."}
+    default_error_messages = {"invalid": f"Must be a list of at most {MAX_LINES} JSON objects."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if (not isinstance(value, list) or len(value) > 1000
+        if (not isinstance(value, list) or len(value) > MAX_LINES
                 or not all(type(line) is dict for line in value)):
             raise self.make_error("invalid")
         return value
@@ -115,10 +116,10 @@ class ComparedLines(fields.List):
     tests/test_klarna_schemas.py holds both ways to the same result."""
 
     def __init__(self, **kwargs):
-        super().__init__(fields.Nested(OrderLineSchema), validate=validate.Length(max=1000), **kwargs)
+        super().__init__(fields.Nested(OrderLineSchema), validate=validate.Length(max=MAX_LINES), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if type(value) is list and len(value) <= 1000:
+        if type(value) is list and len(value) <= MAX_LINES:
             plain = [_plain_line(line) for line in value]
             if None not in plain:
                 return plain

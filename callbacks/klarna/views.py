@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from callbacks.klarna import binding, loghooks, schemas
+from callbacks.klarna import binding, loghooks, order, schemas
 from callbacks.klarna.binding import WrongOrder
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
@@ -70,7 +70,7 @@ def verify_token():
                       {"_body": ["Not application/json."]}, SHOPPER_PARSE_ERROR)
 
 
-ASYNCHRONOUS = frozenset({"kco.push", "kco.notification"})
+ASYNCHRONOUS = frozenset(f"kco.{name}" for name in order.ASYNCHRONOUS)
 
 
 def refuse(status: int, message: str, errors: dict, text: Text):

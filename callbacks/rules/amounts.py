@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+# Klarna's limits (docs/klarna.md §5), defined here once: pricing, the shop file, the storefront
+# and callback schemas and the sandbox import them. Only the numbers are shared, not the checks.
 MAX_AMOUNT = 100_000_000
 MAX_LINES = 1000
 LINE_TYPES = {"physical", "discount", "shipping_fee", "sales_tax", "digital", "gift_card",

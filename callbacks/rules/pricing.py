@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from callbacks.rules.shop import MAX_AMOUNT, Coupon, Market, ShippingOption, Shop
-
-MAX_ORDER_LINES = 1000
+from callbacks.rules.amounts import MAX_AMOUNT, MAX_LINES
+from callbacks.rules.shop import Coupon, Market, ShippingOption, Shop
 
 
 @dataclass(frozen=True)
@@ -185,9 +184,9 @@ def _option(option: ShippingOption, currency: str, goods_total: int, rate: int, 
 
 
 def _check_limits(lines: list[dict], order_amount: int) -> None:
-    if len(lines) > MAX_ORDER_LINES:
+    if len(lines) > MAX_LINES:
         raise LimitExceeded(f"the order would have {len(lines)} order lines; Klarna accepts at "
-                            f"most {MAX_ORDER_LINES} including shipping and sales tax")
+                            f"most {MAX_LINES} including shipping and sales tax")
     for line in lines:
         for key in ("quantity", "unit_price", "total_amount", "total_discount_amount"):
             if line[key] > MAX_AMOUNT:

@@ -15,12 +15,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from callbacks.rules.amounts import MAX_AMOUNT
 from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
 
 EXAMPLE_SHOP = Path(__file__).parent / "shops" / "example.toml"
 
 # Klarna's own limits (docs/klarna.md §4.2, §5.8).
-MAX_AMOUNT = 100_000_000
 MAX_TAX_RATE = 10_000
 
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")

@@ -12,6 +12,7 @@ import re
 from marshmallow import EXCLUDE, RAISE, Schema, fields, post_load, validate
 from marshmallow.utils import missing
 
+from callbacks.rules.amounts import MAX_LINES
 from callbacks.rules.state import EventType
 from callbacks.store.notify import MAX_WAIT
 from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
@@ -49,7 +50,7 @@ class CartItemSchema(ApiSchema):
 
 class CartSchema(ApiSchema):
     items = fields.List(fields.Nested(CartItemSchema), required=True,
-                        validate=validate.Length(max=1000, error="At most 1000 items."))
+                        validate=validate.Length(max=MAX_LINES, error=f"At most {MAX_LINES} items."))
     coupon = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 64))
     merchant_reference1 = MerchantReference()
 

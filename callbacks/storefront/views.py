@@ -12,10 +12,9 @@ docs/long-poll.md for how many gunicorn threads serve how many waiting browsers.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_smorest import abort
 
 from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession, NotSynced
@@ -26,7 +25,7 @@ from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
 from callbacks.storefront import schemas
 from callbacks.storefront.api import Api, Blueprint, StoredJSON, make_api
-from callbacks.web import browser, metrics, slots
+from callbacks.web import auth, browser, metrics, slots
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
 from callbacks.web.schemas import SESSION_ID
@@ -45,26 +44,12 @@ def kco():
 
 
 # -- authentication ------------------------------------------------------------------------
-def _bearer_ok() -> bool:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return False
-    expected = current_app.config["KCO_API_KEY"].encode()
-    return hmac.compare_digest(key.strip().encode("utf-8", "replace"), expected)
-
-
 @bp.before_request
 def authenticate():
     sid = (request.view_args or {}).get("sid")
-    if _bearer_ok():
-        g.api_auth = "key"
-    elif browser.token_opens():
-        g.api_auth = "browser-token"
-    else:
-        message = ("Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}"
-                   + (" (or this session's unexpired browser token)"
-                      if request.endpoint in browser.OPENS else "") + ".")
-        return api_error(401, message, headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+    if not (auth.api_key_ok() or browser.token_opens()):
+        return auth.unauthorized("this session's unexpired browser token"
+                                 if request.endpoint in browser.OPENS else None)
     if sid is not None and not SESSION_ID.match(sid):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
                          {"session": ["Not a valid session id."]})

@@ -24,6 +24,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from callbacks.klarna.order import CALLBACKS
 from callbacks.store.database import callback_log, events, sessions
 from callbacks.web.tokens import callback_token, poll_token
 
@@ -34,8 +35,6 @@ from .contract import assert_our_error
 from .realserver import SECRET, env_for, prepared
 
 MIB = 1024 * 1024
-CALLBACKS = ("address_update", "shipping_option_update", "country_change", "validation", "push",
-             "notification")
 BODY = {"order_amount": 0, "order_tax_amount": 0, "order_lines": [], "purchase_currency": "SEK",
         "shipping_address": {"country": "SE"}}
 
