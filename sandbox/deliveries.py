@@ -93,10 +93,14 @@ def post(url: str, body: Any, timeout: float) -> Reply:
 # --- the per-order log ------------------------------------------------------------------------
 
 class CallbackLog:
-    """Every callback the sandbox sent, per order, oldest first (GET /_sandbox/orders/{id}/log)."""
+    """Every callback the sandbox sent, per order, oldest first (GET /_sandbox/orders/{id}/log);
+    each order keeps its last `per_order` entries."""
 
     def __init__(self, clock, per_order: int = LOG_PER_ORDER):
+        if per_order < 1:
+            raise ValueError("per_order must be at least 1")
         self.clock = clock
+        self.per_order = per_order
         self._lock = threading.Lock()
         self._entries: dict[str, deque] = {}
         self._ids = itertools.count(1)
@@ -112,7 +116,7 @@ class CallbackLog:
         entry.update(extra)
         with self._lock:
             entry = {"id": next(self._ids), "at": iso(self.clock.now()), **entry}
-            self._entries.setdefault(order_id, deque(maxlen=LOG_PER_ORDER)).append(entry)
+            self._entries.setdefault(order_id, deque(maxlen=self.per_order)).append(entry)
         return dict(entry)
 
     def entries(self, order_id: str) -> list[dict]:

@@ -158,12 +158,17 @@ def test_purge_deletes_old_activity_by_the_callback_logs_age_rule(app, api):
     kco purge --older-than N` removes them with the callback log's, and keeps the recent ones."""
     import sqlalchemy as sa
 
-    from callbacks.store.activity import activity, for_session_rows
+    from callbacks.store.activity import activity
     from callbacks.store.database import utcnow
 
     checkout(app, api, "s-old")
     checkout(app, api, "s-new")
     store = app.extensions["kco"].store
+
+    def for_session_rows(store, sid):
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(activity.c.id).where(activity.c.session == sid)
+                                .order_by(activity.c.id)).mappings().all()
     old, new = for_session_rows(store, "s-old"), for_session_rows(store, "s-new")
     assert old and new
     with store.engine.begin() as conn:

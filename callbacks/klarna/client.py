@@ -41,18 +41,8 @@ from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
-# Base URLs (docs/klarna.md §6). Klarna wants HTTPS; the default KLARNA_API_URL is the sandbox.
-EU_LIVE = "https://api.klarna.com"
-EU_PLAYGROUND = "https://api.playground.klarna.com"
-NA_LIVE = "https://api-na.klarna.com"
-NA_PLAYGROUND = "https://api-na.playground.klarna.com"
-OC_LIVE = "https://api-oc.klarna.com"
-OC_PLAYGROUND = "https://api-oc.playground.klarna.com"
-BASE_URLS = {
-    ("eu", "live"): EU_LIVE, ("eu", "playground"): EU_PLAYGROUND,
-    ("na", "live"): NA_LIVE, ("na", "playground"): NA_PLAYGROUND,
-    ("oc", "live"): OC_LIVE, ("oc", "playground"): OC_PLAYGROUND,
-}
+# The base URL is KLARNA_API_URL, as given: Klarna's regions and playgrounds are listed in
+# docs/klarna.md §6. Klarna wants HTTPS; the default KLARNA_API_URL is the sandbox.
 
 CLIENT_VERSION = "1.0"
 USER_AGENT = f"kco-sync/{CLIENT_VERSION} (Klarna Checkout v3 client) python-requests/{requests.__version__}"

@@ -71,13 +71,6 @@ def record(store, kind: str, name: str, status: int | None, seconds: float,
         log.exception("could not record %s %s", kind, name)
 
 
-def for_session_rows(store, sid: str, limit: int = 1000) -> list[dict]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(activity).where(activity.c.session == sid)
-                            .order_by(activity.c.id).limit(limit)).all()
-    return [dict(r._mapping) for r in rows]
-
-
 def purge(store, older_than: timedelta) -> int:
     """`flask kco purge`: the same age rule as the callback log, whose timeline this completes
     (a storefront write's scrubbed body is no less personal than a callback's)."""
