@@ -46,8 +46,8 @@ def make_engine(url: str) -> sa.Engine:
     # Per process: a PostgreSQL server takes max_connections (100 by default) in all, and
     # every gunicorn worker of every instance has a pool, so the sizes are the operator's.
     # (SQLAlchemy reads a pool_size of 0 as "no limit": at least 1.)
-    return sa.create_engine(url, pool_size=whole_number("KCO_DB_POOL_SIZE", 10, minimum=1),
-                            max_overflow=whole_number("KCO_DB_MAX_OVERFLOW", 30),
+    return sa.create_engine(url, pool_size=whole_number("KCO_DB_POOL_SIZE"),
+                            max_overflow=whole_number("KCO_DB_MAX_OVERFLOW"),
                             pool_pre_ping=True,
                             json_serializer=jsonprovider.dumps,
                             json_deserializer=jsonprovider.loads)
