@@ -72,6 +72,13 @@ def _env(name: str, default: str | None = None) -> str | None:
     return default if value is None else value
 
 
+def _given(name: str) -> str:
+    """A setting settings.py gives a default: never None."""
+    value = settings.text(name)
+    assert value is not None, f"{name} has a declared default"
+    return value
+
+
 class Config:
     """Read at construction, not at import, so tests can set the environment first."""
 
@@ -84,11 +91,11 @@ class Config:
         self.KCO_CALLBACK_SECRET = _env("KCO_CALLBACK_SECRET")
         self.KCO_API_KEY = _env("KCO_API_KEY")
         self.KCO_SUPPORT_PASSWORD = _env("KCO_SUPPORT_PASSWORD")
-        self.KCO_PUBLIC_URL = _env("KCO_PUBLIC_URL").rstrip("/")
+        self.KCO_PUBLIC_URL = _given("KCO_PUBLIC_URL").rstrip("/")
         self.KCO_TERMS_URL = _env("KCO_TERMS_URL", f"{self.KCO_PUBLIC_URL}/terms")
         self.KCO_CHECKOUT_URL = _env("KCO_CHECKOUT_URL", f"{self.KCO_PUBLIC_URL}/checkout")
         self.KCO_CONFIRMATION_URL = _env("KCO_CONFIRMATION_URL", f"{self.KCO_PUBLIC_URL}/confirmation")
-        self.KLARNA_API_URL = _env("KLARNA_API_URL").rstrip("/")
+        self.KLARNA_API_URL = _given("KLARNA_API_URL").rstrip("/")
         self.KLARNA_USERNAME = _env("KLARNA_USERNAME")
         self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD")
         self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT")  # connect,read seconds

@@ -71,7 +71,7 @@ ORDER = {"order_id": _ID, "purchase_country": _COUNTRY, "purchase_currency": re.
          "locale": re.compile(r"[A-Za-z]{2}(?:-[A-Za-z]{2})*"), "status": _WORD,
          "event_type": re.compile(r"FRAUD_RISK_(?:ACCEPTED|REJECTED|STOPPED)"),
          **dict.fromkeys(_AMOUNTS, _NUMBER)}
-CONTAINERS = {"order_lines": LINE, "billing_address": ADDRESS, "shipping_address": ADDRESS,
+CONTAINERS: dict[str, dict[str, Any]] = {"order_lines": LINE, "billing_address": ADDRESS, "shipping_address": ADDRESS,
               "selected_shipping_option": SHIPPING_OPTION, "shipping_options": SHIPPING_OPTION}
 OUR_WORDS = frozenset({"error_type", "error_text", "message", "errors", "location", "code",
                        "status"})  # kept in replies: our words, never the caller's
@@ -252,7 +252,7 @@ def committed() -> Any:
 def _row(callback: str, status: int, reply_body: Any, seconds: float) -> dict:
     sid, order_id = request.args.get("session"), request.args.get("order_id")
     ours = status == 200 and reply_body is not None and reply_body is g.get("kco_reply")
-    return {"callback": callback, "session": _text(sid, 128),
+    return {"callback": callback, "session": _text(sid, 128) if sid is not None else None,
             "order_id": _text(order_id, 255) if order_id else None, "status": status,
             "duration_ms": round(seconds * 1000, 3), "request": scrub(_request_body()),
             # A 200 body we built from the session's state holds nothing of the caller's that

@@ -17,13 +17,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
 from callbacks.rules import cart, checkout
 from callbacks.rules.checkout import Decision
 from callbacks.rules.shop import Shop
-from callbacks.rules.state import EventType, SessionState
+from callbacks.rules.state import EventType
 from callbacks.store.activity import for_session, with_session
 from callbacks.store.database import LeaseBusy, SessionTx, Store
 
@@ -66,7 +67,7 @@ class WrongSession(Exception):
 
 @dataclass
 class Loaded:
-    state: SessionState
+    state: dict[str, Any]
     order: dict  # Klarna's order, with html_snippet
     outcome: EventType | None  # the event recorded, or None when nothing changed
 
@@ -97,7 +98,7 @@ class Lifecycle:
         may set the shop's order number (`merchant_reference1`) on the way."""
         with for_session(sid), self.store.lease(sid):
             if merchant_reference1 is not cart.KEEP:
-                self._set_reference(sid, merchant_reference1)
+                self._set_reference(sid, cast("str | None", merchant_reference1))
             state = self._state(sid)
             payload = order_payload(self.shop, state, self.urls)
             order_id = state["klarna"]["order_id"]
@@ -141,7 +142,7 @@ class Lifecycle:
                 return None  # Klarna needs lines; the next checkout load will refuse an empty cart
             return self._update_or_recreate(sid, order_id, order_payload(self.shop, state, self.urls))
 
-    def change_market(self, sid: str, country: str, locale: str | None) -> SessionState:
+    def change_market(self, sid: str, country: str, locale: str | None) -> dict[str, Any] | None:
         """PUT …/market: the purchase country itself changes (a callback cannot do that).
         Changes the session only; `sync` then brings the open Klarna order in step."""
         def decide(tx: SessionTx) -> Decision:
@@ -150,6 +151,7 @@ class Lifecycle:
             if checkout.is_complete(tx.state):
                 raise checkout.OrderComplete(sid)
             market = self.shop.market(country)
+            assert market is not None  # the view checked the country against the shop's markets
             base = {**copy.deepcopy(tx.state), "purchase_country": market.country}
             new = checkout.reprice(self.shop, checkout.switch_market(
                 self.shop, base, country, locale or tx.state["market"]["locale"]))
@@ -189,13 +191,14 @@ class Lifecycle:
         return Loaded(self._record(sid, order, outcome, data, sent_version(payload)), order, outcome)
 
     def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict,
-                version: int | None = None) -> SessionState:
+                version: int | None = None) -> dict[str, Any]:
         """`version` (needed with an outcome) is the state version whose cart Klarna received,
         from the payload's merchant_data (order.sent_version). A cart write may have
         landed while Klarna was answering (it does not wait for the lease), so the session's
         version now may be newer: naming that one would claim Klarna has a cart it never got,
         and the storefront would skip the sync it still needs."""
         def decide(tx: SessionTx) -> Decision | None:
+            assert tx.state is not None  # the checkout load made the session
             state = copy.deepcopy(tx.state)
             status = (order.get("status") or INCOMPLETE).lower()
             known = state["klarna"]
@@ -212,7 +215,9 @@ class Lifecycle:
                 return Decision(state, EventType.ORDER_UPDATED,
                                 {"order_id": order["order_id"], "status": state["klarna"]["status"]})
             return None
-        return self.store.apply(sid, decide)[0]
+        state = self.store.apply(sid, decide)[0]
+        assert state is not None  # decide() found the session
+        return state
 
     # -- push and notification ----------------------------------------------------------------
     @with_session
@@ -275,6 +280,7 @@ class Lifecycle:
         def decide(tx: SessionTx) -> Decision | None:
             if not tx.mark_acknowledged(order_id):
                 return None  # a concurrent acknowledge recorded it first
+            assert tx.state is not None  # the order's owner was checked: its session exists
             state = copy.deepcopy(tx.state)
             state["klarna"] = {**state["klarna"], "acknowledged": True}
             return Decision(state, EventType.ORDER_ACKNOWLEDGED, {"order_id": order_id})

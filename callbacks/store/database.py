@@ -131,7 +131,7 @@ class SessionTx:
         """The sessions bound to `order_id`, read inside this session's transaction."""
         return _order_owners(self.conn, order_id)
 
-    def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
+    def set_fraud_status(self, order_id: str, fraud_status: str | None) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
                           .values(fraud_status=fraud_status))
 

@@ -10,7 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Request, jsonify
+from flask import Flask, Request, Response, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -20,7 +20,7 @@ MAX_LISTED_ERRORS = 5
 
 
 def api_error(code: int, message: str, errors: dict[str, Any] | None = None,
-              headers: dict[str, Any] | None = None) -> ResponseReturnValue:
+              headers: dict[str, Any] | None = None) -> tuple[Response, int, dict[str, Any]]:
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,
             "errors": errors or {}}
     return jsonify(body), code, headers or {}
@@ -50,7 +50,7 @@ def summary(errors: dict[str, list[str]]) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def klarna_error(error_type: str, error_text: str, errors: dict[str, Any] | None = None) -> ResponseReturnValue:
+def klarna_error(error_type: str, error_text: str, errors: dict[str, Any] | None = None) -> tuple[Response, int]:
     """Klarna shows error_text to the shopper and keeps them in the checkout."""
     body: dict[str, Any] = {"error_type": error_type, "error_text": error_text}
     if errors:
