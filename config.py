@@ -1,26 +1,42 @@
 """Configuration from the environment (docs/design.md §2); `.env` is read in development.
 
-Production (`KCO_ENV=production`) refuses to start with a weak secret or a non-https public
-URL: Klarna requires https for the synchronous callbacks, and a guessable secret would let
-anyone forge them. A secret is weak when it is blank, shorter than 32 characters, or one of the
-development values published in this repository; `flask --app wsgi kco secret` prints a strong one.
+Every variable is declared in settings.py (its kind, default and meaning); this module reads them
+and checks them. Production (`KCO_ENV=production`) refuses to start on a setting that would let
+someone else in: a weak secret (blank, shorter than 32 characters, low-entropy, published in this
+repository or embedding such a value), one secret serving as another (whoever holds the API key
+could then forge callbacks and browser tokens), a non-https public URL (Klarna calls the
+synchronous callbacks over https only), a Klarna API URL left to its sandbox default or not
+https (the Klarna password travels in every request), and a CORS origin that is not one https
+origin. `*` and `null` are refused everywhere: `null` is the origin of every sandboxed frame and
+file:// page. `flask --app wsgi kco secret` prints a strong secret.
 """
 from __future__ import annotations
 
 import logging
-import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import settings
 
 DEV_CALLBACK_SECRET = "dev-callback-secret-change-me"
 DEV_API_KEY = "dev-api-key-change-me"
 DEV_KLARNA_PASSWORD = "sandbox"
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 8  # a random 32-character hex string has ~14; "ab12" * 8 has 4
 # Every secret setting and the values this repository publishes for it (defaults, tests, docs).
 SECRETS = {
     "KCO_CALLBACK_SECRET": {DEV_CALLBACK_SECRET, "test-callback-secret"},
     "KCO_API_KEY": {DEV_API_KEY, "test-api-key"},
     "KLARNA_PASSWORD": {DEV_KLARNA_PASSWORD},
+    "KCO_SUPPORT_PASSWORD": {"support", "s3cret-support", "browser-test-support-password"},
 }
+# Published values no secret may contain (the long ones: "sandbox" or "support" inside a
+# 43-character random value is a coincidence, not a leak; the development keys are not).
+EMBEDDED = (DEV_CALLBACK_SECRET, DEV_API_KEY, "test-callback-secret", "test-api-key")
+OPTIONAL_SECRETS = frozenset({"KCO_SUPPORT_PASSWORD"})  # unset: that feature is off
+ENVIRONMENTS = ("development", "production")
+FIX = "Set a random value of 32 characters or more (`flask --app wsgi kco secret` prints one)."
 INSTANCE = Path(__file__).parent / "instance"
 
 
@@ -28,20 +44,39 @@ class ConfigError(RuntimeError):
     pass
 
 
-def whole_number(name: str, default: int, minimum: int = 0) -> int:
-    """A count from the environment; blank is `default`. Read here for Config, and by
-    callbacks/store/engine.py for the pool sizes, which every Store reads when it is made."""
-    value = (os.environ.get(name) or "").strip()
+def whole_number(name: str, default: int | None = None, minimum: int | None = None) -> int:
+    """A count from the environment; unset or blank is `default` (else the one settings.py
+    declares). Read here for Config, and by callbacks/store/engine.py for the pool sizes, which
+    every Store reads when it is made."""
+    minimum = {"KCO_DB_POOL_SIZE": 1}.get(name, 0) if minimum is None else minimum
+    value = (settings.raw(name) or "").strip()
     if not value:
-        return default
+        return int(settings.declared(name).default or 0) if default is None else default
     if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return int(value)
 
 
+def environment() -> str:
+    """KCO_ENV, normalised: `Production` or `production ` is production, not a development run
+    with the development keys; an unknown value stops start-up."""
+    value = (settings.raw("KCO_ENV") or "development").strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ConfigError(f"KCO_ENV must be one of {', '.join(ENVIRONMENTS)} (or unset: development), "
+                          f"not {settings.raw('KCO_ENV')!r}")
+    return value
+
+
 def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+    value = settings.text(name)
+    return default if value is None else value
+
+
+def _given(name: str) -> str:
+    """A setting settings.py gives a default: never None."""
+    value = settings.text(name)
+    assert value is not None, f"{name} has a declared default"
+    return value
 
 
 class Config:
@@ -55,19 +90,20 @@ class Config:
         self.KCO_SHOP_FILE = _env("KCO_SHOP_FILE")
         self.KCO_CALLBACK_SECRET = _env("KCO_CALLBACK_SECRET")
         self.KCO_API_KEY = _env("KCO_API_KEY")
-        self.KCO_PUBLIC_URL = _env("KCO_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        self.KCO_SUPPORT_PASSWORD = _env("KCO_SUPPORT_PASSWORD")
+        self.KCO_PUBLIC_URL = _given("KCO_PUBLIC_URL").rstrip("/")
         self.KCO_TERMS_URL = _env("KCO_TERMS_URL", f"{self.KCO_PUBLIC_URL}/terms")
         self.KCO_CHECKOUT_URL = _env("KCO_CHECKOUT_URL", f"{self.KCO_PUBLIC_URL}/checkout")
         self.KCO_CONFIRMATION_URL = _env("KCO_CONFIRMATION_URL", f"{self.KCO_PUBLIC_URL}/confirmation")
-        self.KLARNA_API_URL = _env("KLARNA_API_URL", "http://127.0.0.1:8001").rstrip("/")
-        self.KLARNA_USERNAME = _env("KLARNA_USERNAME", "sandbox")
-        self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD", DEV_KLARNA_PASSWORD)
-        self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT", "3.05,10")  # connect,read seconds
-        self.KLARNA_RETRIES = int(_env("KLARNA_RETRIES", "3"))
+        self.KLARNA_API_URL = _given("KLARNA_API_URL").rstrip("/")
+        self.KLARNA_USERNAME = _env("KLARNA_USERNAME")
+        self.KLARNA_PASSWORD = _env("KLARNA_PASSWORD")
+        self.KLARNA_TIMEOUT = _env("KLARNA_TIMEOUT")  # connect,read seconds
+        self.KLARNA_RETRIES = whole_number("KLARNA_RETRIES")
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         # Cart-sized requests worked on at once per process (callbacks/web/slots.py); 0: no limit.
-        self.KCO_WORK_SLOTS = whole_number("KCO_WORK_SLOTS", 4)
-        self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE", "1") != "0"
+        self.KCO_WORK_SLOTS = whole_number("KCO_WORK_SLOTS")
+        self.KCO_AUTO_MIGRATE = _env("KCO_AUTO_MIGRATE") != "0"
         # Storefront origins whose pages may call /api/sessions/* (comma-separated); none by
         # default: same-origin pages need no CORS.
         self.KCO_CORS_ORIGINS = _env("KCO_CORS_ORIGINS", "")
@@ -77,16 +113,13 @@ class Config:
         self.finish()
 
     def finish(self):
+        _check_cors_origins(self.KCO_CORS_ORIGINS, https_only=self.PRODUCTION)
         if self.PRODUCTION:
-            for name, published in SECRETS.items():
-                problem = weak_secret(getattr(self, name), published)
-                if problem:
-                    raise ConfigError(f"KCO_ENV=production refuses {name}: {problem}. Set a random "
-                                      "value of 32 characters or more (`flask --app wsgi kco "
-                                      "secret` prints one).")
+            _check_secrets({name: getattr(self, name) for name in SECRETS})
             if not self.KCO_PUBLIC_URL.startswith("https://"):
                 raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
                                   "(Klarna calls the synchronous callbacks over https only)")
+            _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
             self.KCO_AUTO_MIGRATE = False
         if self.TESTING:
             self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"
@@ -96,6 +129,64 @@ class Config:
             _warn_development_keys(unset)
         self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or DEV_CALLBACK_SECRET
         self.KCO_API_KEY = self.KCO_API_KEY or DEV_API_KEY
+
+
+def _check_secrets(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if name in OPTIONAL_SECRETS and value is None:
+            continue
+        problem = weak_secret(value, SECRETS[name])
+        if problem:
+            off = " or leave it unset (the feature is then off)" if name in OPTIONAL_SECRETS else ""
+            raise ConfigError(f"KCO_ENV=production refuses {name}: {problem}. {FIX[:-1]}{off}.")
+    seen: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        key = value.strip().lower()
+        if key in seen:
+            raise ConfigError(f"KCO_ENV=production refuses {name}: it is the same value as {seen[key]}, "
+                              f"so whoever holds one holds both. Give each its own random value "
+                              "(`flask --app wsgi kco secret` prints one).")
+        seen[key] = name
+
+
+def _check_klarna_api_url(url: str | None) -> None:
+    if url is None:
+        raise ConfigError("KCO_ENV=production needs KLARNA_API_URL set explicitly (its default is the "
+                          "local sandbox): Klarna's https:// API base URL of your region, e.g. "
+                          "https://api.klarna.com or https://api.playground.klarna.com")
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigError(f"KCO_ENV=production refuses KLARNA_API_URL={url!r}: the Klarna password travels "
+                          "in every request, so it must be an https:// URL with a host, e.g. "
+                          "https://api.klarna.com")
+
+
+def _check_cors_origins(raw: str | None, https_only: bool) -> None:
+    """Each entry one origin, as a browser sends it in `Origin`: scheme://host[:port]."""
+    schemes = ("https",) if https_only else ("https", "http")
+    wanted = "https://host[:port]" if https_only else "https://host[:port] (or http:// outside production)"
+    for entry in (e.strip().rstrip("/") for e in (raw or "").split(",")):
+        if not entry:
+            continue
+        if entry == "*" or entry.lower() == "null":
+            raise ConfigError(f"KCO_CORS_ORIGINS refuses {entry!r}: it would let any page (a sandboxed "
+                              f"frame or a file:// page for `null`) use a browser token. List each "
+                              f"storefront origin instead, as {wanted}")
+        parts = urlsplit(entry)
+        if (parts.scheme not in schemes or not parts.hostname or "*" in entry or parts.path
+                or parts.query or parts.fragment or parts.username or _port_is_bad(parts)):
+            raise ConfigError(f"KCO_CORS_ORIGINS refuses {entry!r}: each entry must be one origin, "
+                              f"{wanted}, without a path or wildcard (e.g. https://shop.example)")
+
+
+def _port_is_bad(parts) -> bool:
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return True
+    return False
 
 
 _warned: set[str] = set()
@@ -117,10 +208,17 @@ def weak_secret(value: str | None, published=frozenset()) -> str | None:
     spaces is what a mis-quoted deployment file produces, and it is no secret."""
     if value is None or not value.strip():
         return "it is not set or blank"
-    if value in published or value.strip() in published:
+    folded = value.strip().lower()
+    if value in published or folded in {p.lower() for p in published}:
         return "it is a development value published in this repository"
+    embedded = next((p for p in EMBEDDED if p in folded), None)
+    if embedded:
+        return f"it contains {embedded!r}, a development value published in this repository"
     if len(value) < MIN_SECRET_LENGTH:
         return f"it is {len(value)} characters long, fewer than {MIN_SECRET_LENGTH}"
+    if re.fullmatch(r"(.{1,8}?)\1+", folded) or len(set(folded)) < MIN_DISTINCT_CHARACTERS:
+        return (f"it is low-entropy (a short pattern repeated, or fewer than {MIN_DISTINCT_CHARACTERS} "
+                "different characters)")
     return None
 
 
@@ -133,4 +231,4 @@ class TestConfig(Config):
 
 
 def from_environment() -> Config:
-    return ProductionConfig() if _env("KCO_ENV") == "production" else Config()
+    return ProductionConfig() if environment() == "production" else Config()

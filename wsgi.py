@@ -1,7 +1,7 @@
 """The WSGI entry point for gunicorn and `flask --app wsgi`."""
-import os
+from config import environment
 
-if os.environ.get("KCO_ENV") != "production":
+if environment() != "production":
     from dotenv import load_dotenv
 
     load_dotenv()

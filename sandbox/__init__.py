@@ -127,7 +127,7 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     app.config.update(DEFAULTS)
     app.config.update({k: os.environ[k] for k in ENVIRONMENT if os.environ.get(k)})
     app.config.update(config or {})
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's DefaultJSONProvider
 
     clock = Clock()
     orders = OrderStore(clock, ttl=timedelta(seconds=float(app.config["SANDBOX_ORDER_TTL"])),

@@ -89,6 +89,7 @@ class Order:
     def merchant_view(self, now: datetime, authorization_days: int = AUTHORIZATION_DAYS) -> dict:
         """The Order Management body (a subset of Klarna's MerchantOrder)."""
         d = self.data
+        assert self.completed_at is not None  # Order Management knows completed orders only
         expires = self.completed_at + timedelta(days=authorization_days)
         status = "CANCELLED" if self.fraud_status == "REJECTED" else (
             "EXPIRED" if now >= expires else "AUTHORIZED")

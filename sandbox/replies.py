@@ -95,7 +95,7 @@ def _denial(reply: Reply) -> Verdict | None:
 def _unusable(reply: Reply) -> list[str]:
     """Why a reply that is neither a 200 nor a denial is of no use."""
     if not reply.answered:
-        return [reply.error]
+        return [reply.error or "no answer"]
     if reply.status in REDIRECTS:
         return [f"HTTP {reply.status} without a Location header"]
     if reply.status == 400:

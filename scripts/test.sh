@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README): installs what the tests need into .venv, lints with ruff, then runs pytest.
+# The test command (README): installs what the tests need into .venv, lints with ruff, type-checks with mypy, then runs pytest.
 # PostgreSQL tests use the server on localhost and create their own database; where none
 # answers they skip with the reason, unless KCO_REQUIRE_POSTGRES=1 (as .ci/run sets).
 set -euo pipefail
@@ -18,6 +18,8 @@ if [ ! -x "${KCO_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && comman
 fi
 # Lint first (configured in pyproject.toml): a style error fails the run before any test.
 .venv/bin/ruff check --quiet .
+# Then the type checker (pyproject.toml [tool.mypy]: strict for callbacks/rules, web and store).
+.venv/bin/mypy
 # pytest-xdist runs the tests in KCO_TEST_WORKERS processes (default 4): the suite mostly waits
 # (fsync, servers, sockets), so more workers than cores pay. Each worker has its own PostgreSQL
 # database (tests/conftest.py), temporary directory and ports. Serially: `./scripts/test.sh -n 0`

@@ -93,6 +93,20 @@ def test_a_bad_file_names_every_rejected_row_and_field_and_imports_nothing(run_i
     assert put_cart(client, api_headers, "s-ok", ("OK-1", 1)).status_code == 422  # not half-imported
 
 
+def test_a_bad_row_lists_every_bad_field_not_only_the_first(run_import):
+    """A merchant fixing a file should not need one import per mistake of the same row."""
+    bad = HEADER + ("BAD-2,Lamp,,standard,plastic,-1,12.5,10\n"
+                    "BAD-3,,,nosuchclass,physical,x,100,0\n")
+    out = run_import(bad).output
+    row2 = next(line for line in out.splitlines() if line.lstrip().startswith("row 2"))
+    for field in ("type:", "stock:", "price_SEK: Not a whole number."):
+        assert field in row2, (field, row2)
+    row3 = next(line for line in out.splitlines() if line.lstrip().startswith("row 3"))
+    for field in ("name:", "tax_class: Tax class 'nosuchclass'", "stock: Not a whole number.", "price_EUR:"):
+        assert field in row3, (field, row3)
+    assert "prices" not in row2 + row3  # the bad price column is named, not a missing "prices"
+
+
 @pytest.mark.parametrize("text,name,words", [
     ("name,price_SEK\nx,1\n", "c.csv", "the header lacks reference, tax_class"),
     ("", "c.csv", "empty file"),

@@ -2,6 +2,8 @@
 enabled, and a confirmation only for the browser whose session it is."""
 from __future__ import annotations
 
+import secrets
+
 from callbacks import create_app
 from config import ProductionConfig
 
@@ -18,9 +20,9 @@ def test_pages_answer_in_development(client):
 
 
 def test_off_in_production_unless_enabled(monkeypatch, sqlite_url):
-    monkeypatch.setenv("KCO_CALLBACK_SECRET", "p" * 40)
-    monkeypatch.setenv("KCO_API_KEY", "k" * 40)
-    monkeypatch.setenv("KLARNA_PASSWORD", "s" * 40)  # production refuses the sandbox's password
+    for name in ("KCO_CALLBACK_SECRET", "KCO_API_KEY", "KLARNA_PASSWORD"):  # production's rule
+        monkeypatch.setenv(name, secrets.token_urlsafe(32))
+    monkeypatch.setenv("KLARNA_API_URL", "https://api.klarna.com")
     monkeypatch.setenv("KCO_PUBLIC_URL", "https://shop.example")
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("KCO_AUTO_MIGRATE", "0")

@@ -400,3 +400,18 @@ def test_help_says_in_process_writes_into_the_database(quiet_app):
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "WRITE INTO THE CONFIGURED DATABASE" in text and "--from-log" in text
+
+
+def test_a_logged_callback_whose_status_changed_is_reported_changed_not_ok():
+    """A 200 that now answers 400 is a regression to look at, not a pass."""
+    from callbacks.cli.samples import Payload
+    from callbacks.cli.verdicts import Reply, Result, report_line, summary
+
+    payload = Payload("log #7", "validation", {}, logged_status=200)
+    body = b'{"error_type": "approval_failed", "error_text": "x"}'
+    result = Result(payload, "s-1", None, Reply(400, {"Content-Type": "application/json"}, body))
+    assert result.changed and not result.ok
+    assert report_line(result).startswith("CHANGED") and "(logged: 200)" in report_line(result)
+    assert "1 changed" in summary([result])
+    same = Result(payload, "s-1", None, Reply(200, {}, b""))
+    assert same.ok and not same.changed

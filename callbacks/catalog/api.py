@@ -14,7 +14,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from callbacks.catalog import rows, table
 from callbacks.catalog.cache import announce
-from callbacks.rules.shop import PRODUCT_TYPES
+from callbacks.rules.shop import PRODUCT_TYPES, Product
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import Num, Opt, Reply, Str
 from callbacks.web import auth
@@ -108,6 +108,7 @@ def put_product(body: dict, sku: str):
     product, errors = rows.checked(current_app.extensions["kco"].shop, body, reference=sku)
     if errors:
         _refuse(errors)
+    assert product is not None  # rows.checked gives a product or errors
     written = _write([product])
     return {"product": table.as_json(product), **written.as_dict()}, 201 if written.inserted else 200
 
@@ -119,7 +120,9 @@ def put_product(body: dict, sku: str):
 def post_products(body: dict):
     """Create or update products, all or nothing"""
     shop = current_app.extensions["kco"].shop
-    products, errors, seen = [], {}, {}
+    products: list[Product] = []
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
     for i, data in enumerate(body["products"]):
         product, problems = rows.checked(shop, data)
         if product is not None and product.sku in seen:

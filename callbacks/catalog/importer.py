@@ -97,13 +97,13 @@ def check_file(shop: Shop, path: Path, progress: Callable[[int], None] | None = 
         if progress:
             progress(1)
         if row is None:
-            report.rejected.append(Rejected(line, None, {"_row": [problem]}))
+            report.rejected.append(Rejected(line, None, {"_row": [problem or "Unreadable."]}))
             continue
         reference = row.get("reference") if isinstance(row.get("reference"), str) else None
         product, errors = rows.check_flat(shop, row, from_csv=from_csv)
         if product is not None and product.sku in first_line:
             errors = {"reference": [f"Also on row {first_line[product.sku]}."]}
-        if errors:
+        if errors or product is None:
             report.rejected.append(Rejected(line, reference, errors))
             continue
         first_line[product.sku] = line

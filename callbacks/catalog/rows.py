@@ -46,7 +46,7 @@ class ProductSchema(Schema):
     stock = fields.Integer(strict=True, allow_none=True, load_default=None,
                            validate=validate.Range(0, 10**9, error="Must be from 0 to 1000000000."))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # every bad field at once, not the first few
     def entries(self, data, **_):
         errors: dict[str, list[str]] = {}
         for currency, amount in (data.get("prices") or {}).items():
@@ -81,8 +81,12 @@ def check(shop: Shop, raw, *, reference: str | None = None) -> tuple[Product | N
         data = (_without_reference if reference is not None else _schema).load(raw)
     except ValidationError as exc:
         # marshmallow files a Dict's problems under .key / .value: name the entry instead
-        return None, {re.sub(r"\.(key|value)$", "", k): v
-                      for k, v in flatten(exc.messages).items()}
+        errors = {re.sub(r"\.(key|value)$", "", k): v for k, v in flatten(exc.messages).items()}
+        tax_class = raw.get("tax_class")
+        untaxed = taxable_everywhere(shop, tax_class) if isinstance(tax_class, str) else []
+        if untaxed and "tax_class" not in errors:  # the shop's rule too, not only the schema's
+            errors["tax_class"] = untaxed
+        return None, errors
     return checked(shop, data, reference=reference)
 
 
@@ -148,14 +152,20 @@ def nest(row: Mapping, *, from_csv: bool) -> tuple[dict, dict[str, str], dict]:
         else:
             nested.setdefault(target, {})[key] = value
             columns[f"{target}.{key}"] = column
-    if "prices" not in nested and not errors:
+    if "prices" not in nested and not any(FLAT_PRICE.match(c) for c in errors):
         errors["price_<CURRENCY>"] = ["No price column has a value (price_SEK, price_EUR, …)."]
     return nested, columns, errors
 
 
 def check_flat(shop: Shop, row: Mapping, *, from_csv: bool) -> tuple[Product | None, dict]:
+    """Every bad field of the row: the cells that could not be read (nest) and what the
+    schema and the shop say of the others, each under its own column."""
     nested, columns, errors = nest(row, from_csv=from_csv)
-    if errors:
-        return None, errors
     product, problems = check(shop, nested)
-    return product, {columns.get(k, k): v for k, v in problems.items()}
+    price_named = any(FLAT_PRICE.match(c) or c == "price_<CURRENCY>" for c in errors)
+    for key, messages in problems.items():
+        column = columns.get(key, key)
+        if column in errors or (key == "prices" and price_named):
+            continue  # the cell's own problem is already named; or "prices" names no column
+        errors[column] = messages
+    return (product if not errors else None), errors

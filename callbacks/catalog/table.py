@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -106,7 +107,7 @@ def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Writ
         chunk = skus[start:start + CHUNK]
         known.update(conn.execute(sa.select(products.c.sku, products.c.digest)
                                   .where(products.c.sku.in_(chunk))).all())
-    changed = []
+    changed: list[dict[str, Any]] = []
     for product in items:
         values = row_values(product)
         if known.get(product.sku) != values["digest"]:
@@ -122,10 +123,10 @@ def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Writ
         set_={c: insert.excluded[c] for c in ("name", "names", "type", "tax_class", "prices",
                                               "stock", "digest", "version", "updated_at")})
     for start in range(0, len(changed), CHUNK):
-        chunk = changed[start:start + CHUNK]
-        conn.execute(statement, [{**v, "version": version, "updated_at": now} for v in chunk])
+        batch = changed[start:start + CHUNK]
+        conn.execute(statement, [{**v, "version": version, "updated_at": now} for v in batch])
         if progress is not None:
-            progress(len(chunk))
+            progress(len(batch))
     return Written(inserted, len(changed) - inserted, len(items) - len(changed), version)
 
 

@@ -24,10 +24,14 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from callbacks.catalog.table import CHANNEL
 from callbacks.store.database import Store
 from callbacks.store.engine import close_quietly, listen
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,10 @@ class CatalogWatch:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = None
+        self._pid: int | None = None
         self._used = time.monotonic()
         self._stopping = False
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
         self._last_error_log = 0.0
 
     def current(self) -> bool:

@@ -27,6 +27,25 @@ def secret():
     click.echo(secrets.token_urlsafe(32))
 
 
+@kco_cli.command("settings")
+@click.option("--markdown", is_flag=True, help="Print docs/configuration.md: every variable with its "
+              "kind, default and meaning (settings.py is the one declaration of them).")
+def settings_command(markdown: bool):
+    """List every environment variable kco-sync reads and this process's value (secrets are
+    shown as set or unset, never printed)."""
+    import settings
+
+    if markdown:
+        click.echo(settings.markdown(), nl=False)
+        return
+    for setting in settings.SETTINGS:
+        value = settings.raw(setting.name)
+        if setting.kind == "secret" and value is not None:
+            value = "(set)"
+        click.echo(f"{setting.name}={value if value is not None else ''}"
+                   f"{'' if value is not None else '  # unset: ' + setting.default_text()}")
+
+
 @kco_cli.command("purge")
 @click.option("--older-than", "days", required=True, type=click.IntRange(min=1),
               help="Delete callback log and activity entries older than this many days "

@@ -46,8 +46,14 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def changed(self) -> bool:
+        """A replayed log entry whose status differs from the one logged (200 then, 400 now)."""
+        logged = self.payload.logged_status
+        return logged is not None and logged != self.reply.status
+
+    @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.changed
 
 
 def _klarna_error_problems(callback: str, body: Any) -> list[str]:
@@ -130,7 +136,7 @@ def describe(result: Result) -> str:
 
 
 def report_line(result: Result, width: int = 32) -> str:
-    verdict = "ok  " if result.ok else "FAIL"
+    verdict = "ok  " if result.ok else "CHANGED" if result.changed and not result.problems else "FAIL"
     line = (f"{verdict}  {result.payload.name:<{width}}  {result.payload.callback:<22}  "
             f"{result.reply.status or '---':>3}  {describe(result)}")
     if result.payload.logged_status is not None:
@@ -161,7 +167,9 @@ def verbose_lines(result: Result) -> str:
 
 def summary(results: Sequence[Result]) -> str:
     ok = sum(r.ok for r in results)
-    failed = len(results) - ok
-    return f"{len(results)} sent, {ok} ok" + (f", {failed} failed" if failed else "")
+    changed = sum(r.changed and not r.problems for r in results)
+    failed = len(results) - ok - changed
+    return (f"{len(results)} sent, {ok} ok" + (f", {changed} changed" if changed else "")
+            + (f", {failed} failed" if failed else ""))
 
 

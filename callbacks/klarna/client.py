@@ -90,7 +90,7 @@ class KlarnaError(Exception):
 
 
 def _retry_policy(retries: int, backoff: float) -> Retry:
-    settings = dict(
+    settings: dict[str, Any] = dict(
         total=retries, connect=retries, status=retries,
         read=False,                   # a read timeout is not retried (see the module docstring)
         other=0, redirect=0, raise_on_redirect=False,

@@ -7,6 +7,7 @@ loaded, so they cannot leak into the state or the event feed.
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
@@ -142,7 +143,7 @@ def _plain_goods_line(line: object) -> dict | None:
     return {"type": kind, "reference": reference, "quantity": quantity}
 
 
-def _plain_line(line: object) -> dict | None:
+def _plain_line(line: Any) -> dict | None:
     """OrderLineSchema().load(line), likewise: the goods line's keys and the amounts."""
     out = _plain_goods_line(line)
     if out is None:
@@ -163,7 +164,7 @@ class ValidationRequestSchema(ShippingServiceRequestSchema):
     """The full order, as Read Order returns it (docs/klarna.md §2.2). Every line is compared,
     so every line is loaded."""
 
-    order_lines = ComparedLines(required=True)
+    order_lines = ComparedLines(required=True)  # type: ignore[assignment]  # every line, compared
     order_id = fields.String(allow_none=True, validate=[validate.Length(max=255), STORABLE])
     purchase_country = fields.String(allow_none=True, validate=COUNTRY)
     status = fields.String(allow_none=True)
@@ -183,7 +184,7 @@ def goods_lines(order_lines: list[dict]) -> list[dict]:
     ComparedLines does, lines that need no conversion skip marshmallow's field machinery."""
     plain = [_plain_goods_line(line) for line in order_lines]
     if None not in plain:
-        return plain
+        return cast(list[dict], plain)
     try:
         return _goods_lines.load(order_lines)
     except ValidationError as exc:

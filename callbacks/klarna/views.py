@@ -55,7 +55,7 @@ def verify_token():
     sid, token = request.args.get("session"), request.args.get("token")
     if not check_token(current_app.config["KCO_CALLBACK_SECRET"], CALLBACK, sid, token):
         return api_error(401, "Missing or wrong token for this session.")
-    if not SESSION_ID.match(sid):
+    if not SESSION_ID.match(sid or ""):
         return api_error(400, "The session id must be 1–128 characters of A–Z a–z 0–9 . _ ~ -.",
                          {"session": ["Not a valid session id."]})
     g.sid = sid
@@ -94,7 +94,7 @@ def _load(load, value):
     try:
         return load(value)
     except ValidationError as exc:
-        raise BodyError("The body does not fit the schema.", exc.messages) from None
+        raise BodyError("The body does not fit the schema.", exc.messages) from None  # type: ignore[arg-type]
 
 
 def _shipping_service(decide):
@@ -204,7 +204,7 @@ def notification():
 # -- the domain's exceptions, as replies -------------------------------------------------------
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
-    return klarna_error(exc.error_type, shopper_text(*exc.texts), exc.errors)
+    return klarna_error(exc.error_type, shopper_text(*exc.texts), dict(exc.errors or {}))
 
 
 @bp.errorhandler(BodyError)
@@ -247,4 +247,4 @@ def wrong_order(exc: WrongOrder):
 # POST only: Flask would answer OPTIONS itself, 200 after the token check, and the callback log
 # would keep it as a callback; without it the router answers 405 with `Allow: POST`.
 for _view in (address_update, shipping_option_update, country_change, validation, push, notification):
-    _view.provide_automatic_options = False
+    _view.provide_automatic_options = False  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def line_errors(line: Mapping, index: int) -> list[str]:
+def line_errors(line: Mapping[str, Any], index: int) -> list[str]:
     where = f"order_lines[{index}]"
     errors = [f"{where}.{f}" for f in REQUIRED_LINE_FIELDS if not _int(line.get(f)) and f != "name"]
     if not isinstance(line.get("name"), str) or not 1 <= len(line["name"]) <= 255:
@@ -53,7 +53,7 @@ def line_errors(line: Mapping, index: int) -> list[str]:
     return errors
 
 
-def order_errors(order: Mapping) -> list[str]:
+def order_errors(order: Mapping[str, Any]) -> list[str]:
     """All broken rules of an order or a callback reply; [] when Klarna would accept it."""
     lines = order.get("order_lines")
     if not isinstance(lines, list):

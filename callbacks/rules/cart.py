@@ -3,12 +3,13 @@ merchant_reference1), as pure functions like rules/checkout.py's, whose state th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from callbacks.rules import pricing
 from callbacks.rules.checkout import Decision, OrderComplete, changed, is_complete, new_state, reprice, totals
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
-from callbacks.rules.state import EventType, SessionState
+from callbacks.rules.state import EventType
 
 
 class CartRefused(Exception):
@@ -36,7 +37,7 @@ def coupon_code(shop: Shop, code: str | None) -> str | None:
 KEEP = object()  # set_cart without merchant_reference1: the state's stays as it is
 
 
-def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem],
+def set_cart(shop: Shop, state: dict[str, Any] | None, sid: str, items: Iterable[CartItem],
              coupon: str | None, merchant_reference1: object = KEEP) -> Decision:
     """Replace the cart (a new session starts in the shop's default market) and re-price.
     Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
@@ -65,7 +66,7 @@ def set_cart(shop: Shop, state: dict | None, sid: str, items: Iterable[CartItem]
     return Decision(new, EventType.CART_UPDATED if changed(state, new) else None, data)
 
 
-def set_merchant_reference(state: SessionState, reference: str | None) -> Decision:
+def set_merchant_reference(state: dict[str, Any], reference: str | None) -> Decision:
     """The shop's own order number, sent to Klarna as merchant_reference1 (the session id
     stays merchant_reference2: push and notification find their session by it)."""
     old = state.get("merchant_reference1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from callbacks.rules import compare, markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
@@ -26,7 +27,7 @@ class Rejected(Exception):
     """A callback we must refuse; becomes Klarna's 400 `{error_type, error_text}`. The text is
     one or more message ids (rules/texts.py), since only the view knows the shopper's language."""
 
-    def __init__(self, error_type: str, text: Text | Sequence[Text], errors: Mapping | None = None):
+    def __init__(self, error_type: str, text: Text | Sequence[Text], errors: Mapping[str, Any] | None = None):
         self.texts = (text,) if isinstance(text, Text) else tuple(text)
         super().__init__(self.error_text)
         self.error_type, self.errors = error_type, errors
@@ -39,14 +40,14 @@ class Rejected(Exception):
 
 @dataclass
 class Decision:
-    state: SessionState
+    state: dict[str, Any]
     event_type: EventType | None  # None: nothing changed, record nothing
-    data: dict
+    data: dict[str, Any]
     refusal: Exception | None = None  # recorded, then raised: a validation that fails
 
 
 def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str | None = None,
-              items: Iterable[CartItem] = (), coupon: str | None = None) -> SessionState:
+              items: Iterable[CartItem] = (), coupon: str | None = None) -> dict[str, Any]:
     market = shop.market(country) or shop.default_market
     state: SessionState = {
         "session": sid, "version": 0,
@@ -68,19 +69,20 @@ def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str |
     return reprice(shop, state)
 
 
-def cart_items(state: Mapping) -> list[CartItem]:
+def cart_items(state: Mapping[str, Any]) -> list[CartItem]:
     return [CartItem(i["reference"], i["quantity"]) for i in state["cart"]["items"]]
 
 
-def tax_country(shop: Shop, state: Mapping) -> str:
+def tax_country(shop: Shop, state: Mapping[str, Any]) -> str:
     return markets.tax_country(shop, state["shipping_country"], state["billing_country"],
                                state["purchase_country"])
 
 
-def reprice(shop: Shop, state: dict) -> dict:
+def reprice(shop: Shop, state: Mapping[str, Any]) -> dict[str, Any]:
     """Recompute order and shipping options from the cart; raises PricingError."""
     taxed_in = tax_country(shop, state)
     tax_market = shop.market(taxed_in) or shop.market(state["market"]["country"])
+    assert tax_market is not None, "a state's market is one of the shop's"
     shipped_to = markets.country(state["shipping_country"])
     region = state["shipping_region"] if taxed_in == shipped_to else state["billing_region"]
     coupon = shop.coupons.get(state["cart"]["coupon"] or "")
@@ -92,10 +94,12 @@ def reprice(shop: Shop, state: dict) -> dict:
             "selected_shipping_option": priced.selected_shipping_option}
 
 
-def changed(old: Mapping | None, new: Mapping) -> bool:
+def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     if old is None:
         return True
-    strip = lambda s: {k: v for k, v in s.items() if k not in VOLATILE}  # noqa: E731
+    def strip(s: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in s.items() if k not in VOLATILE}
+
     return strip(old) != strip(new)
 
 
@@ -106,25 +110,25 @@ class OrderComplete(Exception):
     """The session's Klarna order is complete: its cart and market can no longer change."""
 
 
-def is_complete(state: Mapping | None) -> bool:
+def is_complete(state: Mapping[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     return ((state or {}).get("klarna") or {}).get("status") == COMPLETE
 
 
-def _unchanged(state: dict) -> Decision:
+def _unchanged(state: dict[str, Any]) -> Decision:
     """What a synchronous callback gets once the order is complete (issue 10.5): the completed
     order, and nothing recorded but the callback log's row. Klarna charged what it holds, so
     letting a late country_change re-price the session would make our state lie about it."""
     return Decision(state, None, {})
 
 
-def reply_body(state: Mapping) -> dict:
+def reply_body(state: Mapping[str, Any]) -> dict[str, Any]:
     """The 200 body of address_update, shipping_option_update and country_change."""
     return {**state["order"], "purchase_currency": state["market"]["currency"],
             "shipping_options": state["shipping_options"], "locale": state["market"]["locale"]}
 
 
 # -- building an unknown session from a Klarna body ------------------------------------------
-def items_from_lines(order_lines: Iterable[Mapping]) -> list[CartItem]:
+def items_from_lines(order_lines: Iterable[Mapping[str, Any]]) -> list[CartItem]:
     items = []
     for i, line in enumerate(order_lines):
         if line.get("type") not in GOODS_TYPES:
@@ -137,7 +141,7 @@ def items_from_lines(order_lines: Iterable[Mapping]) -> list[CartItem]:
     return items
 
 
-def state_from_body(shop: Shop, sid: str, body: Mapping) -> dict:
+def state_from_body(shop: Shop, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """An unknown session (a replayed sample): the cart is the body's goods lines, the market the
     one whose currency Klarna is using, preferring the billing country's."""
     billing = (body.get("billing_address") or {}).get("country")
@@ -153,12 +157,12 @@ def state_from_body(shop: Shop, sid: str, body: Mapping) -> dict:
     return _priced(shop, state)
 
 
-def _unpriced(shop: Shop, sid: str, country: str, locale: str | None) -> dict:
+def _unpriced(shop: Shop, sid: str, country: str, locale: str | None) -> dict[str, Any]:
     # new_state with an empty cart never fails to price.
     return new_state(shop, sid, country=country, locale=markets.normalize_locale(locale))
 
 
-def _priced(shop: Shop, state: dict) -> dict:
+def _priced(shop: Shop, state: dict[str, Any]) -> dict[str, Any]:
     try:
         return reprice(shop, state)
     except PricingError as exc:
@@ -173,7 +177,7 @@ def _shopper_text(exc: PricingError) -> Text:
 
 
 # -- Klarna's shipping-service callbacks -----------------------------------------------------
-def _addresses(shop: Shop, state: dict, body: Mapping) -> dict:
+def _addresses(shop: Shop, state: dict[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     billing = body.get("billing_address") or {}
     shipping = body.get("shipping_address") or {}
     state = dict(state)  # only top-level keys are set below
@@ -192,13 +196,13 @@ def _addresses(shop: Shop, state: dict, body: Mapping) -> dict:
     return state
 
 
-def _location_data(old: Mapping | None, new: Mapping) -> dict:
+def _location_data(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("billing_country", "billing_region", "shipping_country", "shipping_region")
     return {k: {"old": (old or {}).get(k), "new": new[k]} for k in keys
             if (old or {}).get(k) != new[k]}
 
 
-def totals(state: Mapping | None) -> dict | None:
+def totals(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if state is None:
         return None
     return {"order_amount": state["order"]["order_amount"],
@@ -206,7 +210,7 @@ def totals(state: Mapping | None) -> dict | None:
             "purchase_currency": state["market"]["currency"]}
 
 
-def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+def address_update(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
         return _unchanged(state)
     base = state or state_from_body(shop, sid, body)
@@ -215,7 +219,7 @@ def address_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     return Decision(new, EventType.ADDRESS_UPDATED if changed(state, new) else None, data)
 
 
-def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+def shipping_option_update(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
         return _unchanged(state)
     base = _addresses(shop, state or state_from_body(shop, sid, body), body)
@@ -229,7 +233,7 @@ def shipping_option_update(shop: Shop, state: dict | None, sid: str, body: Mappi
     return Decision(new, EventType.SHIPPING_OPTION_SELECTED if changed(state, new) else None, data)
 
 
-def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+def country_change(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     """The billing country moved: switch to its market's currency and a locale (docs/design.md §5.7). Klarna's
     purchase_country cannot be changed by a callback, so a differing one is left pending for the
     storefront's suspend → PUT market → resume."""
@@ -247,8 +251,9 @@ def country_change(shop: Shop, state: dict | None, sid: str, body: Mapping) -> D
     return Decision(new, EventType.MARKET_CHANGED if changed(state, new) else None, data)
 
 
-def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> dict:
+def switch_market(shop: Shop, state: dict[str, Any], country: str, locale: str | None) -> dict[str, Any]:
     market = shop.market(country)
+    assert market is not None, f"{country}: callers pass a country the shop serves"
     new = dict(state)  # only top-level keys are set below
     new["market"] = {"country": market.country, "currency": market.currency,
                      "locale": markets.pick_locale(market, locale)}
@@ -258,7 +263,7 @@ def switch_market(shop: Shop, state: dict, country: str, locale: str | None) -> 
 
 
 # -- validation --------------------------------------------------------------------------------
-def out_of_stock(shop: Shop, state: Mapping) -> list[Text]:
+def out_of_stock(shop: Shop, state: Mapping[str, Any]) -> list[Text]:
     short = []
     for item in state["cart"]["items"]:
         stock = shop.products[item["reference"]].stock
@@ -273,7 +278,7 @@ class CartChanged(Exception):
     """Klarna's order no longer matches our cart: deny with a 303 to the checkout page."""
 
 
-def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decision:
+def validation(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
         mismatch = compare.mismatch(state, body)  # against the completed order, re-pricing nothing
         if mismatch:
@@ -302,7 +307,8 @@ def validation(shop: Shop, state: dict | None, sid: str, body: Mapping) -> Decis
                     {"order_id": order_id, "totals": totals(new)})
 
 
-def _failed(state: Mapping | None, new: SessionState, result: dict, refusal: Exception) -> Decision:
+def _failed(state: Mapping[str, Any] | None, new: dict[str, Any], result: dict[str, Any],
+            refusal: Exception) -> Decision:
     """A failed validation is recorded (once: a repeat that changes nothing records nothing),
     then refused: the caller raises `refusal` after saving."""
     return Decision(new, EventType.VALIDATION_FAILED if changed(state, new) else None, result, refusal)

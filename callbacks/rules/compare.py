@@ -6,12 +6,13 @@ caught: Klarna charges what it holds, so every line and both totals must be ours
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 LINE_FIELDS = ("quantity", "unit_price", "total_discount_amount", "total_amount", "tax_rate")
 TAX_TOLERANCE = 1  # minor units a line's total_tax_amount may differ by (rounding)
 
 
-def mismatch(expected: Mapping, body: Mapping) -> list[str]:
+def mismatch(expected: Mapping[str, Any], body: Mapping[str, Any]) -> list[str]:
     """What differs between the order Klarna holds and the one we price: every line (goods,
     shipping, discounts, sales tax, and anything else Klarna holds, such as a gift card) and the
     totals. Klarna charges what it holds, so a line we did not price is a change of cart."""
@@ -25,14 +26,14 @@ def mismatch(expected: Mapping, body: Mapping) -> list[str]:
     return problems
 
 
-def line_key(line: Mapping) -> tuple[str, str]:
+def line_key(line: Mapping[str, Any]) -> tuple[str, str]:
     return (line.get("type") or "physical", line.get("reference") or "")
 
 
-def line_mismatch(ours: Iterable[Mapping], theirs: Iterable[Mapping]) -> list[str]:
+def line_mismatch(ours: Iterable[Mapping[str, Any]], theirs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Lines are paired by (type, reference), in order; Klarna keeps the order we sent."""
     problems = []
-    waiting: dict[tuple[str, str], list[Mapping]] = {}
+    waiting: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for line in ours:
         waiting.setdefault(line_key(line), []).append(line)
     for line in theirs:

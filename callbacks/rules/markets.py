@@ -21,9 +21,10 @@ def tax_country(shop: Shop, shipping_country: str | None, billing_country: str |
     """The shipping country when known and served, else the billing country when it has a
     market, else the purchase country."""
     for candidate in (shipping_country, billing_country):
-        if shop.market(candidate):
-            return country(candidate)
-    return country(purchase_country)
+        found = country(candidate)
+        if found and shop.market(found):
+            return found
+    return country(purchase_country) or purchase_country
 
 
 def pick_locale(market: Market, current_locale: str | None) -> str:

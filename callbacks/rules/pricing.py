@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from callbacks.rules.amounts import MAX_AMOUNT, MAX_LINES
 from callbacks.rules.shop import Coupon, Market, ShippingOption, Shop
@@ -46,11 +47,11 @@ class PricedOrder:
     purchase_currency: str
     order_amount: int
     order_tax_amount: int
-    order_lines: list[dict]
-    shipping_options: list[dict]
+    order_lines: list[dict[str, Any]]
+    shipping_options: list[dict[str, Any]]
     selected_shipping_option: str | None
 
-    def order(self) -> dict:
+    def order(self) -> dict[str, Any]:
         return {"order_amount": self.order_amount, "order_tax_amount": self.order_tax_amount,
                 "order_lines": self.order_lines}
 
@@ -87,7 +88,7 @@ def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_mar
     """
     net_prices = not tax_market.prices_include_tax
     # One pass, one dict per line: a 1000-line cart is priced on every callback.
-    lines = []
+    lines: list[dict[str, Any]] = []
     for reference, quantity in _merged(items).items():
         product = shop.products.get(reference)
         if product is None:
@@ -130,7 +131,7 @@ def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_mar
                        selected["id"] if selected else None)
 
 
-def _finish(line: dict, discount: int) -> dict:
+def _finish(line: dict[str, Any], discount: int) -> dict[str, Any]:
     total = line["quantity"] * line["unit_price"] - discount
     return {**line, "total_amount": total, "total_discount_amount": discount,
             "total_tax_amount": line_tax(total, line["tax_rate"])}
@@ -158,20 +159,20 @@ def _discounts(gross: list[int], references: list[str], coupon: Coupon | None,
 
 
 def _shipping(market: Market, currency: str, goods_total: int, language: str,
-              chosen: str | None) -> tuple[list[dict], dict | None]:
+              chosen: str | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     offered = [o for o in market.shipping if currency in o.price]
     if not offered:
         return [], None
     selected = (next((o for o in offered if o.id == chosen), None)
                 or next((o for o in offered if o.preselected), None)
                 or offered[0])
-    rate = 0 if not market.prices_include_tax else market.tax[market.shipping_tax_class]
+    rate = 0 if not market.prices_include_tax else market.tax[market.shipping_tax_class or ""]
     options = [_option(o, currency, goods_total, rate, language, o is selected) for o in offered]
     return options, next(opt for opt in options if opt["preselected"])
 
 
 def _option(option: ShippingOption, currency: str, goods_total: int, rate: int, language: str,
-            selected: bool) -> dict:
+            selected: bool) -> dict[str, Any]:
     free_over = option.free_over.get(currency)
     price = 0 if free_over is not None and goods_total >= free_over else option.price[currency]
     out = {"id": option.id, "name": option.display_name(language), "price": price,
@@ -183,7 +184,7 @@ def _option(option: ShippingOption, currency: str, goods_total: int, rate: int, 
     return out
 
 
-def _check_limits(lines: list[dict], order_amount: int) -> None:
+def _check_limits(lines: list[dict[str, Any]], order_amount: int) -> None:
     if len(lines) > MAX_LINES:
         raise LimitExceeded(f"the order would have {len(lines)} order lines; Klarna accepts at "
                             f"most {MAX_LINES} including shipping and sales tax")

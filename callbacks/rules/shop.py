@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from callbacks.rules.amounts import MAX_AMOUNT
 from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
@@ -42,7 +42,7 @@ class ShopFileError(ValueError):
         super().__init__(f"{path}: {key}: {problem}")
 
 
-def _frozen(mapping: Mapping) -> Mapping:
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
@@ -148,37 +148,37 @@ def parse_shop(raw: Mapping[str, Any], source: str = "<memory>") -> Shop:
 class _Parser:
     """Walks the TOML document; every check raises with the dotted key it was looking at."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, key: str, problem: str):
+    def fail(self, key: str, problem: str) -> NoReturn:
         raise ShopFileError(self.source, key, problem)
 
     # -- small typed getters ---------------------------------------------------------------
-    def table(self, value, key) -> Mapping:
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
         if not isinstance(value, dict):
             self.fail(key, "must be a table")
         return value
 
-    def string(self, value, key, pattern: re.Pattern | None = None, what: str = "") -> str:
+    def string(self, value: Any, key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "must be a non-empty string")
         if pattern and not pattern.fullmatch(value):
             self.fail(key, f"{value!r} is not {what}")
         return value
 
-    def integer(self, value, key, low: int, high: int, what: str) -> int:
+    def integer(self, value: Any, key: str, low: int, high: int, what: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.fail(key, f"{value!r} is not {what}")
         return value
 
-    def known(self, table: Mapping, key: str, allowed: set[str]):
+    def known(self, table: Mapping[str, Any], key: str, allowed: set[str]) -> None:
         for name in table:
             if name not in allowed:
                 self.fail(f"{key}.{name}" if key else name,
                           f"unknown key (expected one of {', '.join(sorted(allowed))})")
 
-    def money(self, value, key, low: int = 1) -> Mapping[str, int]:
+    def money(self, value: Any, key: str, low: int = 1) -> Mapping[str, int]:
         what = "a positive integer in minor units" if low else "an integer ≥ 0 in minor units"
         table = self.table(value, key)
         out = {}
@@ -187,7 +187,7 @@ class _Parser:
             out[currency] = self.integer(amount, f"{key}.{currency}", low, MAX_AMOUNT, what + f" ≤ {MAX_AMOUNT}")
         return _frozen(out)
 
-    def names(self, value, key) -> Mapping[str, str]:
+    def names(self, value: Any, key: str) -> Mapping[str, str]:
         table = self.table(value, key)
         for lang, name in table.items():
             self.string(lang, f"{key}.{lang}", LANGUAGE_RE, "a two-letter language code like sv")
@@ -195,7 +195,7 @@ class _Parser:
         return _frozen(table)
 
     # -- the document ----------------------------------------------------------------------
-    def shop(self, raw: Mapping) -> Shop:
+    def shop(self, raw: Mapping[str, Any]) -> Shop:
         self.known(raw, "", {"shop", "markets", "products", "coupons", "texts"})
         head = self.table(raw.get("shop"), "shop")
         self.known(head, "shop", {"name", "default_country"})
@@ -217,7 +217,7 @@ class _Parser:
         return Shop(name, default, _frozen(markets), _frozen(products), _frozen(coupons), self.source,
                     texts)
 
-    def texts(self, raw) -> Mapping[str, Mapping[str, str]]:
+    def texts(self, raw: Any) -> Mapping[str, Mapping[str, str]]:
         """The merchant's own wording of shopper messages, per language; each must use only the
         placeholders of the message it replaces, or a refusal would fail while rendering."""
         out = {}
@@ -237,7 +237,7 @@ class _Parser:
             out[message_id] = names
         return _frozen(out)
 
-    def product(self, sku: str, raw) -> Product:
+    def product(self, sku: str, raw: Any) -> Product:
         key = f'products."{sku}"'
         if not SKU_RE.fullmatch(sku):
             self.fail(key, "a SKU is 1–255 characters without spaces")
@@ -262,7 +262,7 @@ class _Parser:
             stock=stock,
         )
 
-    def market(self, country: str, raw, products: Mapping[str, Product]) -> Market:
+    def market(self, country: str, raw: Any, products: Mapping[str, Product]) -> Market:
         key = f"markets.{country}"
         self.string(country, key, COUNTRY_RE, "an upper-case ISO 3166 country code like SE")
         raw = self.table(raw, key)
@@ -311,7 +311,7 @@ class _Parser:
         return Market(country, currency, tuple(locales), _frozen(tax), shipping, ship_class,
                       include, _frozen(sales_tax), tax_shipping)
 
-    def shipping(self, key: str, raw) -> ShippingOption:
+    def shipping(self, key: str, raw: Any) -> ShippingOption:
         raw = self.table(raw, key)
         self.known(raw, key, {"id", "name", "names", "price", "free_over", "preselected", "method",
                               "description"})
@@ -341,7 +341,7 @@ class _Parser:
             names=self.names(raw.get("names", {}), f"{key}.names"),
         )
 
-    def coupon(self, code: str, raw) -> Coupon:
+    def coupon(self, code: str, raw: Any) -> Coupon:
         key = f"coupons.{code}"
         raw = self.table(raw, key)
         self.known(raw, key, {"percent", "amount"})

@@ -54,7 +54,7 @@ class Text:
     id: str
     params: Mapping[str, object] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.id not in MESSAGES:
             raise KeyError(f"unknown message id {self.id!r}")
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
-from callbacks.store.database import metadata, utcnow
+from callbacks.store.database import Store, metadata, utcnow
+
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +54,16 @@ def for_session(sid: str) -> Iterator[None]:
         current_session.reset(token)
 
 
-def with_session(method):
+def with_session(method: Callable[Concatenate[S, str, P], R]) -> Callable[Concatenate[S, str, P], R]:
     """For Lifecycle methods whose first argument is the session id."""
     @functools.wraps(method)
-    def wrapper(self, sid, *args, **kwargs):
+    def wrapper(self: S, sid: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with for_session(sid):
             return method(self, sid, *args, **kwargs)
     return wrapper
 
 
-def record(store, kind: str, name: str, status: int | None, seconds: float,
+def record(store: Store, kind: str, name: str, status: int | None, seconds: float,
            detail: Any = None, session: str | None = None) -> None:
     try:
         with store.write() as conn:
@@ -71,8 +75,8 @@ def record(store, kind: str, name: str, status: int | None, seconds: float,
         log.exception("could not record %s %s", kind, name)
 
 
-def purge(store, older_than: timedelta) -> int:
+def purge(store: Store, older_than: timedelta) -> int:
     """`flask kco purge`: the same age rule as the callback log, whose timeline this completes
     (a storefront write's scrubbed body is no less personal than a callback's)."""
     with store.engine.begin() as conn:
-        return conn.execute(activity.delete().where(activity.c.at < utcnow() - older_than)).rowcount
+        return int(conn.execute(activity.delete().where(activity.c.at < utcnow() - older_than)).rowcount)

@@ -25,7 +25,14 @@ import sqlalchemy as sa
 from callbacks.rules.state import EventType
 from callbacks.store import events_pg
 from callbacks.store.engine import SqliteWriters, make_engine
-from callbacks.store.tables import callback_log, checkout_locks, events, klarna_orders, metadata, sessions  # noqa: F401 - the tables are re-exported for callers
+
+# The tables are re-exported for callers (`X as X`: an explicit re-export).
+from callbacks.store.tables import callback_log as callback_log
+from callbacks.store.tables import checkout_locks as checkout_locks
+from callbacks.store.tables import events as events
+from callbacks.store.tables import klarna_orders as klarna_orders
+from callbacks.store.tables import metadata as metadata
+from callbacks.store.tables import sessions as sessions
 from callbacks.web import jsonprovider
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
@@ -67,17 +74,17 @@ def _session_lock_key(sid: str) -> int:
 class SessionTx:
     """One locked session inside a write transaction: read `state`, then `save` it once."""
 
-    def __init__(self, conn: sa.Connection, store: Store, sid: str, row):
+    def __init__(self, conn: sa.Connection, store: Store, sid: str, row: sa.Row[Any, Any] | None):
         self.conn, self.store, self.sid = conn, store, sid
-        self.state: dict | None = dict(row.state) if row else None
+        self.state: dict[str, Any] | None = dict(row.state) if row else None
         self.version: int = row.version if row else 0
-        self.events: list[dict] = []
-        self.pending: list[tuple[dict, datetime]] = []  # PostgreSQL: appended at commit (events_pg)
+        self.events: list[dict[str, Any]] = []
+        self.pending: list[tuple[dict[str, Any], datetime]] = []  # PostgreSQL: appended at commit (events_pg)
 
-    def save(self, state: dict, event_type: EventType, data: dict) -> dict:
+    def save(self, state: dict[str, Any], event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:
         """Store `state` as version+1 and record its event; returns the event. An event type
         outside EventType is a ValueError here, before anything is written."""
-        event_type = EventType(event_type).value
+        type_name = EventType(event_type).value
         now = utcnow()
         self.version += 1
         state = {**state, "session": self.sid, "version": self.version, "updated_at": iso(now)}
@@ -89,18 +96,18 @@ class SessionTx:
             self.conn.execute(UPDATE_SESSION, {"b_sid": self.sid, **values})
         self.state = state
         if self.store.is_postgres:  # its id comes at commit: see events_pg.publish
-            event = {"id": None, "session": self.sid, "type": event_type,
+            event = {"id": None, "session": self.sid, "type": type_name,
                      "version": self.version, "at": iso(now), "data": data}
             self.pending.append((event, now))
         else:
-            event = self.store._insert_event(self.conn, self.sid, event_type, self.version,
+            event = self.store._insert_event(self.conn, self.sid, type_name, self.version,
                                              data, now)
         self.events.append(event)
         return event
 
 
     # -- completed Klarna orders (push idempotency) -------------------------------------------
-    def record_completed(self, order_id: str, om_order: dict) -> bool:
+    def record_completed(self, order_id: str, om_order: dict[str, Any]) -> bool:
         """Insert the completed order once; False when another push got there first. The
         primary key decides, not a check-then-insert, so concurrent pushes cannot both win."""
         insert = (_dialect_insert(self.conn)(klarna_orders)
@@ -124,7 +131,7 @@ class SessionTx:
         """The sessions bound to `order_id`, read inside this session's transaction."""
         return _order_owners(self.conn, order_id)
 
-    def set_fraud_status(self, order_id: str, fraud_status: str) -> None:
+    def set_fraud_status(self, order_id: str, fraud_status: str | None) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
                           .values(fraud_status=fraud_status))
 
@@ -140,21 +147,21 @@ def _order_owners(conn: sa.Connection, order_id: str) -> set[str]:
     return {row[0] for row in conn.execute(SELECT_ORDER_OWNERS, {"b_order": order_id})}
 
 
-def _dialect_insert(conn: sa.Connection):
+def _dialect_insert(conn: sa.Connection) -> Callable[..., Any]:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert
 
 
 class Change(Protocol):
     """What a decision hands Store.apply (rules.checkout.Decision): the new state, and the event
     that records it, or an event type of None when nothing changed."""
 
-    state: dict
+    state: dict[str, Any]
     event_type: EventType | None
-    data: dict
+    data: dict[str, Any]
 
 
 C = TypeVar("C", bound=Change)
@@ -187,7 +194,7 @@ class Store:
         from callbacks.store.migrate import upgrade
         before, after = upgrade(self.engine)
         self.migrated = self.migrated or before != after
-        return after
+        return str(after)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -240,7 +247,7 @@ class Store:
 
     def apply(self, sid: str, decide: Callable[[SessionTx], C | None],
               before_commit: Callable[[SessionTx, C | None], None] | None = None,
-              ) -> tuple[dict | None, C | None]:
+              ) -> tuple[dict[str, Any] | None, C | None]:
         """Lock the session, decide, save if the decision changed something, commit: the one
         way state changes are written. `decide` sees the locked session (`tx.state`, and the
         order-bookkeeping methods) and returns a Change or None; an exception from it rolls
@@ -254,7 +261,8 @@ class Store:
                 before_commit(tx, decision)
         return tx.state, decision
 
-    def _insert_event(self, conn, sid, event_type, version, data, now) -> dict:
+    def _insert_event(self, conn: sa.Connection, sid: str, event_type: str, version: int, data: Any,
+                      now: datetime) -> dict[str, Any]:
         """SQLite: the write transaction already excludes every other writer."""
         event_id = conn.execute(INSERT_EVENT, {"session": sid, "type": event_type,
                                                "version": version, "at": now,
@@ -291,7 +299,7 @@ class Store:
                 conn.execute(checkout_locks.delete().where(checkout_locks.c.sid == sid,
                                                            checkout_locks.c.holder == holder))
 
-    def unacknowledged_orders(self) -> list[dict]:
+    def unacknowledged_orders(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(klarna_orders)
                                 .where(klarna_orders.c.acknowledged_at.is_(None))
@@ -302,14 +310,14 @@ class Store:
         with self.reads.connect() as conn:
             return _order_owners(conn, order_id)
 
-    def completed_order(self, order_id: str) -> dict | None:
+    def completed_order(self, order_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(klarna_orders)
                                .where(klarna_orders.c.order_id == order_id)).first()
         return dict(row._mapping) if row else None
 
     # -- reads -------------------------------------------------------------------------------
-    def get_state(self, sid: str) -> dict | None:
+    def get_state(self, sid: str) -> dict[str, Any] | None:
         with self.reads.connect() as conn:
             row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
         return dict(row.state) if row else None
@@ -317,10 +325,10 @@ class Store:
     def get_state_json(self, sid: str) -> bytes | None:
         """get_state(sid) as the JSON stored, not parsed: what the state read sends."""
         with self.reads.connect() as conn:
-            stored = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
-        if stored is None:
+            found: Any = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
+        if found is None:
             return None
-        stored = stored.encode() if isinstance(stored, str) else stored
+        stored: bytes = found.encode() if isinstance(found, str) else found
         # A state last written before the engine encoded with orjson (web/jsonprovider.py) has
         # a space after each colon and its keys unsorted: re-encoded, it is the JSON (and has
         # the ETag) that a write of the same state gives. orjson never writes a space there.
@@ -334,7 +342,7 @@ class Store:
         with self.reads.connect() as conn:
             return conn.execute(SELECT_SID, {"b_sid": sid}).first() is not None
 
-    def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict]:
+    def events_after(self, after: int, sid: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         """Events with id > `after`, oldest first. On PostgreSQL only those that no smaller id
         can still overtake (events_pg.READABLE): an event just committed may wait there, for
         milliseconds, until older transactions have finished."""
@@ -357,7 +365,7 @@ class Store:
         if self.is_postgres:
             query = query.where(events_pg.READABLE)
         with self.reads.connect() as conn:
-            return conn.execute(query).scalar_one()
+            return int(conn.execute(query).scalar_one())
 
     # -- callback log ------------------------------------------------------------------------
     def log_callback(self, callback: str, session: str | None, order_id: str | None, status: int,
@@ -368,11 +376,11 @@ class Store:
         row = {"at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
                "status": status, "duration_ms": duration_ms, "request": request, "reply": reply}
         if conn is not None:
-            return conn.execute(INSERT_CALLBACK_LOG, row).scalar_one()
+            return int(conn.execute(INSERT_CALLBACK_LOG, row).scalar_one())
         with self.write() as conn:
-            return conn.execute(INSERT_CALLBACK_LOG, row).scalar_one()
+            return int(conn.execute(INSERT_CALLBACK_LOG, row).scalar_one())
 
-    def logged_callback(self, log_id: int) -> dict | None:
+    def logged_callback(self, log_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(callback_log).where(callback_log.c.id == log_id)).first()
         return dict(row._mapping) if row else None

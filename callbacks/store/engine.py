@@ -10,12 +10,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from callbacks.web import jsonprovider
 from config import whole_number
+
+if TYPE_CHECKING:  # imported where a listener is made: SQLite deployments never need it
+    import psycopg
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -28,7 +32,7 @@ def make_engine(url: str) -> sa.Engine:
                                   json_deserializer=jsonprovider.loads)
 
         @sa_event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection, _record):
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
             # Take transaction control from pysqlite so that writers can BEGIN IMMEDIATE.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -38,7 +42,7 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         @sa_event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
+        def _sqlite_begin(conn: sa.Connection) -> None:
             immediate = conn.get_execution_options().get("kco_write")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -46,8 +50,8 @@ def make_engine(url: str) -> sa.Engine:
     # Per process: a PostgreSQL server takes max_connections (100 by default) in all, and
     # every gunicorn worker of every instance has a pool, so the sizes are the operator's.
     # (SQLAlchemy reads a pool_size of 0 as "no limit": at least 1.)
-    return sa.create_engine(url, pool_size=whole_number("KCO_DB_POOL_SIZE", 10, minimum=1),
-                            max_overflow=whole_number("KCO_DB_MAX_OVERFLOW", 30),
+    return sa.create_engine(url, pool_size=whole_number("KCO_DB_POOL_SIZE"),
+                            max_overflow=whole_number("KCO_DB_MAX_OVERFLOW"),
                             pool_pre_ping=True,
                             json_serializer=jsonprovider.dumps,
                             json_deserializer=jsonprovider.loads)
@@ -68,8 +72,8 @@ class SqliteWriters:
         self.path = f"{database}.writer-lock" if database and database != ":memory:" else None
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._file = None
-        self._pid = None  # the file is opened per process: an flock belongs to an open file
+        self._file: BinaryIO | None = None
+        self._pid: int | None = None  # the file is opened per process: an flock belongs to an open file
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
@@ -82,16 +86,18 @@ class SqliteWriters:
                 return
             if self._pid != os.getpid():
                 self._file, self._pid = open(self.path, "ab"), os.getpid()
-            fcntl.flock(self._file, fcntl.LOCK_EX)  # held only for one short transaction
+            file = self._file
+            assert file is not None  # opened above in this process
+            fcntl.flock(file, fcntl.LOCK_EX)  # held only for one short transaction
             try:
                 yield
             finally:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
+                fcntl.flock(file, fcntl.LOCK_UN)
         finally:
             self._lock.release()
 
 
-def listen(engine: sa.Engine, channel: str, application_name: str):
+def listen(engine: sa.Engine, channel: str, application_name: str) -> psycopg.Connection[Any]:
     """A dedicated autocommit psycopg connection LISTENing on `channel`, outside the pool:
     a listener holds it for as long as it runs, which a pooled connection must not be."""
     import psycopg
@@ -103,7 +109,7 @@ def listen(engine: sa.Engine, channel: str, application_name: str):
     return conn
 
 
-def close_quietly(conn) -> None:
+def close_quietly(conn: psycopg.Connection[Any] | None) -> None:
     """Close a listener's connection that may already be broken; there is nothing to report."""
     if conn is not None:
         try:

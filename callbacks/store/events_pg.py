@@ -22,6 +22,7 @@ back until it ends: idle_in_transaction_session_timeout bounds that.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -48,7 +49,7 @@ READABLE = sa.text("""(
                                            WHERE datname = current_database()))))""")
 
 
-def publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
+def publish(conn: sa.Connection, pending: list[tuple[dict[str, Any], datetime]]) -> None:
     """Append a transaction's events and commit, in ONE message to the server.
 
     `kco_append_events` draws the ids and their horizon under its short lock; the NOTIFY and
@@ -68,6 +69,7 @@ def publish(conn: sa.Connection, pending: list[tuple[dict, datetime]]) -> None:
         "SELECT id, pg_notify('kco_events', id::text) FROM kco_append_events({batch}::json) AS id"
         " ORDER BY id; COMMIT").format(batch=sql.Literal(batch))
     raw = conn.connection.driver_connection
+    assert raw is not None  # a connection inside its transaction
     with raw.cursor() as cursor:
         cursor.execute(message.as_string(raw))  # positioned on the first result: the ids
         for (event, _), (event_id, _) in zip(pending, cursor.fetchall(), strict=True):

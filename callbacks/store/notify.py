@@ -29,10 +29,16 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
 
 from callbacks.store.database import Store
 from callbacks.store.engine import close_quietly, listen
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class TooManyWaiters(Exception):
 
 class Notifier:
     def __init__(self, store: Store, *, max_waiters: int | None | Callable[[], int | None] = None,
-                 idle_stop: float = 30.0, gauge=None, tail: int = TAIL):
+                 idle_stop: float = 30.0, gauge: Any = None, tail: int = TAIL) -> None:
         """`max_waiters`: a number, None (no limit) or a function that tells it, asked at the
         first wait: a gunicorn worker knows its thread count only after the fork."""
         self.store = store
@@ -61,16 +67,16 @@ class Notifier:
         self.gauge = gauge  # anything with inc()/dec(): the waiters gauge
         self._cond = threading.Condition()
         self._kick = threading.Event()
-        self._tail: deque[dict] = deque(maxlen=tail)
+        self._tail: deque[dict[str, Any]] = deque(maxlen=tail)
         self._floor = 0  # the tail holds every event with floor < id <= latest
         self._latest = 0
-        self._notified = 0  # the highest id a NOTIFY announced
+        self._notified: float = 0  # the highest id a NOTIFY announced
         self._waiters = 0
         self._idle_since = time.monotonic()
         self._thread: threading.Thread | None = None
-        self._pid = None
+        self._pid: int | None = None
         self._stopping = False
-        self._pg_conn = None
+        self._pg_conn: psycopg.Connection[Any] | None = None
         self._last_error_log = 0.0
         store.on_commit(self.kick)
 
@@ -95,7 +101,7 @@ class Notifier:
         an older transaction on the server has not ended (store/events_pg.py)."""
         return self._notified > self._latest
 
-    def events(self, after: int, sid: str | None = None, wait: float = 0.0) -> list[dict]:
+    def events(self, after: int, sid: str | None = None, wait: float = 0.0) -> list[dict[str, Any]]:
         """Events with id > `after` (of session `sid`, or all), oldest first, at most PAGE;
         waits up to `wait` seconds for the first one. Holds no database connection while it
         waits. Raises TooManyWaiters when it would wait and the process is full."""
@@ -169,7 +175,7 @@ class Notifier:
         if self.gauge is not None:
             self.gauge.dec()
 
-    def _from_tail(self, above: int, sid: str | None) -> list[dict]:
+    def _from_tail(self, above: int, sid: str | None) -> list[dict[str, Any]]:
         found = []
         for event in reversed(self._tail):  # newest first; stop at what the waiter has seen
             if event["id"] <= above:
@@ -260,7 +266,7 @@ class Notifier:
                 self._kick.clear()
                 backoff = min(backoff * 2, 5.0)
 
-    def _listen_connection(self):
+    def _listen_connection(self) -> psycopg.Connection[Any]:
         if self._pg_conn is None or self._pg_conn.closed:
             self._pg_conn = listen(self.store.engine, CHANNEL, "kco-notify")
         return self._pg_conn
@@ -306,7 +312,7 @@ def _as_int(payload: str) -> float:
         return math.inf  # an unexpected payload: read the table to find out
 
 
-def max_waiters_from(config) -> int | None:
+def max_waiters_from(config: Mapping[str, Any]) -> int | None:
     """How many long-polls one process lets wait at once (docs/long-poll.md):
     KCO_LONGPOLL_MAX_WAITERS (0 = no limit) when set; else the worker's thread count
     (GUNICORN_THREADS, which gunicorn.conf.py sets in every worker to the real figure) less a
@@ -319,14 +325,14 @@ def max_waiters_from(config) -> int | None:
         if value < 0:
             raise ValueError(f"KCO_LONGPOLL_MAX_WAITERS must be a whole number ≥ 0, not {explicit!r}")
         return value or None
-    threads = os.environ.get("GUNICORN_THREADS", "")
-    if threads.isdigit() and int(threads) > 1:
-        threads = int(threads)
+    written = os.environ.get("GUNICORN_THREADS", "")
+    if written.isdigit() and int(written) > 1:
+        threads = int(written)
         return max(1, threads - max(4, threads // 8))
     return None
 
 
-def init_app(app, gauge=None) -> Notifier:
+def init_app(app: Flask, gauge: Any = None) -> Notifier:
     config = app.config
     max_waiters_from(config)  # a wrong setting stops start-up rather than every long-poll
     notifier = Notifier(app.extensions["kco"].store, max_waiters=lambda: max_waiters_from(config),

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("storefront", __name__, url_prefix="/api", description="The storefront API.")
 ops = Blueprint("ops", __name__, description="Operator endpoints.")
 
-BEARER_OR_BROWSER = [{"bearerAuth": []}, {"browserToken": []}]
+BEARER_OR_BROWSER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"browserToken": []}]
 STATE_HEADERS = {"Cache-Control": "private, no-cache"}
 
 

@@ -53,7 +53,7 @@ def replay_allowed() -> bool:
 
 
 def replay_token(log_id: int) -> str:
-    return hmac.new(_password().encode(), f"replay:{log_id}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new((_password() or "").encode(), f"replay:{log_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def store():
@@ -95,7 +95,7 @@ def replay(sid: str, log_id: int):
         return render_template("support/replayed.html", sid=sid, line=str(exc.message)), 422
     if payload.session != sid:
         abort(404)
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # werkzeug's LocalProxy
     result = replaying.send_one(payload, replaying.in_process(app), app.config["KCO_CALLBACK_SECRET"])
     return render_template("support/replayed.html", sid=sid, line=replaying.report_line(result))
 

@@ -15,7 +15,7 @@ from flask import Request, g
 class BodyError(Exception):
     """The body is not JSON (or not what a schema wants): `errors` maps field → [problems]."""
 
-    def __init__(self, message: str, errors: dict):
+    def __init__(self, message: str, errors: dict[str, Any]):
         super().__init__(message)
         self.message, self.errors = message, errors
 

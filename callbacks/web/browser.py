@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
 
 from callbacks.web.tokens import browser_token, browser_token_expiry, check_browser_token
 
@@ -45,10 +47,12 @@ def token_opens() -> bool:
     return check_browser_token(current_app.config["KCO_CALLBACK_SECRET"], sid, presented_token())
 
 
-def issue(sid: str) -> dict:
+def issue(sid: str) -> dict[str, Any]:
     """A fresh token for `sid` and when it stops working (ISO 8601, UTC)."""
     token = browser_token(current_app.config["KCO_CALLBACK_SECRET"], sid)
-    expires = datetime.fromtimestamp(browser_token_expiry(token), UTC)
+    expiry = browser_token_expiry(token)
+    assert expiry is not None  # a token just made reads back
+    expires = datetime.fromtimestamp(expiry, UTC)
     return {"browser_token": token, "expires_at": expires.isoformat().replace("+00:00", "Z")}
 
 
@@ -69,7 +73,7 @@ def init_app(app: Flask) -> None:
          expose_headers=["ETag", "Retry-After"], max_age=600, supports_credentials=False)
 
     @app.before_request
-    def preflight():
+    def preflight() -> ResponseReturnValue | None:
         # A preflight carries no credentials: answer it before the API's authentication does.
         if request.method == "OPTIONS" and SESSION_PATHS.match(request.path):
             return app.make_default_options_response()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
-from flask import Flask, Request, jsonify
+from flask import Flask, Request, Response, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -17,13 +19,14 @@ log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 5
 
 
-def api_error(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
+def api_error(code: int, message: str, errors: dict[str, Any] | None = None,
+              headers: dict[str, Any] | None = None) -> tuple[Response, int, dict[str, Any]]:
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,
             "errors": errors or {}}
     return jsonify(body), code, headers or {}
 
 
-def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as `{"items.0.quantity": ["…"]}` (docs/design.md §7.4's field → list)."""
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
@@ -47,9 +50,9 @@ def summary(errors: dict[str, list[str]]) -> str:
     return text + (f"; and {more} more" if more > 0 else "")
 
 
-def klarna_error(error_type: str, error_text: str, errors: dict | None = None):
+def klarna_error(error_type: str, error_text: str, errors: dict[str, Any] | None = None) -> tuple[Response, int]:
     """Klarna shows error_text to the shopper and keeps them in the checkout."""
-    body = {"error_type": error_type, "error_text": error_text}
+    body: dict[str, Any] = {"error_type": error_type, "error_text": error_text}
     if errors:
         body["errors"] = errors
     return jsonify(body), 400
@@ -60,7 +63,8 @@ class LimitedRequest(Request):
     such a body through a LimitedStream that stops AT the limit without raising, so without
     this the first 1 MiB would be parsed as if it were the whole body."""
 
-    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
+    def get_data(self, cache: bool = True, as_text: bool = False,  # type: ignore[override]
+                 parse_form_data: bool = False) -> bytes | str:
         data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
         limit = self.max_content_length
         if (limit is not None and self.content_length is None and len(data) >= limit
@@ -74,12 +78,12 @@ def init_app(app: Flask) -> None:
     app.request_class = LimitedRequest
 
     @app.errorhandler(OperationalError)
-    def database_unavailable(exc: OperationalError):
+    def database_unavailable(exc: OperationalError) -> ResponseReturnValue:
         log.warning("database unavailable: %s", exc.orig)
         return api_error(503, "The database is busy or unreachable; try again.",
                          headers={"Retry-After": "1"})
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return api_error(500, "Internal error; it has been logged.")

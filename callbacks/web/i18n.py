@@ -11,6 +11,7 @@ Country codes in a message are shown as the country's name in that language (Bab
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask, g
@@ -50,7 +51,7 @@ def render(text: Text, locale: str | None, overrides: Mapping[str, Mapping[str, 
     if served in own:
         return own[served] % params
     with force_locale(served):
-        return gettext(MESSAGES[text.id], **params) if params else gettext(MESSAGES[text.id])
+        return str(gettext(MESSAGES[text.id], **params) if params else gettext(MESSAGES[text.id]))
 
 
 def render_all(texts: Iterable[Text], locale: str | None,
@@ -58,11 +59,11 @@ def render_all(texts: Iterable[Text], locale: str | None,
     return " ".join(render(t, locale, overrides) for t in texts)
 
 
-def _params(text: Text, lang: str) -> dict:
+def _params(text: Text, lang: str) -> dict[str, Any]:
     return {k: _shown(k, v, lang) for k, v in text.params.items()}
 
 
-def _shown(name: str, value, lang: str):
+def _shown(name: str, value: Any, lang: str) -> Any:
     if name == "country" and isinstance(value, str):
         try:
             names = Locale.parse(lang).territories
@@ -74,7 +75,7 @@ def _shown(name: str, value, lang: str):
 
 def page_language() -> str:
     """The demo pages' language: set per request by the shop front from the shopper's market."""
-    return g.get("kco_language", FALLBACK)
+    return str(g.get("kco_language", FALLBACK))
 
 
 def init_app(app: Flask) -> None:

@@ -9,6 +9,7 @@ dates as HTTP dates through `default`); only non-ASCII text is sent as UTF-8 rat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
-def dumps(value: Any, default=None) -> str:
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
     """orjson, or the standard library for what orjson refuses (integers past 64 bits)."""
     try:
         return orjson.dumps(value, default=default, option=OPTIONS).decode()

@@ -65,13 +65,14 @@ class Metrics:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
+            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
+        assert self.registry is not None  # made when there is no multiprocess directory
         return generate_latest(self.registry)
 
 
 @bp.get("/metrics")
-def metrics():
+def metrics() -> Response:
     return Response(current_app.extensions["kco_metrics"].exposition(),
                     content_type=CONTENT_TYPE_LATEST)
 

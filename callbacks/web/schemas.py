@@ -6,6 +6,7 @@ callbacks/storefront/schemas.py (RAISE: a storefront typo is an error, not an ig
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from marshmallow import fields, validate
 
@@ -16,6 +17,6 @@ LOCALE = validate.Regexp(r"^[A-Za-z]{2}(?:-[A-Za-z]{2})*\Z", error="Not an RFC 1
 NOT_AN_OBJECT = {"type": "Must be a JSON object."}  # marshmallow's "Invalid input type."
 
 
-def Int(**kw):  # noqa: N802 - reads like a field class
+def Int(**kw: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
     """Integers only: no floats, strings or booleans, as in Klarna's int64 fields."""
     return fields.Integer(strict=True, **kw)

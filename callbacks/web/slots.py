@@ -25,10 +25,15 @@ any slot (BENCHMARKS.md has what that leaves at 16 and 64 connections).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from flask import Flask, current_app, request
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def init_app(app: Flask) -> None:
@@ -37,7 +42,7 @@ def init_app(app: Flask) -> None:
 
 
 @contextmanager
-def slot():
+def slot() -> Iterator[None]:
     slots = current_app.extensions.get("kco_work_slots")
     if slots is None:  # 0: no limit
         yield
@@ -49,10 +54,10 @@ def slot():
         yield
 
 
-def guarded(view):
+def guarded(view: Callable[P, R]) -> Callable[P, R]:
     """Run `view` in a work slot: for views that call nobody and wait only on the database."""
     @wraps(view)
-    def in_slot(*args, **kwargs):
+    def in_slot(*args: P.args, **kwargs: P.kwargs) -> R:
         with slot():
             return view(*args, **kwargs)
     return in_slot

@@ -13,7 +13,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("sid", sa.String(128), primary_key=True),
@@ -48,7 +48,7 @@ def upgrade():
     )
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("callback_log")
     op.drop_table("events")
     op.drop_table("sessions")

@@ -13,7 +13,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "klarna_orders",
         sa.Column("order_id", sa.String(255), primary_key=True),
@@ -32,6 +32,6 @@ def upgrade():
     )
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("checkout_locks")
     op.drop_table("klarna_orders")

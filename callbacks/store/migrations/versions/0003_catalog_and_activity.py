@@ -13,7 +13,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "products",
         sa.Column("sku", sa.String(255), primary_key=True),
@@ -47,7 +47,7 @@ def upgrade():
     )
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("activity")
     op.drop_table("catalog_state")
     op.drop_table("products")

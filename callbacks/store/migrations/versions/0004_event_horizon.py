@@ -62,14 +62,14 @@ $fn$;
 """
 
 
-def upgrade():
+def upgrade() -> None:
     op.add_column("events", sa.Column("horizon", sa.BigInteger))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(HORIZON_REGISTER)
         op.execute(APPEND_EVENTS)
 
 
-def downgrade():
+def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION kco_append_events(json)")
         op.execute("DROP SEQUENCE kco_event_horizon")
