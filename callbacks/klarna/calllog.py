@@ -48,6 +48,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from callbacks.store import faults
 from callbacks.web.body import too_deep
 from callbacks.web.tokens import CALLBACK, check_token
 
@@ -210,8 +211,11 @@ def _record(response: Response) -> Response:
             row = _row(callback, response.status_code, _reply_body(response), seconds)
             current_app.extensions["kco"].store.log_callback(**row)
         _log_line(row, seconds if written is None else row["duration_ms"] / 1000)
-    except Exception:  # noqa: BLE001 - the log must never break Klarna's reply
-        log.exception("could not record the %s callback", callback)
+    except Exception as exc:  # noqa: BLE001 - the log must never break Klarna's reply
+        if faults.is_fault(exc):  # the database is away: one line, no traceback
+            log.warning("could not record the %s callback: %s", callback, faults.describe(exc))
+        else:
+            log.exception("could not record the %s callback", callback)
     return response
 
 
@@ -233,11 +237,13 @@ def record_in(conn, status: int, reply_body: Any) -> None:
     try:
         with guard():
             store.log_callback(**row, conn=conn)
-    except Exception:  # noqa: BLE001 - the hook tries once more in a transaction of its own
+    except Exception as exc:  # noqa: BLE001 - the hook tries once more in a transaction of its own
+        if conn.invalidated:
+            raise  # the connection died under the transaction: all of it is lost (a 503)
         if not store.is_postgres and not conn.connection.driver_connection.in_transaction:
             raise  # SQLite gave up the whole transaction (disk full, I/O): fail, write nothing
         log.warning("could not record the %s callback with its session; trying on its own",
-                    callback, exc_info=True)
+                    callback, exc_info=not faults.is_fault(exc))
         return
     g.kco_pending_log = row
 
