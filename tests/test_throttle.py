@@ -32,7 +32,7 @@ def test_a_browser_token_cannot_set_the_shops_order_number(client, app, api_head
     assert client.put(f"/api/sessions/{sid}/cart", headers=api_headers,
                       json={**CART, "merchant_reference1": "SHOP-1"}).status_code == 200
     name = "merchant\\u005freference1" if escaped else "merchant_reference1"
-    forged = ('{"items": [{"reference": "%s", "quantity": 2}], "%s": "\u202eEVIL"}' % (TSHIRT, name))
+    forged = '{"items": [{"reference": "' + TSHIRT + '", "quantity": 2}], "' + name + '": "\u202eEVIL"}'
     for method, path in (("PUT", f"/api/sessions/{sid}/cart"), ("POST", f"/api/sessions/{sid}/checkout")):
         refused = client.open(path, method=method, headers=token_for(app, sid), data=forged,
                               content_type="application/json")
