@@ -110,6 +110,13 @@ class Config:
         # The demo shop pages (/, /cart, /checkout, /confirmation, /terms): on outside
         # production, off in production unless KCO_SHOP_PAGES=1.
         self.KCO_SHOP_PAGES = _env("KCO_SHOP_PAGES", "0" if self.PRODUCTION else "1") != "0"
+        # Per-session limit on a browser token's writes and checkout loads (`limits` syntax),
+        # and where the throttles count: redis://…, memory://, file:PATH; unset: one SQLite
+        # file per host (callbacks/web/throttle.py).
+        self.KCO_BROWSER_RATE_LIMIT = _env("KCO_BROWSER_RATE_LIMIT", "30 per 10 seconds")
+        self.KCO_RATE_LIMIT_STORAGE = _env("KCO_RATE_LIMIT_STORAGE")
+        # Seconds a request body may take to arrive (callbacks/web/body.py), per 256 KiB.
+        self.KCO_BODY_TIMEOUT = whole_number("KCO_BODY_TIMEOUT", 10, minimum=1)
         self.finish()
 
     def finish(self):
@@ -122,6 +129,7 @@ class Config:
             _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
             self.KCO_AUTO_MIGRATE = False
         if self.TESTING:
+            self.KCO_RATE_LIMIT_STORAGE = self.KCO_RATE_LIMIT_STORAGE or "memory://"  # per app
             self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"
             self.KCO_API_KEY = self.KCO_API_KEY or "test-api-key"
         unset = [n for n in ("KCO_CALLBACK_SECRET", "KCO_API_KEY") if not getattr(self, n)]

@@ -60,6 +60,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
     api = storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
+    from callbacks.web import throttle
+    throttle.init_app(app)  # per-session limits on browser tokens; support sign-in guesses
     from callbacks.web import browser
     browser.init_app(app)  # CORS for KCO_CORS_ORIGINS (the token endpoint is the storefront's)
     if app.config["KCO_SHOP_PAGES"]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
+    """A free port: the kernel's choice, or one of KCO_TEST_PORT_RANGE (`23000-23999`) when a
+    machine shared by several test runs gives each its own range."""
+    span = os.environ.get("KCO_TEST_PORT_RANGE")
+    if span:
+        low, high = (int(n) for n in span.split("-"))
+        for port in random.sample(range(low, high + 1), high + 1 - low):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in KCO_TEST_PORT_RANGE={span}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

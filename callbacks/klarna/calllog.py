@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from callbacks.klarna.scrub import scrub
+from callbacks.store import faults
 
 log = logging.getLogger("callbacks.klarna.calllog")
 
@@ -49,11 +50,13 @@ def write_in(store, conn: sa.Connection, entry: dict) -> bool:
     try:
         with guard():
             store.log_callback(**entry, conn=conn)
-    except Exception:  # noqa: BLE001 - written once more in a transaction of its own
+    except Exception as exc:  # noqa: BLE001 - written once more in a transaction of its own
+        if conn.invalidated:
+            raise  # the connection died under the transaction: all of it is lost (a 503)
         if not store.is_postgres and not conn.connection.driver_connection.in_transaction:
             raise
         log.warning("could not record the %s callback with its session; trying on its own",
-                    entry["callback"], exc_info=True)
+                    entry["callback"], exc_info=not faults.is_fault(exc))
         return False
     return True
 

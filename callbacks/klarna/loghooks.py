@@ -28,6 +28,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from callbacks.klarna import calllog
+from callbacks.store import faults
 from callbacks.web.body import too_deep
 from callbacks.web.tokens import CALLBACK, check_token
 
@@ -116,8 +117,11 @@ def _record(response: Response) -> Response:
                             seconds, _request_body(), _reply_body(response))
         calllog.write(current_app.extensions["kco"].store, entry)
         calllog.log_line(entry, seconds)
-    except Exception:  # noqa: BLE001 - the log must never break Klarna's reply
-        calllog.log.exception("could not record the %s callback", callback)
+    except Exception as exc:  # noqa: BLE001 - the log must never break Klarna's reply
+        if faults.is_fault(exc):  # the database is away: one line, no traceback
+            calllog.log.warning("could not record the %s callback: %s", callback, faults.describe(exc))
+        else:
+            calllog.log.exception("could not record the %s callback", callback)
     return response
 
 

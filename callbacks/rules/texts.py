@@ -35,6 +35,7 @@ MESSAGES: Mapping[str, str] = MappingProxyType({
     "stock_left": N_("Only %(stock)s of %(name)s left."),
     "unreadable_order": N_("We could not read your order. Please try again."),
     "wrong_order": N_("This checkout no longer matches your order. Please reload the page."),
+    "temporarily_unavailable": N_("We cannot check your order right now. Please try again in a moment."),
     # The demo shop's checkout page, after validation found the cart changed (a 303 back).
     "cart_changed": N_("Your cart changed while you were paying. Please check it and try again."),
 })

@@ -17,6 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
+from callbacks.store import faults
 from callbacks.store.database import Store, metadata, utcnow
 
 S = TypeVar("S")
@@ -71,8 +72,11 @@ def record(store: Store, kind: str, name: str, status: int | None, seconds: floa
                 "at": utcnow(), "kind": kind, "session": session or current_session.get(),
                 "name": name[:80], "status": status, "duration_ms": round(seconds * 1000, 3),
                 "detail": detail})
-    except Exception:  # noqa: BLE001 - support's record must never break a checkout
-        log.exception("could not record %s %s", kind, name)
+    except Exception as exc:  # noqa: BLE001 - support's record must never break a checkout
+        if faults.is_fault(exc):  # the database is away: one line, no traceback
+            log.warning("could not record %s %s: %s", kind, name, faults.describe(exc))
+        else:
+            log.exception("could not record %s %s", kind, name)
 
 
 def purge(store: Store, older_than: timedelta) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from callbacks.rules.state import EventType
-from callbacks.store import events_pg
+from callbacks.store import events_pg, faults
 from callbacks.store.engine import SqliteWriters, make_engine
 
 # The tables are re-exported for callers (`X as X`: an explicit re-export).
@@ -147,7 +147,15 @@ def _order_owners(conn: sa.Connection, order_id: str) -> set[str]:
     return {row[0] for row in conn.execute(SELECT_ORDER_OWNERS, {"b_order": order_id})}
 
 
-def _dialect_insert(conn: sa.Connection) -> Callable[..., Any]:
+def _discard(conn: sa.Connection) -> None:
+    """Close the DBAPI connection and drop it from the pool; a dead one may refuse even that."""
+    try:
+        conn.invalidate()
+    except Exception:  # noqa: BLE001 - already closed or invalidated: nothing left to discard
+        pass
+
+
+def _dialect_insert(conn: sa.Connection):
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
         return pg_insert
@@ -207,14 +215,23 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
+        """One write transaction. On a database fault (store/faults.py) it is rolled back whole
+        and its connection leaves the pool: a connection that failed mid-transaction (the
+        server closed it, events_pg.publish's raw cursor broke) must not serve the next
+        request, which would then fail with PendingRollbackError on a healthy database."""
         with self._writers(), self.engine.connect() as conn:
             conn.execution_options(kco_write=True)
-            with conn.begin():
-                token = _open_write.set(conn)
-                try:
-                    yield conn
-                finally:
-                    _open_write.reset(token)
+            try:
+                with conn.begin():
+                    token = _open_write.set(conn)
+                    try:
+                        yield conn
+                    finally:
+                        _open_write.reset(token)
+            except Exception as exc:
+                if faults.is_fault(exc):
+                    _discard(conn)
+                raise
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:

@@ -16,9 +16,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 
+from callbacks.web.body import read_json
+from callbacks.web.errors import api_error
 from callbacks.web.tokens import browser_token, browser_token_expiry, check_browser_token
 
 # endpoint → the methods a browser token opens on it
@@ -61,7 +63,35 @@ def cors_origins(app: Flask) -> list[str]:
     return [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
 
 
+# endpoint → body fields only the API key may send: the shop's own order number reaches the
+# Klarna order, the order_completed event and the support console as the merchant's word.
+API_KEY_ONLY = {
+    "storefront.put_cart": ("merchant_reference1",),
+    "storefront.load_checkout": ("merchant_reference1",),
+}
+
+
+def refuse_merchant_fields():
+    """Storefront, after authentication: a browser token sending a field of API_KEY_ONLY is
+    a 403 naming it (the body is parsed here only if the field's name, or an escape that could
+    spell it, is in it)."""
+    fields = API_KEY_ONLY.get(request.endpoint or "")
+    if not fields or g.get("api_auth") != "browser-token":
+        return None
+    raw = request.get_data(cache=True)
+    if not any(f.encode() in raw for f in fields) and b"\\u" not in raw:
+        return None
+    body = read_json(request)  # not JSON: the storefront's 400, as the view would give
+    sent = [f for f in fields if isinstance(body, dict) and f in body]
+    if not sent:
+        return None
+    return api_error(403, f"{', '.join(sent)}: only the API key may set this (the shop's own "
+                          "order number), not a browser token.",
+                     {f: ["Only with the API key."] for f in sent})
+
+
 def init_app(app: Flask) -> None:
+    app.before_request_funcs.setdefault("storefront", []).append(refuse_merchant_fields)
     origins = cors_origins(app)
     if not origins:
         return  # same-origin pages need no CORS; nobody else gets any

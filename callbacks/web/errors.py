@@ -10,10 +10,11 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Request, Response, jsonify
+from flask import Flask, Request, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from callbacks.store import faults
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 5
@@ -74,16 +75,39 @@ class LimitedRequest(Request):
         return data.decode(errors="replace") if as_text else data
 
 
+# Klarna's callbacks that Klarna shows the shopper an error_text for (the others, push and
+# notification, answer in our body: callbacks/klarna/views.py `refuse`).
+KLARNA_SHAPED = frozenset({"kco.address_update", "kco.shipping_option_update",
+                           "kco.country_change", "kco.validation"})
+DATABASE_RETRY_AFTER = "2"  # seconds: a dropped connection is replaced at once, a failover takes a few
+
+
+def database_unavailable(exc: Exception):
+    """A database fault (callbacks/store/faults.py): 503 + Retry-After in the contract's shape,
+    one WARNING line. The transaction was rolled back whole by Store.write, which also dropped
+    the connection from the pool; nothing of the request was written."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                faults.describe(exc))
+    headers = {"Retry-After": DATABASE_RETRY_AFTER, "Cache-Control": "no-store"}
+    if request.endpoint in KLARNA_SHAPED:
+        from callbacks.rules.texts import Text
+        from callbacks.web import i18n
+
+        # The locale Klarna sent, if the body was read; never the session's (the database
+        # is what failed), and the shop's overrides are in memory.
+        text = i18n.render(Text("temporarily_unavailable"), g.get("klarna_locale"),
+                           current_app.extensions["kco"].shop.texts)
+        body, _ = klarna_error("approval_failed", text)
+        return body, 503, headers
+    return api_error(503, "The database is busy or unreachable; try again.", headers=headers)
+
+
 def init_app(app: Flask) -> None:
     app.request_class = LimitedRequest
 
-    @app.errorhandler(OperationalError)
-    def database_unavailable(exc: OperationalError) -> ResponseReturnValue:
-        log.warning("database unavailable: %s", exc.orig)
-        return api_error(503, "The database is busy or unreachable; try again.",
-                         headers={"Retry-After": "1"})
-
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
+        if faults.is_fault(exc):
+            return database_unavailable(exc)
         log.exception("unhandled error")
         return api_error(500, "Internal error; it has been logged.")

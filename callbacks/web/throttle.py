@@ -1,0 +1,114 @@
+"""Throttles: what one browser token can make us do per second, and support sign-in guesses.
+
+* A browser token's writes (`PUT cart`, `PUT market`) and checkout loads (each one or more
+  Klarna API calls with the merchant's credentials) are limited per session:
+  KCO_BROWSER_RATE_LIMIT, by default 30 per 10 seconds — a burst of 30 (a shopper clicking
+  + ten times is well inside it), then 3 a second on average. Beyond it: 429 with Retry-After,
+  in our error body, before the body is read. The API key (the merchant's back end) is not
+  throttled per session, nor are reads and long-polls, nor Klarna's callbacks, which Klarna
+  retries or times out and which no browser can send (they need the callback token).
+* The support console's Basic auth: KCO_SUPPORT_AUTH_LIMIT wrong passwords per client address
+  per minute (10), then 429 until the minute is over (callbacks/support/views.py).
+
+Counting is the `limits` library's fixed window (one counter per key and window). The
+counters live in Redis when KCO_RATE_LIMIT_STORAGE is a `redis://` URL (across instances),
+else in one SQLite file per host (callbacks/store/counters.py, across the host's workers), or
+`memory://` (per process: tests, one worker). If the counters cannot be reached the request
+goes through, with one WARNING line: a throttle must not turn a Redis outage into an outage.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import limits
+from flask import Flask, current_app, g, request
+from limits.strategies import FixedWindowRateLimiter
+
+from callbacks.web.errors import api_error
+
+log = logging.getLogger(__name__)
+
+BROWSER_WRITES = frozenset({"PUT", "POST"})  # what a browser token opens beyond its reads
+SUPPORT_AUTH_LIMIT = "10 per minute"
+
+
+@dataclass
+class Throttle:
+    limiter: FixedWindowRateLimiter
+    browser: list[limits.RateLimitItem]
+    support_auth: limits.RateLimitItem
+    prefix: str  # namespaces the keys: several services (or test runs) may share one Redis
+
+    def hit(self, items: list[limits.RateLimitItem], *key: str) -> int | None:
+        """Count one request against every item; the seconds to wait when one is used up.
+        Storage failures let the request through (see the module's docstring)."""
+        try:
+            for item in items:
+                if not self.limiter.hit(item, self.prefix, *key):
+                    return retry_after(self.limiter, item, self.prefix, *key)
+        except Exception as exc:  # noqa: BLE001 - redis, the file, anything: fail open
+            log.warning("rate-limit counters unavailable (%s: %s); not throttling",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+
+    def exhausted(self, item: limits.RateLimitItem, *key: str) -> int | None:
+        """Is `item` used up for `key` (nothing counted)? The seconds to wait, or None."""
+        try:
+            if not self.limiter.test(item, self.prefix, *key):
+                return retry_after(self.limiter, item, self.prefix, *key)
+        except Exception as exc:  # noqa: BLE001 - as in hit()
+            log.warning("rate-limit counters unavailable (%s); not throttling", type(exc).__name__)
+        return None
+
+
+def retry_after(limiter, item, *key: str) -> int:
+    stats = limiter.get_window_stats(item, *key)
+    return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def make_storage(uri: str | None, default_path):
+    if uri and uri.startswith("file:"):
+        from callbacks.store.counters import FileCounters
+        return FileCounters(uri.removeprefix("file:"))
+    if uri:
+        return limits.storage.storage_from_string(uri)
+    from callbacks.store.counters import FileCounters
+    return FileCounters(default_path)
+
+
+def throttle() -> Throttle:
+    return current_app.extensions["kco_throttle"]
+
+
+def limit_browser_writes():
+    """Storefront, after authentication: a browser token's write or checkout load counts
+    against its session's limit."""
+    if g.get("api_auth") != "browser-token" or request.method not in BROWSER_WRITES:
+        return None
+    sid = (request.view_args or {}).get("sid") or ""
+    wait = throttle().hit(throttle().browser, "browser", sid)
+    if wait is None:
+        return None
+    rule = "; ".join(str(item) for item in throttle().browser)
+    return api_error(429, f"Too many writes and checkout loads for this session with its "
+                          f"browser token (at most {rule}); retry in {wait} s.",
+                     {"session": ["Rate limited."]},
+                     headers={"Retry-After": str(wait), "Cache-Control": "no-store"})
+
+
+def init_app(app: Flask) -> None:
+    from config import INSTANCE
+
+    cfg = app.config
+    storage = make_storage(cfg.get("KCO_RATE_LIMIT_STORAGE"), INSTANCE / "rate-limits.sqlite3")
+    app.extensions["kco_throttle"] = Throttle(
+        FixedWindowRateLimiter(storage),
+        limits.parse_many(cfg.get("KCO_BROWSER_RATE_LIMIT") or "30 per 10 seconds"),
+        limits.parse(cfg.get("KCO_SUPPORT_AUTH_LIMIT") or SUPPORT_AUTH_LIMIT),
+        cfg.get("KCO_RATE_LIMIT_PREFIX") or "kco")
+    # Runs after the storefront's own authenticate (registered when its views were imported),
+    # which decides whether this is the API key or a browser token.
+    app.before_request_funcs.setdefault("storefront", []).append(limit_browser_writes)
