@@ -74,6 +74,12 @@ class Config:
         # The demo shop pages (/, /cart, /checkout, /confirmation, /terms): on outside
         # production, off in production unless KCO_SHOP_PAGES=1.
         self.KCO_SHOP_PAGES = _env("KCO_SHOP_PAGES", "0" if self.PRODUCTION else "1") != "0"
+        # Webhooks (docs/webhooks.md): http:// and local receivers outside production only; the
+        # retry schedule (seconds before each attempt), the timeout and when an endpoint is disabled.
+        self.KCO_WEBHOOK_PRIVATE_URLS = _env("KCO_WEBHOOK_PRIVATE_URLS", "1") != "0"
+        self.KCO_WEBHOOK_BACKOFF = _env("KCO_WEBHOOK_BACKOFF", "0,5,300,1800,7200,18000,36000,36000")
+        self.KCO_WEBHOOK_TIMEOUT = float(_env("KCO_WEBHOOK_TIMEOUT", "10"))
+        self.KCO_WEBHOOK_DISABLE_AFTER = float(_env("KCO_WEBHOOK_DISABLE_AFTER", str(5 * 86400)))
         self.finish()
 
     def finish(self):
@@ -88,6 +94,7 @@ class Config:
                 raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
                                   "(Klarna calls the synchronous callbacks over https only)")
             self.KCO_AUTO_MIGRATE = False
+            self.KCO_WEBHOOK_PRIVATE_URLS = False  # server-side request forgery (webhooks/ssrf.py)
         if self.TESTING:
             self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"
             self.KCO_API_KEY = self.KCO_API_KEY or "test-api-key"

@@ -67,6 +67,8 @@ def create_app(config=None) -> Flask:
         app.register_blueprint(demoshop.bp)  # the demo shop: /, /cart, /checkout, …
     cli.init_app(app)
     catalog.init_app(app, api, products)  # /api/catalog (in /openapi.json), `flask kco catalog …`
+    from callbacks.webhooks import api as webhooks
+    webhooks.init_app(app, api)  # /api/webhook-endpoints (the worker: `flask kco deliver`)
     from callbacks import support
     support.init_app(app)  # /support/, and the record of storefront writes it shows
     return app

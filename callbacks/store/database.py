@@ -27,6 +27,7 @@ from callbacks.store import events_pg
 from callbacks.store.engine import SqliteWriters, make_engine
 from callbacks.store.tables import callback_log, checkout_locks, events, klarna_orders, metadata, sessions  # noqa: F401 - the tables are re-exported for callers
 from callbacks.web import jsonprovider
+from callbacks.webhooks import outbox
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
@@ -231,8 +232,13 @@ class Store:
             row = conn.execute(SELECT_SESSION, {"b_sid": sid}).first()
             tx = SessionTx(conn, self, sid, row)
             yield tx
-            if tx.pending:
-                events_pg.publish(conn, tx.pending)
+            if tx.events:  # and their webhook messages, in the same transaction (outbox.py)
+                versions = (tx.events[0]["version"], tx.events[-1]["version"])
+                if tx.pending:
+                    events_pg.publish(conn, tx.pending,
+                                      also=outbox.enqueue_sql(conn, sid, *versions))
+                else:
+                    conn.execute(outbox.enqueue(sid, *versions))
         if tx.events:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:
