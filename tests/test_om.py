@@ -182,3 +182,31 @@ def test_an_action_needs_an_idempotency_key_and_a_valid_body(om_app, call):
 def test_sandbox_idempotency_keys_last_24_hours(sandbox_server):
     from sandbox.om import KEY_TTL
     assert KEY_TTL.total_seconds() == 24 * 3600
+
+
+def test_push_records_what_was_paid_when_it_differs_and_still_acknowledges(om_app):
+    from callbacks.rules.cart import set_cart
+    kco = om_app.extensions["kco"]
+    sid = "s-mismatch"
+    with kco.store.session(sid) as tx:
+        d = set_cart(kco.shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", 1)], None)
+        tx.save(d.state, d.event_type, d.data)
+    order_id = kco.lifecycle.load_checkout(sid).order["order_id"]
+    with kco.store.session(sid) as tx:  # the cart changes at us, Klarna's order does not
+        d = set_cart(kco.shop, tx.state, sid, [CartItem("TSHIRT-BLUE-M", 3)], None)
+        tx.save(d.state, d.event_type, d.data)
+    om_app.sandbox.complete(order_id)
+    assert kco.lifecycle.push(sid, order_id) == "acknowledged"
+    [found] = [e for e in events(om_app, sid) if e["type"] == "order_mismatch"]
+    priced = kco.store.get_state(sid)["order"]["order_amount"]
+    paid = om_app.sandbox.client().read_merchant_order(order_id)["order_amount"]
+    assert found["data"]["expected"]["order_amount"] == priced != paid
+    assert found["data"]["paid"]["order_amount"] == paid
+    assert "TSHIRT-BLUE-M" in found["data"]["references"] and found["data"]["order_id"] == order_id
+    kco.lifecycle.push(sid, order_id)  # Klarna pushes again: recorded once
+    assert [e["type"] for e in events(om_app, sid)].count("order_mismatch") == 1
+
+
+def test_a_paid_order_as_priced_records_no_mismatch(om_app):
+    paid_order(om_app, "s-fine")
+    assert "order_mismatch" not in [e["type"] for e in events(om_app, "s-fine")]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
+from callbacks.orders.paid_check import record_mismatch
 from callbacks.rules import cart, checkout
 from callbacks.rules.checkout import Decision
 from callbacks.rules.shop import Shop
@@ -257,7 +258,8 @@ class Lifecycle:
                              "purchase_currency": om.get("purchase_currency"),
                              "fraud_status": om.get("fraud_status"),
                              "merchant_reference1": reference})
-        self.store.apply(sid, decide)
+        if self.store.apply(sid, decide)[1] is not None:  # first push: what was paid? (rules/paid.py)
+            record_mismatch(self.store, sid, order_id, om)
         return self.acknowledge(sid, order_id)
 
     @with_session
