@@ -133,9 +133,10 @@ class Deliverer:
         self.store, self.backoff, self.timeout = store, backoff, timeout
         self.disable_after, self.private_allowed = disable_after, private_allowed
         self.concurrency, self.poll = max(1, concurrency), poll
-        # Longer than any one attempt (the timeout caps it) by a wide margin: a claim must not
-        # expire while its worker is still delivering.
-        self.lease = lease if lease is not None else 3 * timeout + 30
+        # Longer than any one attempt (connect, headers and body each within the timeout) with
+        # a margin: a claim must not expire while its worker is still delivering. It is also
+        # how long a message waits after its worker was killed mid-delivery (32 s by default).
+        self.lease = lease if lease is not None else 3 * timeout + 2
         self.metrics = metrics or Metrics()
         self.token = secrets.token_hex(8)
         self.stopping = threading.Event()
