@@ -117,6 +117,12 @@ class Config:
         self.KCO_RATE_LIMIT_STORAGE = _env("KCO_RATE_LIMIT_STORAGE")
         # Seconds a request body may take to arrive (callbacks/web/body.py), per 256 KiB.
         self.KCO_BODY_TIMEOUT = whole_number("KCO_BODY_TIMEOUT", 10, minimum=1)
+        # Webhooks (docs/webhooks.md): http:// and local receivers outside production only; the
+        # retry schedule (seconds before each attempt), the timeout and when an endpoint is disabled.
+        self.KCO_WEBHOOK_PRIVATE_URLS = _env("KCO_WEBHOOK_PRIVATE_URLS", "1") != "0"
+        self.KCO_WEBHOOK_BACKOFF = _env("KCO_WEBHOOK_BACKOFF", "0,5,300,1800,7200,18000,36000,36000")
+        self.KCO_WEBHOOK_TIMEOUT = float(_env("KCO_WEBHOOK_TIMEOUT", "10"))
+        self.KCO_WEBHOOK_DISABLE_AFTER = float(_env("KCO_WEBHOOK_DISABLE_AFTER", str(5 * 86400)))
         self.finish()
 
     def finish(self):
@@ -128,6 +134,7 @@ class Config:
                                   "(Klarna calls the synchronous callbacks over https only)")
             _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
             self.KCO_AUTO_MIGRATE = False
+            self.KCO_WEBHOOK_PRIVATE_URLS = False  # server-side request forgery (webhooks/ssrf.py)
         if self.TESTING:
             self.KCO_RATE_LIMIT_STORAGE = self.KCO_RATE_LIMIT_STORAGE or "memory://"  # per app
             self.KCO_CALLBACK_SECRET = self.KCO_CALLBACK_SECRET or "test-callback-secret"

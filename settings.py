@@ -105,6 +105,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KCO_LONGPOLL_MAX_WAITERS", "whole number", None,
             "long-polls one process lets wait (beyond: 503 + `Retry-After`; docs/long-poll.md); `0` = no "
             "limit", "service", shown="threads − max(4, threads/8)"),
+    Setting("KCO_BROWSER_RATE_LIMIT", "text", "30 per 10 seconds",
+            "per-session limit on a browser token's writes and checkout loads (`limits` syntax); "
+            "Klarna's callbacks and API-key calls are never throttled", "service"),
+    Setting("KCO_RATE_LIMIT_STORAGE", "url", None,
+            "where the throttles count: `redis://…` (shared by every instance), `memory://`, `file:PATH`",
+            "service", shown="one SQLite file per host (callbacks/web/throttle.py)"),
+    Setting("KCO_BODY_TIMEOUT", "seconds", "10",
+            "seconds a request body may take to arrive, per 256 KiB (callbacks/web/body.py)", "service"),
+    Setting("KCO_WEBHOOK_PRIVATE_URLS", "flag", "1",
+            "`0`: refuse http:// and private, loopback or link-local webhook receivers; production "
+            "always refuses them (docs/webhooks.md)", "service"),
+    Setting("KCO_WEBHOOK_BACKOFF", "list", "0,5,300,1800,7200,18000,36000,36000",
+            "seconds before each delivery attempt of a webhook message (docs/webhooks.md)", "service"),
+    Setting("KCO_WEBHOOK_TIMEOUT", "seconds", "10", "seconds a webhook receiver has to answer", "service"),
+    Setting("KCO_WEBHOOK_DISABLE_AFTER", "seconds", "432000",
+            "seconds of failing deliveries after which an endpoint is disabled (5 days)", "service"),
     Setting("PROMETHEUS_MULTIPROC_DIR", "path", None,
             "an empty, writable directory: `/metrics` then sums every gunicorn worker", "service"),
     # Processes.

@@ -69,6 +69,10 @@ def create_app(config=None) -> Flask:
         app.register_blueprint(demoshop.bp)  # the demo shop: /, /cart, /checkout, …
     cli.init_app(app)
     catalog.init_app(app, api, products)  # /api/catalog (in /openapi.json), `flask kco catalog …`
+    from callbacks.webhooks import api as webhooks
+    webhooks.init_app(app, api)  # /api/webhook-endpoints (the worker: `flask kco deliver`)
+    from callbacks.orders import api as orders
+    orders.init_app(app, api)  # /api/orders/{id}: read, capture, refund, cancel, …
     from callbacks import support
     support.init_app(app)  # /support/, and the record of storefront writes it shows
     return app

@@ -139,6 +139,8 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     app.register_blueprint(control.control)
     app.register_blueprint(shopper_control.shopper_control)
     app.register_blueprint(frame.frame)
+    from sandbox import om
+    om.init_app(app, orders, clock)  # captures, refunds, cancel, … with Klarna's rules
 
     app.register_error_handler(ApiError, api.handle_api_error)
 

@@ -139,7 +139,7 @@ def update_order(order_id: str):
 def read_merchant_order(order_id: str):
     box = sandbox()
     order = box.orders.merchant_order(order_id)
-    return jsonify(order.merchant_view(box.clock.now(), current_app.config["SANDBOX_AUTHORIZATION_DAYS"]))
+    return jsonify(current_app.extensions["kco_sandbox_om"].view(order, box.clock.now()))  # om.py
 
 
 @ordermanagement.post("/orders/<order_id>/acknowledge")

@@ -39,6 +39,8 @@ fi
 .venv/bin/gunicorn wsgi:app --worker-class gthread --workers "${WEB_CONCURRENCY:-2}" \
   --threads "${GUNICORN_THREADS:-128}" --bind "127.0.0.1:$PORT" --timeout 60 --graceful-timeout 5 &
 pids+=($!)
+.venv/bin/flask --app wsgi kco deliver &  # the webhook worker (docs/webhooks.md)
+pids+=($!)
 echo "kco-sync on http://127.0.0.1:$PORT — open http://127.0.0.1:$PORT/ in a browser for the demo shop"
 echo "(Ctrl-C stops both; or try: .venv/bin/flask --app wsgi kco demo)"
 

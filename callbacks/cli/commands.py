@@ -129,4 +129,8 @@ def demo(standalone, service_url, sandbox_url):
 
 
 def init_app(app: Flask) -> None:
+    from callbacks.webhooks import cli as webhooks
+
+    kco_cli.add_command(webhooks.deliver)
+    kco_cli.add_command(webhooks.webhooks_cli)
     app.cli.add_command(kco_cli)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
+from callbacks.orders.paid_check import record_mismatch
 from callbacks.rules import cart
 from callbacks.rules import lifecycle as rules
 from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete
@@ -287,7 +288,8 @@ class Lifecycle:
             if not tx.record_completed(order_id, om):
                 return None  # a push or a load recorded it first
             return rules.order_completed(self.shop, tx.state, sid, order_id, om)
-        self.store.apply(sid, decide)
+        if self.store.apply(sid, decide)[1] is not None:  # first recording: what was paid? (rules/paid.py)
+            record_mismatch(self.store, sid, order_id, om)
 
     @with_session
     def acknowledge(self, sid: str, order_id: str) -> str:

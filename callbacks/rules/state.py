@@ -26,6 +26,15 @@ class EventType(StrEnum):
     ORDER_ACKNOWLEDGED = "order_acknowledged"
     FRAUD_STATUS_CHANGED = "fraud_status_changed"
     MERCHANT_REFERENCE_CHANGED = "merchant_reference_changed"  # set on checkout load
+    # Order Management, after purchase (callbacks/orders/): actions taken through our API, and
+    # the push's check of what was paid against the priced cart (rules/paid.py).
+    ORDER_CAPTURED = "order_captured"
+    ORDER_REFUNDED = "order_refunded"
+    ORDER_CANCELLED = "order_cancelled"
+    AUTHORIZATION_EXTENDED = "authorization_extended"
+    AUTHORIZATION_RELEASED = "authorization_released"
+    MERCHANT_REFERENCE_UPDATED = "merchant_reference_updated"
+    ORDER_MISMATCH = "order_mismatch"
 
 
 class CartLine(TypedDict):

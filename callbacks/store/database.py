@@ -34,6 +34,7 @@ from callbacks.store.tables import klarna_orders as klarna_orders
 from callbacks.store.tables import metadata as metadata
 from callbacks.store.tables import sessions as sessions
 from callbacks.web import jsonprovider
+from callbacks.webhooks import outbox
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
@@ -255,8 +256,13 @@ class Store:
             row = conn.execute(SELECT_SESSION, {"b_sid": sid}).first()
             tx = SessionTx(conn, self, sid, row)
             yield tx
-            if tx.pending:
-                events_pg.publish(conn, tx.pending)
+            if tx.events:  # and their webhook messages, in the same transaction (outbox.py)
+                versions = (tx.events[0]["version"], tx.events[-1]["version"])
+                if tx.pending:
+                    events_pg.publish(conn, tx.pending,
+                                      also=outbox.enqueue_sql(conn, sid, *versions))
+                else:
+                    conn.execute(outbox.enqueue(sid, *versions))
         if tx.events:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:

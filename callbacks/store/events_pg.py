@@ -49,7 +49,7 @@ READABLE = sa.text("""(
                                            WHERE datname = current_database()))))""")
 
 
-def publish(conn: sa.Connection, pending: list[tuple[dict[str, Any], datetime]]) -> None:
+def publish(conn: sa.Connection, pending: list[tuple[dict[str, Any], datetime]], also: str = "") -> None:
     """Append a transaction's events and commit, in ONE message to the server.
 
     `kco_append_events` draws the ids and their horizon under its short lock; the NOTIFY and
@@ -57,8 +57,10 @@ def publish(conn: sa.Connection, pending: list[tuple[dict[str, Any], datetime]])
     sessions overlap and can share a flush. One message still saves the round trips and keeps
     the transaction from idling between statements, which would hold every feed reader back
     (see above). Without bound parameters (a message with several statements uses the simple
-    query protocol), so psycopg quotes the batch itself. The transaction is over when this
-    returns; the SQLAlchemy commit that follows finds nothing left to commit.
+    query protocol), so psycopg quotes the batch itself. `also` is one more statement of the
+    same transaction, run after the events are in (the webhook outbox's INSERT). The
+    transaction is over when this returns; the SQLAlchemy commit that follows finds nothing
+    left to commit.
     """
     from psycopg import sql
 
@@ -67,7 +69,8 @@ def publish(conn: sa.Connection, pending: list[tuple[dict[str, Any], datetime]])
                                 for e, at in pending])
     message = sql.SQL(
         "SELECT id, pg_notify('kco_events', id::text) FROM kco_append_events({batch}::json) AS id"
-        " ORDER BY id; COMMIT").format(batch=sql.Literal(batch))
+        " ORDER BY id; {also}COMMIT").format(batch=sql.Literal(batch),
+                                             also=sql.SQL(f"{also}; " if also else ""))
     raw = conn.connection.driver_connection
     assert raw is not None  # a connection inside its transaction
     with raw.cursor() as cursor:

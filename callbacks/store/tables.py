@@ -62,3 +62,52 @@ checkout_locks = sa.Table(
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=False),
 )
+
+# -- webhooks (callbacks/webhooks/): endpoints, the outbox, and every delivery attempt --------
+webhook_endpoints = sa.Table(
+    "webhook_endpoints", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event_types", sa.Text),  # " a b " (each type space-delimited); NULL: every type
+    sa.Column("description", sa.Text),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("failing_since", sa.DateTime),
+)
+
+webhook_messages = sa.Table(
+    "webhook_messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.String(40),
+              sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("session", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.DateTime, nullable=False),
+    sa.Column("claim", sa.String(32)),
+    sa.Column("claimed_until", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Index("ix_webhook_messages_due", "state", "next_at"),
+    sa.Index("ix_webhook_messages_order", "endpoint_id", "session", "event_id"),
+    sqlite_autoincrement=True,
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer,
+              sa.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("endpoint_id", sa.String(40), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),
+    sqlite_autoincrement=True,
+)

@@ -14,6 +14,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 
 from callbacks.support import queries
 from callbacks.web import schemas
+from callbacks.webhooks import console
 
 bp = Blueprint("support", __name__, url_prefix="/support", template_folder="templates")
 USER = "support"
@@ -75,9 +76,18 @@ def session(sid: str):
     steps = queries.timeline(store(), sid)
     if row is None and not steps:
         abort(404)
+    steps, mismatch = console.with_deliveries(store(), sid, steps)  # webhooks, order_mismatch
     return render_template("support/session.html", sid=sid, row=row, steps=steps,
                            replay=replay_allowed(), replay_token=replay_token, pretty=pretty,
-                           result=None)
+                           result=None, mismatch=mismatch, resend_token=console.resend_token,
+                           order_actions=replay_allowed() and row and row.order_id,
+                           action_token=console.action_token)
+
+
+bp.add_url_rule("/sessions/<sid>/resend/<int:message_id>", view_func=console.resend,
+                methods=["POST"])
+bp.add_url_rule("/sessions/<sid>/order/<action>", view_func=console.order_action,
+                methods=["POST"])
 
 
 @bp.post("/sessions/<sid>/replay/<int:log_id>")

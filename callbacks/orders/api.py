@@ -1,0 +1,195 @@
+"""/api/orders/{order_id}: the paid order read live from Order Management, and the actions on
+it (API key only). Each action needs the caller's `Idempotency-Key` header: a retry with the
+same key is the same action, once at Klarna and once in the event feed. Klarna's refusals come
+back in our error body, with Klarna's own `error_code`, `error_messages` and `correlation_id`
+under `klarna` (and the same HTTP status; 502 when Klarna did not answer or failed).
+"""
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from callbacks.catalog.api import _key_ok
+from callbacks.klarna.client import KlarnaError
+from callbacks.orders.service import Orders, UnknownOrder
+from callbacks.storefront.api import Blueprint
+from callbacks.storefront.schemas import MERCHANT_REFERENCE, ApiSchema, Reply, Str
+from callbacks.web.body import BodyError
+from callbacks.web.errors import api_error
+from callbacks.web.schemas import Int
+
+bp = Blueprint("orders", __name__, url_prefix="/api/orders",
+               description="Klarna orders after purchase, through Order Management (API key only).")
+
+
+class IdempotencySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = fields.String(data_key="Idempotency-Key", required=True,
+                                    validate=validate.Length(1, 255), metadata={
+                                        "description": "Your key for this action: a retry with "
+                                                       "the same key is the same action."})
+
+
+class OrderLineSchema(Schema):
+    """One of Klarna's order_lines, passed to Klarna as given (Klarna checks it)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    reference = fields.String(validate=validate.Length(max=255))
+    name = fields.String(required=True, validate=validate.Length(1, 255))
+    quantity = Int(required=True, validate=validate.Range(0, 10**9))
+    unit_price = Int(required=True)
+    tax_rate = Int(required=True, validate=validate.Range(0, 10000))
+    total_amount = Int(required=True)
+    total_discount_amount = Int(load_default=0)
+    total_tax_amount = Int(required=True)
+    type = fields.String()
+
+
+class CaptureSchema(ApiSchema):
+    captured_amount = Int(required=True, validate=validate.Range(0, 10**12))
+    order_lines = fields.List(fields.Nested(OrderLineSchema), validate=validate.Length(max=1000))
+    description = fields.String(validate=validate.Length(max=255))
+    reference = fields.String(validate=validate.Length(max=255))
+
+
+class RefundSchema(ApiSchema):
+    refunded_amount = Int(required=True, validate=validate.Range(0, 10**12))
+    order_lines = fields.List(fields.Nested(OrderLineSchema), validate=validate.Length(max=1000))
+    description = fields.String(validate=validate.Length(max=255))
+    reference = fields.String(validate=validate.Length(max=255))
+
+
+class ReferencesSchema(ApiSchema):
+    merchant_reference1 = fields.String(required=True, validate=MERCHANT_REFERENCE)
+
+
+class ActionSchema(Reply):
+    """The event recorded for the action (order_captured, …), as the feed carries it."""
+
+    order_id = Str()
+    idempotency_key = Str(metadata={"description": "The Klarna-Idempotency-Key sent (UUIDv5)."})
+    capture_id = fields.String()
+    refund_id = fields.String()
+    captured_amount = fields.Integer()
+    refunded_amount = fields.Integer()
+    merchant_reference1 = fields.String()
+    reference = fields.String()
+    description = fields.String()
+    order_line_references = fields.List(fields.String(allow_none=True))
+
+
+class KlarnaOrderSchema(Reply):
+    """Klarna's order as Order Management gives it (every property passed through)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    order_id = Str()
+    status = Str()
+
+
+@bp.before_request
+def authenticate():
+    if not _key_ok():
+        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
+                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+
+
+@bp.errorhandler(BodyError)
+def _not_json(exc: BodyError):
+    return api_error(400, exc.message, exc.errors)
+
+
+@bp.errorhandler(UnknownOrder)
+def _unknown(exc: UnknownOrder):
+    return api_error(404, f"No session of ours holds order {exc.args[0]!r}.",
+                     {"order_id": ["Unknown order."]})
+
+
+@bp.errorhandler(KlarnaError)
+def _refused(exc: KlarnaError):
+    status = exc.status if exc.status and 400 <= exc.status < 500 and exc.status != 401 else 502
+    message = (f"Klarna refused: {exc.error_code}: {'; '.join(exc.error_messages)}"
+               if status != 502 else f"Klarna did not answer as expected: {exc}")
+    response, code, headers = api_error(status, message, {"klarna": [exc.error_code or ""]})
+    body = response.get_json()
+    body["klarna"] = {"error_code": exc.error_code, "error_messages": exc.error_messages,
+                      "correlation_id": exc.correlation_id}
+    return jsonify(body), code, headers
+
+
+def orders() -> Orders:
+    return current_app.extensions["kco_orders"]
+
+
+DOCUMENTED = (400, 401, 403, 404, 422, 502)
+
+
+@bp.get("/<order_id>")
+@bp.response(200, KlarnaOrderSchema, description="Klarna's order, read now.")
+@bp.documents(401, 404, 502)
+def read(order_id: str):
+    """The order as Order Management has it now"""
+    return jsonify(orders().read(order_id))
+
+
+@bp.post("/<order_id>/captures")
+@bp.arguments(IdempotencySchema, location="headers")
+@bp.arguments(CaptureSchema)
+@bp.response(201, ActionSchema, description="Captured; order_captured recorded.")
+@bp.documents(*DOCUMENTED)
+def capture(headers: dict, body: dict, order_id: str):
+    """Capture (all or part of) the order"""
+    return orders().act(order_id, "capture", headers["idempotency_key"], body), 201
+
+
+@bp.post("/<order_id>/refunds")
+@bp.arguments(IdempotencySchema, location="headers")
+@bp.arguments(RefundSchema)
+@bp.response(201, ActionSchema, description="Refunded; order_refunded recorded.")
+@bp.documents(*DOCUMENTED)
+def refund(headers: dict, body: dict, order_id: str):
+    """Refund (all or part of) what was captured"""
+    return orders().act(order_id, "refund", headers["idempotency_key"], body), 201
+
+
+def _simple(action: str, event: str):
+    @bp.arguments(IdempotencySchema, location="headers")
+    @bp.response(200, ActionSchema, description=f"Done; {event} recorded.")
+    @bp.documents(*DOCUMENTED)
+    def view(headers: dict, order_id: str):
+        return orders().act(order_id, action, headers["idempotency_key"])
+    view.__name__ = action.replace("-", "_")
+    view.__doc__ = {"cancel": "Cancel the order (nothing captured yet)",
+                    "extend-authorization-time": "Extend the authorization's expiry",
+                    "release-remaining-authorization": "Release what is not captured"}[action]
+    return bp.post(f"/<order_id>/{action}")(view)
+
+
+_simple("cancel", "order_cancelled")
+_simple("extend-authorization-time", "authorization_extended")
+_simple("release-remaining-authorization", "authorization_released")
+
+
+@bp.patch("/<order_id>/merchant-references")
+@bp.arguments(IdempotencySchema, location="headers")
+@bp.arguments(ReferencesSchema)
+@bp.response(200, ActionSchema, description="Updated; merchant_reference_updated recorded.")
+@bp.documents(*DOCUMENTED)
+def merchant_references(headers: dict, body: dict, order_id: str):
+    """Set merchant_reference1 (merchant_reference2 stays kco-sync's session binding)"""
+    return orders().act(order_id, "merchant-references", headers["idempotency_key"], body)
+
+
+def init_app(app, api) -> None:
+    kco = app.extensions["kco"]
+
+    def client_for_order(order_id: str):
+        """The client of the account holding the order: today the app's one account."""
+        return kco.lifecycle.client
+    app.extensions["kco_orders"] = Orders(kco.store, client_for_order)
+    api.register_blueprint(bp)

@@ -1,0 +1,19 @@
+"""The push's check of what was paid (rules/paid.py), recorded as `order_mismatch`."""
+from __future__ import annotations
+
+from callbacks.rules import paid
+from callbacks.rules.checkout import Decision
+from callbacks.rules.state import EventType
+from callbacks.store.database import SessionTx, Store
+
+
+def record_mismatch(store: Store, sid: str, order_id: str, om_order: dict) -> dict | None:
+    """Compare Order Management's order with the session's priced cart; record a difference.
+    Returns the difference, or None when the order is what we priced."""
+    def decide(tx: SessionTx) -> Decision | None:
+        found = paid.mismatch(tx.state or {}, om_order)
+        if found is None:
+            return None
+        return Decision(tx.state, EventType.ORDER_MISMATCH, {"order_id": order_id, **found})
+    decision = store.apply(sid, decide)[1]
+    return decision.data if decision else None

@@ -1,0 +1,48 @@
+"""What was paid against what we priced: the push's check of the Order Management order.
+
+Validation already compared Klarna's order with our cart before the purchase (compare.py); this
+is the second look, after it, at the order Klarna actually holds and will charge. A difference
+changes nothing at Klarna (the order stays acknowledged, or Klarna pushes again for 48 hours);
+it is recorded as `order_mismatch`, with both totals and the references of the lines that
+differ, for a person to look at. Lines pair by (type, reference); every amount must match
+except a line's tax, which may differ by one minor unit (rounding).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+TAX_TOLERANCE = 1
+EXACT = ("quantity", "unit_price", "total_amount", "total_discount_amount")
+
+
+def _lines(lines: Iterable[Mapping] | None) -> dict[tuple[str, str], list[Mapping]]:
+    out: dict[tuple[str, str], list[Mapping]] = {}
+    for line in lines or []:
+        out.setdefault((line.get("type") or "physical", line.get("reference") or ""), []).append(line)
+    return out
+
+
+def _same(ours: Mapping, theirs: Mapping) -> bool:
+    if any((ours.get(f) or 0) != (theirs.get(f) or 0) for f in EXACT):
+        return False
+    return abs((ours.get("total_tax_amount") or 0) - (theirs.get("total_tax_amount") or 0)) <= TAX_TOLERANCE
+
+
+def mismatch(priced: Mapping, paid: Mapping) -> dict | None:
+    """None when the paid order is the priced cart; else both sides' totals and the differing
+    line references, sorted. `priced` is the session state (its `order` and `market`), `paid`
+    Order Management's order."""
+    order = priced.get("order") or {}
+    expected = {"order_amount": order.get("order_amount"),
+                "purchase_currency": (priced.get("market") or {}).get("currency")}
+    got = {"order_amount": paid.get("order_amount"),
+           "purchase_currency": (paid.get("purchase_currency") or "").upper() or None}
+    ours, theirs = _lines(order.get("order_lines")), _lines(paid.get("order_lines"))
+    references = set()
+    for key in ours.keys() | theirs.keys():
+        a, b = ours.get(key, []), theirs.get(key, [])
+        if len(a) != len(b) or not all(_same(x, y) for x, y in zip(a, b, strict=True)):
+            references.add(key[1])
+    if expected == got and not references:
+        return None
+    return {"expected": expected, "paid": got, "references": sorted(references)}
