@@ -169,6 +169,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the PostgreSQL server the tests and bench/ create their databases on", "tests"),
     Setting("KCO_TEST_PG_DATABASE", "text", "kco_test",
             "the tests' database name (each xdist worker adds `_gw0`, `_gw1`, …)", "tests"),
+    Setting("KCO_TEST_PORT_RANGE", "text", None,
+            "`LOW-HIGH`: the ports test servers take, where several test runs share one machine", "tests"),
     Setting("KCO_REQUIRE_POSTGRES", "flag", None, "`1`: PostgreSQL tests fail rather than skip (.ci/run sets it)",
             "tests"),
     Setting("KCO_REQUIRE_BROWSER", "flag", None, "`1`: browser tests fail rather than skip (.ci/run sets it)",

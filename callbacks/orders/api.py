@@ -9,11 +9,11 @@ from __future__ import annotations
 from flask import current_app, jsonify
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from callbacks.catalog.api import _key_ok
 from callbacks.klarna.client import KlarnaError
 from callbacks.orders.service import Orders, UnknownOrder
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import MERCHANT_REFERENCE, ApiSchema, Reply, Str
+from callbacks.web import auth
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
 from callbacks.web.schemas import Int
@@ -94,9 +94,8 @@ class KlarnaOrderSchema(Reply):
 
 @bp.before_request
 def authenticate():
-    if not _key_ok():
-        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
-                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+    if not auth.api_key_ok():
+        return auth.unauthorized()
 
 
 @bp.errorhandler(BodyError)

@@ -16,9 +16,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 
+from callbacks.web import auth
 from callbacks.web.body import read_json
 from callbacks.web.errors import api_error
 from callbacks.web.tokens import browser_token, browser_token_expiry, check_browser_token
@@ -63,6 +64,12 @@ def cors_origins(app: Flask) -> list[str]:
     return [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
 
 
+def by_browser_token() -> bool:
+    """Is the browser token, not the API key, what opens this request? (The storefront's
+    authentication has already refused a request with neither.)"""
+    return not auth.api_key_ok() and token_opens()
+
+
 # endpoint → body fields only the API key may send: the shop's own order number reaches the
 # Klarna order, the order_completed event and the support console as the merchant's word.
 API_KEY_ONLY = {
@@ -71,12 +78,12 @@ API_KEY_ONLY = {
 }
 
 
-def refuse_merchant_fields():
-    """Storefront, after authentication: a browser token sending a field of API_KEY_ONLY is
-    a 403 naming it (the body is parsed here only if the field's name, or an escape that could
-    spell it, is in it)."""
+def refuse_merchant_fields() -> ResponseReturnValue | None:
+    """Storefront: a browser token sending a field of API_KEY_ONLY is a 403 naming it (the
+    body is parsed here only if the field's name, or an escape that could spell it, is in it).
+    A request with the API key, or with neither credential (the API's 401), passes on."""
     fields = API_KEY_ONLY.get(request.endpoint or "")
-    if not fields or g.get("api_auth") != "browser-token":
+    if not fields or not by_browser_token():
         return None
     raw = request.get_data(cache=True)
     if not any(f.encode() in raw for f in fields) and b"\\u" not in raw:

@@ -24,9 +24,10 @@ import time
 from dataclasses import dataclass
 
 import limits
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from limits.strategies import FixedWindowRateLimiter
 
+from callbacks.web import browser
 from callbacks.web.errors import api_error
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def throttle() -> Throttle:
 def limit_browser_writes():
     """Storefront, after authentication: a browser token's write or checkout load counts
     against its session's limit."""
-    if g.get("api_auth") != "browser-token" or request.method not in BROWSER_WRITES:
+    if request.method not in BROWSER_WRITES or not browser.by_browser_token():
         return None
     sid = (request.view_args or {}).get("sid") or ""
     wait = throttle().hit(throttle().browser, "browser", sid)

@@ -10,10 +10,10 @@ from flask import current_app
 from flask_smorest import abort
 from marshmallow import fields, validate
 
-from callbacks.catalog.api import _key_ok
 from callbacks.rules.state import EventType
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import ApiSchema, Num, Opt, Reply, Str
+from callbacks.web import auth
 from callbacks.web.body import BodyError
 from callbacks.web.errors import api_error
 from callbacks.webhooks import endpoints
@@ -85,9 +85,8 @@ class ResentSchema(Reply):
 
 @bp.before_request
 def authenticate():
-    if not _key_ok():
-        return api_error(401, "Missing or wrong API key: send Authorization: Bearer {KCO_API_KEY}.",
-                         headers={"WWW-Authenticate": 'Bearer realm="kco-sync"'})
+    if not auth.api_key_ok():
+        return auth.unauthorized()
 
 
 @bp.errorhandler(BodyError)
