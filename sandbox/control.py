@@ -34,6 +34,7 @@ def describe(order, alive: bool) -> dict:
         "touched_at": iso(order.touched_at), "expires_at": iso(order.expires_at(box.orders.ttl)),
         "completed_at": iso(order.completed_at),
         "acknowledged": order.acknowledged,
+        "displayed_at_purchase": order.displayed_at_purchase,
         "last_idempotency_key": order.acknowledge_keys[-1] if order.acknowledge_keys else None,
         "acknowledge_keys": list(order.acknowledge_keys),
         "merchant_urls": order.data.get("merchant_urls"),

@@ -13,7 +13,7 @@ static/klarna-checkout.js, the iframe side in static/frame.js).
     GET  /sandbox/checkout/{id}/order            what the page shows, as JSON (reloaded on resume)
     POST /sandbox/checkout/{id}/address          {"billing_address", "shipping_address"?}
     POST /sandbox/checkout/{id}/shipping_option  {"id"}
-    POST /sandbox/checkout/{id}/purchase         {}
+    POST /sandbox/checkout/{id}/purchase         {"displayed"?: {"order_amount", "purchase_currency"}}
     POST /sandbox/checkout/{id}/suspend          {"auto_resume"?} · POST …/resume
 
 No auth, like Klarna's iframe: whoever has the order id is the shopper. Errors use Klarna's
@@ -167,9 +167,21 @@ def frame_shipping_option(order_id: str):
     return _answer(order_id, sandbox().shopper.select_shipping_option(order_id, _body().get("id")))
 
 
+def _displayed(value: Any) -> dict | None:
+    """What the page showed as Buy was pressed, as the frame reports it (recorded, not trusted:
+    the order is charged as the sandbox holds it)."""
+    if not isinstance(value, Mapping):
+        return None
+    amount, currency = value.get("order_amount"), value.get("purchase_currency")
+    return {"order_amount": amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+            "purchase_currency": currency[:3] if isinstance(currency, str) else None}
+
+
 @frame.post(PREFIX + "/purchase")
 def frame_purchase(order_id: str):
-    return _answer(order_id, sandbox().shopper.purchase(order_id, {}))
+    body = request.get_json(silent=True)
+    displayed = _displayed(body.get("displayed")) if isinstance(body, dict) else None
+    return _answer(order_id, sandbox().shopper.purchase(order_id, {}, displayed=displayed))
 
 
 @frame.post(PREFIX + "/suspend")

@@ -71,6 +71,7 @@ class Order:
     acknowledged: int = 0
     acknowledge_keys: list = field(default_factory=list)
     shopper_entered_address: bool = False   # then address updates are ignored (docs/klarna.md §4.4)
+    displayed_at_purchase: dict | None = None  # what the iframe showed as Buy was pressed
 
     @property
     def complete(self) -> bool:
@@ -208,7 +209,7 @@ class OrderStore:
         return self.mutate(order_id, interact)
 
     def complete(self, order_id: str, fraud_status: str = "ACCEPTED",
-                 details: Mapping | None = None) -> Order:
+                 details: Mapping | None = None, displayed: Mapping | None = None) -> Order:
         if fraud_status not in FRAUD_STATUSES:
             raise bad_value(["fraud_status"])
 
@@ -233,6 +234,7 @@ class OrderStore:
             order.last_modified_at = order.touched_at = now
             order.fraud_status, order.klarna_reference = fraud_status, _klarna_reference()
             order.shopper_entered_address = True
+            order.displayed_at_purchase = dict(displayed) if displayed is not None else None
         return self.mutate(order_id, purchase)
 
     def set_fraud_status(self, order_id: str, fraud_status: str) -> Order:

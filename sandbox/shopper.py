@@ -161,7 +161,8 @@ class Shopper:
         return self._shipping_service("shipping_option", order, "shipping_option_update", body,
                                       chosen=option["id"])
 
-    def purchase(self, order_id: str, details: Mapping) -> dict:
+    def purchase(self, order_id: str, details: Mapping, displayed: Mapping | None = None) -> dict:
+        """`displayed`: what the iframe showed as Buy was pressed, recorded with the order."""
         order = self._open(order_id)
         fraud_status = details.get("fraud_status", self.settings.default_fraud_status)
         if fraud_status not in FRAUD_STATUSES:
@@ -176,7 +177,7 @@ class Shopper:
             self.orders.touch(order_id)
             return self._result("purchase", entry, verdict)
         self.orders.mutate(order_id, lambda o: self._select(o, option))
-        completed = self.orders.complete(order_id, fraud_status, people)
+        completed = self.orders.complete(order_id, fraud_status, people, displayed=displayed)
         self.deliveries.start_push(order_id)
         result = self._result("purchase", entry, verdict)
         confirmation = (completed.data.get("merchant_urls") or {}).get("confirmation")

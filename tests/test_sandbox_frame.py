@@ -169,3 +169,14 @@ def test_suspended_checkout_refuses_the_shopper_until_resumed(client):
     assert (resumed["suspended"], resumed["purchase_currency"]) == (False, "EUR")
     assert client.post(frame_url(order_id, "/address"),
                        json={"billing_address": {"country": "FI"}}).get_json()["outcome"] == "applied"
+
+
+def test_a_purchase_records_what_the_frame_displayed(client, monkeypatch):
+    monkeypatch.setattr("sandbox.shopper.post", lambda url, body, timeout: Reply(200, {}, "{}"))
+    order_id = create(client)["order_id"]
+    shown = {"order_amount": 62700, "purchase_currency": "SEK"}
+    assert client.post(frame_url(order_id, "/purchase"), json={"displayed": shown}).status_code == 200
+    assert client.get(f"/_sandbox/orders/{order_id}").get_json()["displayed_at_purchase"] == shown
+    other = create(client)["order_id"]  # completed through the controls: nothing was shown
+    assert client.post(f"/_sandbox/orders/{other}/purchase", json={}).status_code == 200
+    assert client.get(f"/_sandbox/orders/{other}").get_json()["displayed_at_purchase"] is None

@@ -159,12 +159,14 @@ def test_events_reach_the_page_with_klarnas_payloads(tab, servers):
 
     frame.locator('select[name="billing_country"]').select_option("FI")
     assert wait_event(tab, "change", 2)["country"] == "fin"
+    billing = wait_event(tab, "billing_address_change")   # a country is sent as it is chosen
+    assert (billing["country"], billing["postal_code"]) == ("fin", "12345")
+    assert wait_event(tab, "shipping_address_change")["country"] == "fin"
     frame.locator('input[name="postal_code"]').fill("00100")
     frame.locator('button[data-sandbox="save-address"]').click()
     assert wait_event(tab, "user_interacted") == {"type": "mousedown"}
-    billing = wait_event(tab, "billing_address_change")
+    billing = wait_event(tab, "billing_address_change", 2)
     assert (billing["country"], billing["postal_code"], billing["given_name"]) == ("fin", "00100", "Testperson-se")
-    assert wait_event(tab, "shipping_address_change")["country"] == "fin"
 
     frame.locator('input[name="shipping_option"][value="home"]').check()
     assert wait_event(tab, "shipping_option_change") == SHIPPING_OPTIONS[1]
@@ -257,13 +259,15 @@ def test_buy_sends_the_page_to_the_confirmation_which_shows_the_thank_you_frame(
     sandbox, merchant = servers
     order_id = create(servers, billing_countries=["SE", "US"], shipping_countries=["SE", "US"])
     frame = open_checkout(tab, servers, order_id)
-    frame.locator('select[name="billing_country"]').select_option("US")
-    frame.locator('input[name="postal_code"]').fill("94105")
-    frame.locator('button[data-sandbox="save-address"]').click()   # a US address needs its state
-    # the save is a request from the frame: wait for its message, not just the click
+    frame.locator('select[name="billing_country"]').select_option("US")   # sent at once
+    # a US address needs its state: the frame says so, and Buy waits for the address
     expect(frame.locator('[data-sandbox="message"]')).to_contain_text("billing_address.region")
+    expect(frame.locator('button[data-sandbox="buy"]')).to_be_disabled()
+    frame.locator('input[name="postal_code"]').fill("94105")
     frame.locator('input[name="region"]').fill("CA")
-    frame.locator('button[data-sandbox="buy"]').click()   # saves the address, then buys
+    expect(frame.locator('button[data-sandbox="buy"]')).to_be_disabled()   # edits not sent yet
+    frame.locator('button[data-sandbox="save-address"]').click()
+    frame.locator('button[data-sandbox="buy"]').click()   # enabled once the address is in
     tab.wait_for_url(f"{merchant.url}/confirmation?klarna_order_id={order_id}")
     assert tab.locator("#confirmed").text_content() == order_id
     before = [e["name"] for e in tab.evaluate("() => JSON.parse(sessionStorage.getItem('events'))")]
@@ -291,3 +295,55 @@ def test_client_validation_lets_the_page_stop_or_allow_the_purchase(tab, servers
     tab.evaluate("() => window.kco.on({validation_callback: (data, callback) => callback({should_proceed: true})})")
     frame.locator('button[data-sandbox="buy"]').click()
     tab.wait_for_url(f"{merchant.url}/confirmation?klarna_order_id={order_id}")
+
+
+def test_a_country_is_sent_as_it_is_chosen_and_buy_waits_for_it(tab, servers):
+    """Klarna's checkout sends a country the moment it is chosen; a purchase in between would
+    charge what the shopper has not seen. No Save address is pressed here."""
+    sandbox = servers[0]
+    order_id = create(servers, billing_countries=["SE", "FI"], shipping_countries=["SE", "FI"])
+    frame = open_checkout(tab, servers, order_id)
+    buy = frame.locator('button[data-sandbox="buy"]')
+    # Hold the address request so "a callback it sent is unanswered" can be seen.
+    release = []
+    tab.route("**/sandbox/checkout/*/address", lambda route: release.append(route))
+    frame.locator('select[name="billing_country"]').select_option("FI")
+    frame.locator('body[data-busy="true"]').wait_for()
+    expect(buy).to_be_disabled()
+    assert release, "the country went nowhere"
+    release[0].continue_()
+    wait_event(tab, "billing_address_change")
+    expect(buy).to_be_enabled()
+    assert sandbox.inspect(order_id)["order"]["billing_address"]["country"] == "FI"
+
+
+def test_buy_is_disabled_while_suspended_and_while_edits_are_unsent(tab, servers):
+    frame = open_checkout(tab, servers, create(servers))
+    buy = frame.locator('button[data-sandbox="buy"]')
+    expect(buy).to_be_enabled()
+    frame.locator('input[name="postal_code"]').fill("11122")
+    expect(buy).to_be_disabled()
+    expect(frame.locator('[data-sandbox="unsaved"]')).to_be_visible()
+    frame.locator('button[data-sandbox="save-address"]').click()
+    expect(buy).to_be_enabled()
+    tab.evaluate("() => window.kco.suspend({autoResume: {enabled: false}})")
+    expect(buy).to_be_disabled()
+    tab.evaluate("() => window.kco.resume()")
+    expect(buy).to_be_enabled()
+
+
+def test_the_purchase_records_what_the_frame_showed(tab, servers):
+    sandbox, merchant = servers
+    order_id = create(servers)
+    frame = open_checkout(tab, servers, order_id)
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", "62700")
+    # Klarna's order changes behind the frame's back (no suspend → resume): the frame still
+    # shows the old total, and the purchase records both.
+    resp = requests.post(f"{sandbox.url}/checkout/v3/orders/{order_id}", auth=CREDENTIALS, timeout=5,
+                         json={"purchase_currency": "EUR"})
+    assert resp.status_code == 200, resp.text
+    frame.locator('button[data-sandbox="buy"]').click()
+    tab.wait_for_url(f"{merchant.url}/confirmation?klarna_order_id={order_id}")
+    seen = sandbox.inspect(order_id)
+    assert seen["displayed_at_purchase"] == {"order_amount": 62700, "purchase_currency": "SEK"}
+    assert seen["order"]["purchase_currency"] == "EUR"

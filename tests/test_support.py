@@ -76,7 +76,9 @@ def test_the_list_shows_market_totals_order_id_and_status(app, api):
     assert order_id in html and "checkout_incomplete" in html and "SHOP-42" in html
     state = app.extensions["kco"].store.get_state("s-sup")
     assert f"{state['market']['country']} {state['market']['currency']}" in html
-    assert str(state["order"]["order_amount"]) in html
+    assert state["market"]["currency"] == "SEK"  # written as Swedish does: 1 234,00 kr
+    amount = state["order"]["order_amount"]
+    assert f"{amount // 100:,}".replace(",", "\xa0") + f",{amount % 100:02d}\xa0kr" in html
     assert page.headers["Cache-Control"] == "no-store"
     assert "<script" not in html
 

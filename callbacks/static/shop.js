@@ -5,18 +5,21 @@
   var config = JSON.parse(document.getElementById("kco-config").textContent);
   var page = document.body.getAttribute("data-page");
   var catalogue = config.catalogue;
-  var sync = KcoSync.connect({ session: config.session, token: config.browser_token });
+  // The state the page was rendered with (null: no session yet, so nothing to ask for).
+  var sync = KcoSync.connect({ session: config.session, token: config.browser_token,
+                               state: config.state || null });
   // For tests and the curious: what the page saw, with performance.now() times.
   var log = [];
   window.kcoShop = { sync: sync, log: log, config: config };
   ["state", "market", "totals", "order_completed", "error", "event", "gap", "connection",
-   "checkout", "klarna"].forEach(function (name) {
+   "checkout", "klarna", "updating"].forEach(function (name) {
     sync.on(name, function (detail) {
       log.push({ t: performance.now(), name: name,
                  version: sync.state ? sync.state.version : null,
                  currency: sync.state ? sync.state.market.currency : null,
                  id: detail && detail.id, type: detail && detail.type,
-                 message: detail && detail.message, klarna: detail && detail.name });
+                 message: detail && detail.message, klarna: detail && detail.name,
+                 updating: detail && detail.updating });
     });
   });
 
@@ -28,7 +31,7 @@
     });
   }
   function language() {
-    var locale = sync.state ? sync.state.market.locale : null;
+    var locale = sync.state ? sync.state.market.locale : homeMarket().default_locale;
     return (locale || "").split("-")[0];
   }
   // Texts in the language of the current market (config.texts: every shipped language; the
@@ -39,8 +42,13 @@
     var texts = config.texts[lang] || config.texts[config.language] || config.texts.en;
     return texts[key].replace(/%\((\w+)\)s/g, function (_, name) { return String(params[name]); });
   }
+  function homeMarket() {
+    return catalogue.markets.filter(function (m) { return m.country === catalogue.default_country; })[0];
+  }
+  // Prices as the market's locale writes them ("199,00 kr", "59,90 €"), before the session
+  // exists too: the shop's default market is the one a new session starts in.
   function money(minor, currency) {
-    var locale = sync.state ? sync.state.market.locale : undefined;
+    var locale = sync.state ? sync.state.market.locale : homeMarket().default_locale;
     try {
       return new Intl.NumberFormat(locale, { style: "currency", currency: currency }).format(minor / 100);
     } catch (e) {
@@ -48,9 +56,7 @@
     }
   }
   function currentCurrency() {
-    if (sync.state) { return sync.state.market.currency; }
-    var home = catalogue.markets.filter(function (m) { return m.country === catalogue.default_country; })[0];
-    return home.currency;
+    return sync.state ? sync.state.market.currency : homeMarket().currency;
   }
   function showError(err) {
     var box = document.querySelector('[data-kco="error"]');
@@ -105,7 +111,8 @@
     set("version", s ? String(s.version) : "0");
     var amount = s ? s.order.order_amount : 0;
     set("order-amount", money(amount, currency), amount);
-    set("count", String(cartItems().reduce(function (n, i) { return n + i.quantity; }, 0)));
+    // A paid session's cart is gone: the confirmation shows the order, the header an empty cart.
+    set("count", String(paid() ? 0 : cartItems().reduce(function (n, i) { return n + i.quantity; }, 0)));
     set("total", money(amount, currency), amount);
     set("tax-amount", money(s ? s.order.order_tax_amount : 0, currency), s ? s.order.order_tax_amount : 0);
   }
@@ -181,13 +188,44 @@
     });
   }
 
+  function paid() {
+    var k = sync.state && sync.state.klarna;
+    return !!(k && k.status === "checkout_complete");
+  }
   function renderConfirmation() {
     var status = document.querySelector('[data-kco="order-status"]');
     if (!status || !sync.state) { return; }
     var k = sync.state.klarna || {};
-    status.textContent = k.status || t("unknown");
-    status.setAttribute("data-value", k.status || "");
+    // Klarna's own word (the page may have read it before the push reached us).
+    var value = k.status === "checkout_complete" ? k.status : (config.klarna_status || k.status || "");
+    status.setAttribute("data-value", value);
     status.setAttribute("data-acknowledged", k.acknowledged ? "true" : "false");
+    var words = document.querySelector('[data-kco="paid"]');
+    if (words && value === "checkout_complete") {
+      words.hidden = false;
+      words.querySelector('[data-kco="paid-amount"]').textContent =
+        money(sync.state.order.order_amount, sync.state.market.currency);
+      status.textContent = t("paid");
+    } else {
+      status.textContent = value ? t("not_paid") : t("unknown");
+    }
+  }
+
+  // -- "updating": while kco-sync.js holds Klarna's iframe suspended ------------------------
+  function renderUpdating(detail) {
+    var box = document.querySelector('[data-kco="updating"]');
+    if (!detail.updating) { if (box) { box.parentNode.removeChild(box); } return; }
+    if (!box) {
+      var checkout = document.getElementById("kco-checkout");
+      if (!checkout) { return; }
+      box = document.createElement("p");
+      box.className = "updating";
+      box.setAttribute("data-kco", "updating");
+      box.setAttribute("role", "status");
+      checkout.parentNode.insertBefore(box, checkout);
+    }
+    box.textContent = detail.error ? t("updating_failed", { reason: detail.error }) : t("updating");
+    box.setAttribute("data-reason", detail.reason || "");
   }
 
   function render() {
@@ -200,13 +238,38 @@
   function ensureCheckout() {
     if (!container || !sync.state || !sync.state.cart.items.length || loading) { return; }
     if (sync.orderId) { return; }  // loaded: writes update Klarna's order themselves
-    loading = sync.loadCheckout(container).then(function () { loading = null; }, function (err) {
+    loading = sync.loadCheckout(container).then(function (reply) {
+      loading = null;
+      if (reply && (reply.status === "checkout_complete" || sync.complete)) { confirmed(reply.order_id); }
+    }, function (err) {
       loading = null;
       showError(err);
     });
   }
 
+  /** This session is paid (here, in another tab, or before a reload): its confirmation. */
+  function confirmed(orderId) {
+    if (page !== "checkout" || !orderId) { return; }
+    window.location.replace(config.confirmation_url + "?order_id=" + encodeURIComponent(orderId));
+  }
+
+  // A tab opened before the session existed has nothing to follow yet: the tab whose write
+  // created it says so (same origin, same cookie), and this one starts following.
+  var CREATED = "kco-shop-session-created";
+  function announce() {
+    try { window.localStorage.setItem(CREATED, config.session); } catch (e) { /* storage off */ }
+  }
+  window.addEventListener("storage", function (e) {
+    if (e.key === CREATED && e.newValue === config.session && !sync.state) {
+      sync.refresh().catch(function () { return null; });
+    }
+  });
+  var announced = !!sync.state;
+  sync.on("state", function () { if (!announced) { announced = true; announce(); } });
+
   sync.on("state", render);
+  sync.on("updating", renderUpdating);
+  sync.on("order_completed", function (d) { confirmed(d.order_id); });
   sync.on("error", function (err) { if (err && err.status) { showError(err); } });
   sync.on("connection", function (c) { document.body.setAttribute("data-online", String(c.online)); });
   sync.on("event", function (e) { set("last-event", e.type); });
@@ -214,16 +277,10 @@
   render();
 
   if (container) {
-    sync.refresh().then(function () {
-      if (!sync.state.cart.items.length) {
-        container.innerHTML = "<p>" + t("add_products_first") + "</p>";
-      }
-      ensureCheckout();
-    }, function (err) {
-      if (err.status === 404) {
-        container.innerHTML = "<p>" + t("add_products_first") + "</p>";
-      } else { showError(err); }
-    });
+    if (!sync.state || !sync.state.cart.items.length) {
+      container.innerHTML = "<p>" + t("add_products_first") + "</p>";
+    }
+    ensureCheckout();
   }
   if (config.confirmation_snippet) {
     KcoSync.mountSnippet(document.getElementById("kco-confirmation"), config.confirmation_snippet);

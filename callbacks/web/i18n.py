@@ -11,10 +11,12 @@ Country codes in a message are shown as the country's name in that language (Bab
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from flask import Flask, g
+from babel.numbers import format_currency, get_currency_precision
+from flask import Flask, current_app, g
 from flask_babel import Babel, force_locale, gettext
 
 from callbacks.rules import markets
@@ -78,5 +80,21 @@ def page_language() -> str:
     return str(g.get("kco_language", FALLBACK))
 
 
+def money(minor: int | None, currency: str | None, country: str | None = None) -> str:
+    """An amount in minor units as the market's locale writes it ("199,00 kr", "59,90 €"), for
+    pages rendered on the server (the support console). The locale is the country's market's
+    default; a country the shop does not sell in is written in English."""
+    if minor is None or not currency:
+        return ""
+    market = current_app.extensions["kco"].shop.market(country) if country else None
+    locale = (market.default_locale if market else FALLBACK).replace("-", "_")
+    digits = get_currency_precision(currency)
+    try:
+        return format_currency(Decimal(minor).scaleb(-digits), currency, locale=locale)
+    except (ValueError, UnknownLocaleError):
+        return format_currency(Decimal(minor).scaleb(-digits), currency, locale=FALLBACK)
+
+
 def init_app(app: Flask) -> None:
     Babel(app, default_locale=FALLBACK, locale_selector=page_language)
+    app.jinja_env.filters["money"] = money

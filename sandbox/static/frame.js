@@ -6,6 +6,11 @@
  * ({source: "kco-sandbox", event, data}); the parent's snippet script (klarna-checkout.js)
  * sends suspend/resume ({source: "kco-sandbox-parent", action}). Requests run one at a time,
  * in order, so a resume never overtakes the suspend before it.
+ *
+ * As in Klarna's iframe, a country is sent the moment it is chosen (the other address fields
+ * wait for "Save address"), and Buy is disabled while the checkout is suspended, while a
+ * callback it sent is unanswered, and while it shows edits it has not sent. The purchase
+ * carries what the page showed (total and currency) for the sandbox to record.
  */
 (function () {
   "use strict";
@@ -68,6 +73,8 @@
   var queue = w.Promise.resolve();
   var suspended = false, busy = false, dirty = false, generation = 0;
   var shownTotal = null, waiting = {}, asked = 0;
+  var buyButton = d.querySelector('[data-sandbox="buy"]');
+  var unsaved = d.querySelector('[data-sandbox="unsaved"]');
 
   function $(selector) { return d.querySelector(selector); }
   function field(name) { return form.querySelector('[name="' + name + '"]'); }
@@ -102,9 +109,15 @@
   }
   function locked() {
     form.disabled = suspended || busy;
+    buyButton.disabled = suspended || busy || dirty;
     body.setAttribute("data-suspended", suspended ? "true" : "false");
     body.setAttribute("data-busy", busy ? "true" : "false");
+    body.setAttribute("data-dirty", dirty ? "true" : "false");
+    unsaved.hidden = !dirty || suspended || busy;
     overlay.hidden = !suspended;
+  }
+  function edited(value) {
+    if (dirty !== value) { dirty = value; locked(); }
   }
 
   // --- rendering --------------------------------------------------------------------------
@@ -276,7 +289,7 @@
     return request("POST", "/address", { billing_address: billing, shipping_address: shipping })
       .then(function (result) {
         if (result.outcome === "applied") {
-          dirty = false;
+          edited(false);
           post("billing_address_change", brief(billing));
           post("shipping_address_change", brief(shipping));
           show(result.order);
@@ -307,16 +320,15 @@
       post("validation_callback", {}, { reply: id });
     });
   }
-  function buy() {
-    var ready = dirty ? saveAddress() : w.Promise.resolve({ outcome: "applied" });
-    return ready.then(function (saved) {
-      if (!saved || saved.outcome !== "applied") { return null; }
+  function buy(displayed) {
+    if (dirty) { return w.Promise.resolve(null); }   // Buy is disabled then; a stray click too
+    return w.Promise.resolve().then(function () {
       return clientValidation().then(function (verdict) {
         if (!verdict || verdict.should_proceed === false) {
           say((verdict && verdict.message) || "The shop stopped the purchase.");
           return null;
         }
-        return request("POST", "/purchase", {}).then(function (result) {
+        return request("POST", "/purchase", { displayed: displayed }).then(function (result) {
           show(result.order);
           if (result.order.status === "checkout_complete") {
             post("redirect_initiated", {});
@@ -359,26 +371,31 @@
 
   // --- wiring -----------------------------------------------------------------------------
 
+  var COUNTRIES = { billing_country: 1, shipping_country: 1 };
   form.addEventListener("input", function (event) {
-    if (event.target.name && event.target.name !== "shipping_option" && event.target.name.indexOf("checkbox_") !== 0) {
-      dirty = true;
+    var name = event.target.name;
+    if (name && !COUNTRIES[name] && name !== "shipping_option" && name.indexOf("checkbox_") !== 0) {
+      edited(true);
     }
   });
   form.addEventListener("change", function (event) {
     var name = event.target.name;
     if (name === "billing_country") {
-      dirty = true;
+      // Sent at once, as Klarna does: the callback may move the order to another market.
       if (!field("separate_shipping").checked) { field("shipping_country").value = event.target.value; }
       regionList();
       changed();
+      edited(true);
+      act(saveAddress);
     } else if (name === "shipping_country") {
-      dirty = true;
       if (event.target.value !== field("billing_country").value) {
         field("separate_shipping").checked = true;
         shippingFields();
       }
+      edited(true);
+      act(saveAddress);
     } else if (name === "separate_shipping") {
-      dirty = true;
+      edited(true);
       shippingFields();
     } else if (name === "postal_code" || name === "email" || name === "given_name" || name === "family_name") {
       changed();
@@ -389,7 +406,13 @@
     }
   });
   $('[data-sandbox="save-address"]').addEventListener("click", function () { act(saveAddress); });
-  $('[data-sandbox="buy"]').addEventListener("click", function () { act(buy); });
+  buyButton.addEventListener("click", function () {
+    // What the shopper sees as Buy is pressed: recorded by the sandbox next to what it charged.
+    var amount = $('[data-sandbox="order-amount"]');
+    var displayed = { order_amount: Number(amount.getAttribute("data-value")),
+                      purchase_currency: $('[data-sandbox="currency"]').textContent };
+    act(function () { return buy(displayed); });
+  });
   ["mousedown", "keydown"].forEach(function (type) {
     d.addEventListener(type, function once() {
       d.removeEventListener(type, once, true);
