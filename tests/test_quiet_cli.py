@@ -13,6 +13,7 @@ import pytest
 
 import config
 from callbacks import create_app
+from callbacks.store import migrate
 
 from .servers import ROOT, gunicorn
 
@@ -51,7 +52,7 @@ def test_migrate_answers_in_exactly_one_line(tmp_path):
     current = flask("migrate", env=env)
     assert lines(current.stderr) == []
     assert lines(current.stdout) == [f"database sqlite:///{tmp_path / 'kco.sqlite3'} is at "
-                                     "revision 0004: nothing to migrate"]
+                                     f"revision {migrate.HEAD}: nothing to migrate"]
 
 
 def test_development_keys_are_warned_about_in_one_line(tmp_path):

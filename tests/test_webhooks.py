@@ -334,8 +334,10 @@ def test_delivery_time_check_refuses_a_host_that_moved_to_a_private_address(stor
 
 def test_production_config_forces_the_ssrf_check(monkeypatch):
     from config import ProductionConfig
-    for name, value in {"KCO_CALLBACK_SECRET": "x" * 40, "KCO_API_KEY": "y" * 40,
-                        "KLARNA_PASSWORD": "z" * 40, "KCO_PUBLIC_URL": "https://shop.example",
+    import secrets
+    for name, value in {"KCO_CALLBACK_SECRET": secrets.token_urlsafe(32),
+                        "KCO_API_KEY": secrets.token_urlsafe(32), "KLARNA_PASSWORD": secrets.token_urlsafe(32),
+                        "KLARNA_API_URL": "https://api.klarna.com", "KCO_PUBLIC_URL": "https://shop.example",
                         "KCO_WEBHOOK_PRIVATE_URLS": "1"}.items():
         monkeypatch.setenv(name, value)
     assert ProductionConfig().KCO_WEBHOOK_PRIVATE_URLS is False
