@@ -333,8 +333,9 @@ def test_delivery_time_check_refuses_a_host_that_moved_to_a_private_address(stor
 
 
 def test_production_config_forces_the_ssrf_check(monkeypatch):
-    from config import ProductionConfig
     import secrets
+
+    from config import ProductionConfig
     for name, value in {"KCO_CALLBACK_SECRET": secrets.token_urlsafe(32),
                         "KCO_API_KEY": secrets.token_urlsafe(32), "KLARNA_PASSWORD": secrets.token_urlsafe(32),
                         "KLARNA_API_URL": "https://api.klarna.com", "KCO_PUBLIC_URL": "https://shop.example",
