@@ -1,14 +1,17 @@
 """gunicorn reads this file from the working directory by itself (its default `--config`).
 
 The worker class, workers and threads are in the Procfile; this file only tells each worker its
-real thread count (the long-poll limit is derived from it), limits its malloc arenas
+real thread count (the long-poll limit is derived from it), answers gunicorn's own 4xx pages
+in our JSON error body (json_error_pages), limits its malloc arenas
 (limit_malloc_arenas), freezes what the app loaded out of the garbage collector's way
 (post_worker_init), keeps the Prometheus multiprocess directory right (docs/long-poll.md,
 callbacks/metrics.py) and turns gunicorn's control socket off (below).
 """
 import ctypes
 import gc
+import json
 import os
+from http import HTTPStatus
 from pathlib import Path
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -45,6 +48,32 @@ def post_fork(server, worker):
     max(4, threads/8) of these threads free of long-polls for Klarna's callbacks."""
     os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)
     limit_malloc_arenas(int(os.environ.get("MALLOC_ARENA_MAX") or 2))
+    json_error_pages()
+
+
+def json_error_pages() -> None:
+    """gunicorn answers what it cannot parse itself — a request line past limit_request_line
+    (414), headers past limit_request_fields / _field_size (431), a malformed request line or
+    header (400) — with an HTML page, before the app sees anything. A caller of this service
+    must never parse HTML (callbacks/web/errors.py), so those pages are our JSON error body.
+    gunicorn has no setting or hook for its error page: every worker writes it through
+    `gunicorn.util.write_error` (workers/base.py handle_error), which this replaces, in the
+    worker, with the same status line and a JSON body."""
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        try:
+            phrase = HTTPStatus(status_int).phrase
+        except ValueError:
+            phrase = reason
+        body = json.dumps({"code": status_int, "status": phrase, "message": mesg or phrase,
+                           "errors": {"_request": [mesg or phrase]}}).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+                "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+                f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+
+    util.write_error = write_error
 
 
 def post_worker_init(worker):

@@ -111,8 +111,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KCO_RATE_LIMIT_STORAGE", "url", None,
             "where the throttles count: `redis://…` (shared by every instance), `memory://`, `file:PATH`",
             "service", shown="one SQLite file per host (callbacks/web/throttle.py)"),
-    Setting("KCO_BODY_TIMEOUT", "seconds", "10",
-            "seconds a request body may take to arrive, per 256 KiB (callbacks/web/body.py)", "service"),
     Setting("KCO_WEBHOOK_PRIVATE_URLS", "flag", "1",
             "`0`: refuse http:// and private, loopback or link-local webhook receivers; production "
             "always refuses them (docs/webhooks.md)", "service"),
@@ -158,6 +156,9 @@ SETTINGS: tuple[Setting, ...] = (
             "sandbox"),
     Setting("SANDBOX_PUSH_TIMEOUT", "seconds", "10.0", "seconds per push or notification attempt", "sandbox"),
     # The scripts.
+    Setting("SANDBOX_FRAME_ANCESTORS", "list", None,
+            "space-separated origins that may frame the sandbox's checkout iframe", "sandbox",
+            shown="the origin of the order's `merchant_urls.checkout`"),
     Setting("PYTHON", "path", "python3", "the interpreter scripts/*.sh make `.venv` with when it is missing",
             "scripts"),
     Setting("KCO_TEST_WORKERS", "whole number", "4", "pytest-xdist workers of scripts/test.sh (`0`: serially)",

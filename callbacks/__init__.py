@@ -60,8 +60,9 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
     api = storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
-    from callbacks.web import throttle
+    from callbacks.web import headers, throttle
     throttle.init_app(app)  # per-session limits on browser tokens; support sign-in guesses
+    headers.init_app(app)  # CSP + nonce, framing, nosniff, Referrer-Policy, no-store on tokens
     from callbacks.web import browser
     browser.init_app(app)  # CORS for KCO_CORS_ORIGINS (the token endpoint is the storefront's)
     if app.config["KCO_SHOP_PAGES"]:

@@ -98,9 +98,11 @@ DEFAULTS = {
     "SANDBOX_VALIDATION_TIMEOUT": 3.0,   # then silence approves
     "SANDBOX_VALIDATION_REQUIRED_TIMEOUT": 10.0,  # with require_validate_callback_success
     "SANDBOX_PUSH_TIMEOUT": 10.0,        # push and notification (undocumented)
+    "SANDBOX_FRAME_ANCESTORS": None,     # origins that may frame the iframe; default: the shop of the order
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }
 ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_PUBLIC_URL", "SANDBOX_TIME_SCALE",
+               "SANDBOX_FRAME_ANCESTORS",
                "SANDBOX_CALLBACK_TIMEOUT", "SANDBOX_VALIDATION_TIMEOUT",
                "SANDBOX_VALIDATION_REQUIRED_TIMEOUT", "SANDBOX_PUSH_TIMEOUT")
 
@@ -143,6 +145,7 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     om.init_app(app, orders, clock)  # captures, refunds, cancel, … with Klarna's rules
 
     app.register_error_handler(ApiError, api.handle_api_error)
+    app.after_request(_security_headers)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -154,6 +157,44 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
         return api.error_response(500, "INTERNAL_SERVER_ERROR", ["Unexpected sandbox error"])
 
     return app
+
+
+def _security_headers(response):
+    """Every reply: nosniff and a same-origin Referrer-Policy. The HTML pages (the checkout
+    iframe and its confirmation) get a Content-Security-Policy: scripts and styles from the
+    sandbox only (their data is a JSON block, no inline script runs), and framed only by the
+    shop that made the order — the origin of its merchant_urls.checkout, as Klarna's iframe
+    sits in the merchant's checkout page — or by SANDBOX_FRAME_ANCESTORS (space-separated
+    origins) when set; by nobody for a page without an order."""
+    from flask import current_app, request
+
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers:
+        ancestors = (current_app.config.get("SANDBOX_FRAME_ANCESTORS")
+                     or _shop_origin((request.view_args or {}).get("order_id")) or "'none'")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            f"frame-ancestors {ancestors}")
+    return response
+
+
+def _shop_origin(order_id: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    from flask import current_app
+
+    if not order_id:
+        return None
+    try:
+        order = current_app.extensions["kco_sandbox"].orders.read(order_id)
+    except ApiError:
+        return None
+    parts = urlsplit(str((order.data.get("merchant_urls") or {}).get("checkout") or ""))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _sandbox_state(config: Mapping, clock: Clock, orders: OrderStore) -> Sandbox:

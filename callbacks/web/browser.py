@@ -109,6 +109,14 @@ def init_app(app: Flask) -> None:
          allow_headers=["Authorization", "Content-Type", "If-None-Match"],
          expose_headers=["ETag", "Retry-After"], max_age=600, supports_credentials=False)
 
+    @app.after_request
+    def vary_on_origin(response):
+        # Whether a reply carries Access-Control-Allow-Origin depends on the request's Origin:
+        # a cache must not hand one origin's reply (or its absence) to another.
+        if request.path.startswith("/api/sessions/"):  # CORS's resources, below
+            response.vary.add("Origin")
+        return response
+
     @app.before_request
     def preflight() -> ResponseReturnValue | None:
         # A preflight carries no credentials: answer it before the API's authentication does.
