@@ -70,19 +70,6 @@ def paid(state: dict | None) -> bool:
     return bool(state) and state["klarna"].get("status") == "checkout_complete"
 
 
-def content_security_policy(response, nonce: str) -> None:
-    """The pages' policy: scripts only from here or with this response's nonce (Klarna's
-    snippet scripts, which kco-sync.js re-creates with it), frames from the Klarna side.
-    One function, so the service's shared header step can take it over."""
-    frames = urlsplit(current_app.config.get("KLARNA_API_URL") or "")
-    frame_src = f" {frames.scheme}://{frames.netloc}" if frames.netloc else ""
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data:; frame-src 'self'{frame_src}; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'; object-src 'none'")
-
-
 def catalogue() -> dict:
     """The shop file's products as the pages need them: names per language, prices per currency."""
     shop = kco().shop
@@ -133,15 +120,13 @@ def page(template: str, sid: str, fresh: bool, state: dict | None = None, **cont
     config = {"session": sid, **issue(sid), "catalogue": catalogue(), "texts": script_texts(),
               "language": language, "state": state,
               "confirmation_url": url_for("demoshop.confirmation"), **context.pop("config", {})}
-    nonce = secrets.token_urlsafe(16)
     response = current_app.make_response(render_template(
-        template, shop=kco().shop, config=config, lang=language, csp_nonce=nonce,
+        template, shop=kco().shop, config=config, lang=language,
         debug=request.args.get("debug") == "1", **context))
     if fresh:
         set_cookie(response, sid)
     response.headers["Cache-Control"] = "no-store"
-    content_security_policy(response, nonce)
-    return response
+    return response  # its CSP (scripts by nonce: csp_nonce in the template) is callbacks/web/headers.py's
 
 
 def shopping_session() -> tuple[str, bool, dict | None]:
