@@ -85,8 +85,8 @@ def make_storage(uri: str | None, default_path: str | os.PathLike[str]) -> limit
 
 
 def throttle() -> Throttle:
-    limiter: Throttle = current_app.extensions["kco_throttle"]
-    return limiter
+    found: Throttle = current_app.extensions["kco_throttle"]
+    return found
 
 
 def limit_browser_writes() -> ResponseReturnValue | None:
