@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 import settings
@@ -67,6 +68,10 @@ def environment() -> str:
     return value
 
 
+@overload
+def _env(name: str, default: str) -> str: ...
+@overload
+def _env(name: str, default: None = None) -> str | None: ...
 def _env(name: str, default: str | None = None) -> str | None:
     value = settings.text(name)
     return default if value is None else value

@@ -112,6 +112,7 @@ def _lines(body):
 def capture(order, ledger: Ledger, view: dict, now: datetime):
     body = request.get_json(silent=True)
     amount = _amount(body, "captured_amount")
+    assert isinstance(body, dict)  # _amount refused anything else
     if view["status"] not in ("AUTHORIZED", "PART_CAPTURED") or amount > view["remaining_authorized_amount"]:
         raise ApiError(403, "CAPTURE_NOT_ALLOWED", "Capture not allowed.")
     capture_id = str(uuid.uuid4())
@@ -126,6 +127,7 @@ def capture(order, ledger: Ledger, view: dict, now: datetime):
 def refund(order, ledger: Ledger, view: dict, now: datetime):
     body = request.get_json(silent=True)
     amount = _amount(body, "refunded_amount")
+    assert isinstance(body, dict)  # _amount refused anything else
     if amount > view["captured_amount"] - view["refunded_amount"]:
         raise ApiError(403, "REFUND_NOT_ALLOWED", "Over refund is not allowed. Refund not possible.")
     refund_id = str(uuid.uuid4())

@@ -13,6 +13,7 @@ that token, exactly as a merchant's own page would. The stable test hooks are in
 from __future__ import annotations
 
 import secrets
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
@@ -66,8 +67,8 @@ def set_cookie(response, sid: str) -> None:
                         samesite="Lax", secure=secure)
 
 
-def paid(state: dict | None) -> bool:
-    return bool(state) and state["klarna"].get("status") == "checkout_complete"
+def paid(state: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return bool(state and state["klarna"].get("status") == "checkout_complete")
 
 
 def catalogue() -> dict:

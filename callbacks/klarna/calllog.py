@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -53,7 +54,8 @@ def write_in(store, conn: sa.Connection, entry: dict) -> bool:
     except Exception as exc:  # noqa: BLE001 - written once more in a transaction of its own
         if conn.invalidated:
             raise  # the connection died under the transaction: all of it is lost (a 503)
-        if not store.is_postgres and not conn.connection.driver_connection.in_transaction:
+        sqlite = cast(sqlite3.Connection, conn.connection.driver_connection)  # not PostgreSQL: SQLite
+        if not store.is_postgres and not sqlite.in_transaction:
             raise
         log.warning("could not record the %s callback with its session; trying on its own",
                     entry["callback"], exc_info=not faults.is_fault(exc))

@@ -21,16 +21,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from callbacks.klarna.client import KlarnaClient, KlarnaError
 from callbacks.klarna.order import Urls, differs, order_payload, sent_version
 from callbacks.orders.paid_check import record_mismatch
 from callbacks.rules import cart
 from callbacks.rules import lifecycle as rules
-from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete
+from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete, is_complete
 from callbacks.rules.lifecycle import FRAUD_EVENTS, INCOMPLETE, Step
 from callbacks.rules.shop import Shop
-from callbacks.rules.state import EventType, SessionState
+from callbacks.rules.state import EventType
 from callbacks.store.activity import for_session, with_session
 from callbacks.store.database import LeaseBusy, SessionTx, Store
 
@@ -71,7 +72,7 @@ class WrongSession(Exception):
 
 @dataclass
 class Loaded:
-    state: SessionState
+    state: dict[str, Any]
     order: dict  # Klarna's order, with html_snippet
     outcome: EventType | None  # the event recorded, or None when nothing changed
 
@@ -97,13 +98,13 @@ class Lifecycle:
         return client
 
     # -- checkout load, cart and market changes -----------------------------------------------
-    def load_checkout(self, sid: str, merchant_reference1: object = cart.KEEP) -> Loaded:
+    def load_checkout(self, sid: str, merchant_reference1: cart.Reference = cart.KEEP) -> Loaded:
         """The guide's load flow: read → (update if it differs) → else create, except that a
         complete session is never sold again: it is answered with its completed order, and an
         order Klarna no longer calls incomplete is checked through Order Management first. The
         storefront may set the shop's order number (`merchant_reference1`) on the way."""
         with for_session(sid), self.store.lease(sid):
-            if rules.is_complete(self._session(sid)):
+            if is_complete(self._session(sid)):
                 return self._confirmation(sid, self._session(sid))
             if merchant_reference1 is not cart.KEEP:
                 self._set_reference(sid, merchant_reference1)
@@ -122,9 +123,11 @@ class Lifecycle:
             if step is Step.RECREATE:
                 return self._create(sid, payload, order_id, why)
             if step is Step.VERIFY_COMPLETION:
+                assert order is not None  # load_step: only for an order Klarna answered
                 done = self._completed_at_klarna(sid, order_id, order)
                 return done or self._create(sid, payload, order_id, f"order is {order.get('status')}")
             if step is Step.KEEP:
+                assert order is not None  # load_step: only for an order Klarna answered
                 return Loaded(self._record(sid, order, None, {}, sent_version(payload)), order, None)
             return self._update_or_recreate(sid, order_id, payload)
 
@@ -141,7 +144,7 @@ class Lifecycle:
             loaded = self._sync(sid)
         except (KlarnaUnavailable, LeaseBusy) as exc:
             raise NotSynced(exc) from exc
-        if loaded is not None and rules.is_complete(loaded.state):
+        if loaded is not None and is_complete(loaded.state):
             raise OrderComplete(sid)
         return loaded
 
@@ -153,11 +156,13 @@ class Lifecycle:
             return self._update_or_recreate(sid, state["klarna"]["order_id"],
                                             order_payload(self.shop, state, self.urls))
 
-    def change_market(self, sid: str, country: str, locale: str | None) -> SessionState:
+    def change_market(self, sid: str, country: str, locale: str | None) -> dict[str, Any]:
         """PUT …/market: changes the session only; `sync` then brings the open Klarna order in
         step."""
-        return self.store.apply(sid, lambda tx: rules.market_changed(
+        state = self.store.apply(sid, lambda tx: rules.market_changed(
             self.shop, self._existing(tx, sid), sid, country, locale))[0]
+        assert state is not None  # _existing raised NoSession otherwise
+        return state
 
     def _session(self, sid: str) -> dict:
         state = self.store.get_state(sid)
@@ -166,7 +171,7 @@ class Lifecycle:
         return state
 
     @staticmethod
-    def _existing(tx: SessionTx, sid: str) -> SessionState:
+    def _existing(tx: SessionTx, sid: str) -> dict[str, Any]:
         if tx.state is None:
             raise NoSession(sid)
         return tx.state
@@ -204,14 +209,16 @@ class Lifecycle:
         return Loaded(self._record(sid, order, outcome, data, sent_version(payload)), order, outcome)
 
     def _record(self, sid: str, order: dict, outcome: EventType | None, data: dict,
-                version: int | None = None) -> SessionState:
+                version: int | None = None) -> dict[str, Any]:
         """`version` (needed with an outcome) is the state version whose cart Klarna received,
         from the payload's merchant_data (order.sent_version). A cart write may have
         landed while Klarna was answering (it does not wait for the lease), so the session's
         version now may be newer: naming that one would claim Klarna has a cart it never got,
         and the storefront would skip the sync it still needs."""
-        return self.store.apply(sid, lambda tx: rules.order_recorded(
+        state = self.store.apply(sid, lambda tx: rules.order_recorded(
             self._existing(tx, sid), order, outcome, data, version))[0]
+        assert state is not None  # _existing raised NoSession otherwise
+        return state
 
     # -- a paid session is complete -----------------------------------------------------------
     def _completed_at_klarna(self, sid: str, order_id: str, order: dict | None) -> Loaded | None:
@@ -235,7 +242,7 @@ class Lifecycle:
         self.acknowledge(sid, order_id)
         return self._confirmation(sid, self._session(sid), order)
 
-    def _confirmation(self, sid: str, state: SessionState, order: dict | None = None) -> Loaded:
+    def _confirmation(self, sid: str, state: dict[str, Any], order: dict | None = None) -> Loaded:
         """A complete session's checkout load: the completed order, with Klarna's confirmation
         snippet while the Checkout API still renders one, and never a buyable one."""
         order_id = state["klarna"]["order_id"]

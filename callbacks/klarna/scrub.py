@@ -46,8 +46,9 @@ ORDER = {"order_id": _ID, "purchase_country": _COUNTRY, "purchase_currency": re.
          "locale": re.compile(r"[A-Za-z]{2}(?:-[A-Za-z]{2})*"), "status": _WORD,
          "event_type": re.compile(r"FRAUD_RISK_(?:ACCEPTED|REJECTED|STOPPED)"),
          **dict.fromkeys(_AMOUNTS, _NUMBER)}
-CONTAINERS = {"order_lines": LINE, "billing_address": ADDRESS, "shipping_address": ADDRESS,
-              "selected_shipping_option": SHIPPING_OPTION, "shipping_options": SHIPPING_OPTION}
+CONTAINERS: dict[str, dict[str, Any]] = {
+    "order_lines": LINE, "billing_address": ADDRESS, "shipping_address": ADDRESS,
+    "selected_shipping_option": SHIPPING_OPTION, "shipping_options": SHIPPING_OPTION}
 OUR_WORDS = frozenset({"error_type", "error_text", "message", "errors", "location", "code",
                        "status"})  # kept in replies: our words, never the caller's
 # Key names shown as they are (their values scrubbed): Klarna's own field names. Any other key

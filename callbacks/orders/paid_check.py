@@ -14,6 +14,7 @@ def record_mismatch(store: Store, sid: str, order_id: str, om_order: dict) -> di
         found = paid.mismatch(tx.state or {}, om_order)
         if found is None:
             return None
+        assert tx.state is not None  # the push recorded the completion first: the session exists
         return Decision(tx.state, EventType.ORDER_MISMATCH, {"order_id": order_id, **found})
     decision = store.apply(sid, decide)[1]
     return decision.data if decision else None

@@ -60,6 +60,7 @@ def _once(tx: SessionTx, event_type: EventType, data: dict) -> Decision | None:
         events.c.session == tx.sid, events.c.type == event_type.value)).scalars()
     if any((d or {}).get("idempotency_key") == data["idempotency_key"] for d in seen):
         return None
+    assert tx.state is not None  # the session owns the order (Service.owner): it exists
     state = dict(tx.state)
     if event_type is EventType.MERCHANT_REFERENCE_UPDATED:
         state["merchant_reference1"] = data["merchant_reference1"]

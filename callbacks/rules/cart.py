@@ -3,7 +3,8 @@ merchant_reference1), as pure functions like rules/checkout.py's, whose state th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from callbacks.rules import pricing
 from callbacks.rules.checkout import Decision, OrderComplete, changed, is_complete, new_state, reprice, totals
@@ -34,11 +35,18 @@ def coupon_code(shop: Shop, code: str | None) -> str | None:
     raise CartRefused(problem, {"coupon": [problem]})
 
 
-KEEP = object()  # set_cart without merchant_reference1: the state's stays as it is
+class _Keep(Enum):
+    """The type of KEEP, a sentinel mypy can narrow away with `is not KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP  # set_cart without merchant_reference1: the state's stays as it is
+Reference = str | None | Literal[_Keep.KEEP]
 
 
 def set_cart(shop: Shop, state: dict[str, Any] | None, sid: str, items: Iterable[CartItem],
-             coupon: str | None, merchant_reference1: object = KEEP) -> Decision:
+             coupon: str | None, merchant_reference1: Reference = KEEP) -> Decision:
     """Replace the cart (a new session starts in the shop's default market) and re-price.
     Raises CartRefused naming the coupon or the SKU; a cart equal to the current one is no
     change (event_type None)."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from callbacks.rules import checkout
 from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete, changed, is_complete
 from callbacks.rules.shop import Shop
-from callbacks.rules.state import EventType, SessionState
+from callbacks.rules.state import EventType
 
 INCOMPLETE = "checkout_incomplete"
 FRAUD_EVENTS = {"FRAUD_RISK_ACCEPTED": "ACCEPTED", "FRAUD_RISK_REJECTED": "REJECTED",
@@ -43,7 +44,7 @@ class Step(StrEnum):
     UPDATE = "update"                        # Klarna holds another cart: send ours
 
 
-def load_step(state: Mapping, order: Mapping | None, in_step: bool) -> Step:
+def load_step(state: Mapping[str, Any], order: Mapping[str, Any] | None, in_step: bool) -> Step:
     """`order` is Klarna's read of the session's order (None: there is none, or the read
     failed); `in_step` says whether it already holds the cart the session would send."""
     if is_complete(state):
@@ -57,7 +58,7 @@ def load_step(state: Mapping, order: Mapping | None, in_step: bool) -> Step:
     return Step.KEEP if in_step else Step.UPDATE
 
 
-def sync_needed(state: Mapping) -> bool:
+def sync_needed(state: Mapping[str, Any]) -> bool:
     """After a cart or market write: is there an open Klarna order to bring in step? Never
     for a complete session (nothing may change what was paid), nor for an empty cart (Klarna
     needs lines; the next checkout load refuses it)."""
@@ -65,12 +66,12 @@ def sync_needed(state: Mapping) -> bool:
     return bool(klarna["order_id"]) and klarna.get("status") == INCOMPLETE and bool(state["cart"]["items"])
 
 
-def klarna_status(order: Mapping) -> str:
+def klarna_status(order: Mapping[str, Any]) -> str:
     return (order.get("status") or INCOMPLETE).lower()
 
 
-def order_recorded(state: SessionState, order: Mapping, outcome: EventType | None, data: Mapping,
-                   version: int | None) -> Decision | None:
+def order_recorded(state: Mapping[str, Any], order: Mapping[str, Any], outcome: EventType | None,
+                   data: Mapping[str, Any], version: int | None) -> Decision | None:
     """The session after Klarna answered a create, update or read with `order`. `version` (with
     an outcome) is the state version whose cart Klarna received; a completion recorded
     meanwhile for this order is never moved back; a new order id starts a new `klarna` record."""
@@ -93,8 +94,8 @@ def order_recorded(state: SessionState, order: Mapping, outcome: EventType | Non
     return None
 
 
-def order_completed(shop: Shop, state: SessionState | None, sid: str, order_id: str,
-                    om: Mapping) -> Decision:
+def order_completed(shop: Shop, state: Mapping[str, Any] | None, sid: str, order_id: str,
+                    om: Mapping[str, Any]) -> Decision:
     """Order Management confirmed the purchase of `order_id` (a push, or a load that found the
     order complete). Call it only for the first recording of the order (Store's
     record_completed decides that); the order starts unacknowledged."""
@@ -109,13 +110,13 @@ def order_completed(shop: Shop, state: SessionState | None, sid: str, order_id: 
                      "fraud_status": om.get("fraud_status"), "merchant_reference1": reference})
 
 
-def order_acknowledged(state: SessionState, order_id: str) -> Decision:
+def order_acknowledged(state: Mapping[str, Any], order_id: str) -> Decision:
     """Klarna took our acknowledge of `order_id` (recorded once: Store's mark_acknowledged)."""
     return Decision({**state, "klarna": {**state["klarna"], "acknowledged": True}},
                     EventType.ORDER_ACKNOWLEDGED, {"order_id": order_id})
 
 
-def fraud_status_read(shop: Shop, state: SessionState | None, sid: str, order_id: str,
+def fraud_status_read(shop: Shop, state: Mapping[str, Any] | None, sid: str, order_id: str,
                       event_type: str, fraud_status: str | None) -> Decision | None:
     """A notification's `event_type`, checked against the fraud_status Order Management
     reports for `order_id`: the session takes Order Management's word; `verified` says
@@ -129,12 +130,12 @@ def fraud_status_read(shop: Shop, state: SessionState | None, sid: str, order_id
         order_id, event_type, fraud_status) | {"old": old})
 
 
-def notification_data(order_id: str, event_type: str, fraud_status: str | None) -> dict:
+def notification_data(order_id: str, event_type: str, fraud_status: str | None) -> dict[str, Any]:
     return {"order_id": order_id, "event_type": event_type, "fraud_status": fraud_status,
             "verified": FRAUD_EVENTS[event_type] == fraud_status}
 
 
-def market_changed(shop: Shop, state: SessionState, sid: str, country: str,
+def market_changed(shop: Shop, state: Mapping[str, Any], sid: str, country: str,
                    locale: str | None) -> Decision:
     """PUT …/market: the purchase country itself changes (a callback cannot do that). The
     order is re-priced in the new market; raises OrderComplete once paid, PricingError when

@@ -10,25 +10,27 @@ except a line's tax, which may differ by one minor unit (rounding).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 TAX_TOLERANCE = 1
 EXACT = ("quantity", "unit_price", "total_amount", "total_discount_amount")
 
 
-def _lines(lines: Iterable[Mapping] | None) -> dict[tuple[str, str], list[Mapping]]:
-    out: dict[tuple[str, str], list[Mapping]] = {}
+def _lines(lines: Iterable[Mapping[str, Any]] | None) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    out: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for line in lines or []:
         out.setdefault((line.get("type") or "physical", line.get("reference") or ""), []).append(line)
     return out
 
 
-def _same(ours: Mapping, theirs: Mapping) -> bool:
+def _same(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     if any((ours.get(f) or 0) != (theirs.get(f) or 0) for f in EXACT):
         return False
-    return abs((ours.get("total_tax_amount") or 0) - (theirs.get("total_tax_amount") or 0)) <= TAX_TOLERANCE
+    tax: int = abs((ours.get("total_tax_amount") or 0) - (theirs.get("total_tax_amount") or 0))
+    return tax <= TAX_TOLERANCE
 
 
-def mismatch(priced: Mapping, paid: Mapping) -> dict | None:
+def mismatch(priced: Mapping[str, Any], paid: Mapping[str, Any]) -> dict[str, Any] | None:
     """None when the paid order is the priced cart; else both sides' totals and the differing
     line references, sorted. `priced` is the session state (its `order` and `market`), `paid`
     Order Management's order."""

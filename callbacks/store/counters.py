@@ -32,7 +32,7 @@ PURGE_ODDS = 0.01  # one bump in a hundred also deletes the expired rows
 class FileCounters(Storage):
     STORAGE_SCHEME = None  # made by throttle.make_storage, not from a URI scheme
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,12 +42,12 @@ class FileCounters(Storage):
                          "count INTEGER NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID")
 
     @property
-    def base_exceptions(self):
+    def base_exceptions(self) -> type[Exception]:
         return sqlite3.Error
 
     def _connect(self) -> sqlite3.Connection:
         """One connection per thread and process (a connection must not cross a fork)."""
-        held = getattr(self._local, "conn", None)
+        held: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if held is not None and self._local.pid == os.getpid():
             return held
         conn = sqlite3.connect(self.path, timeout=5, isolation_level=None,
@@ -68,7 +68,7 @@ class FileCounters(Storage):
             "RETURNING count", (key, amount, now + expiry, now)).fetchone()
         if random.random() < PURGE_ODDS:
             conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
-        return count
+        return int(count)
 
     def get(self, key: str) -> int:
         row = self._connect().execute("SELECT count FROM counters WHERE key = ? AND expires_at > ?",

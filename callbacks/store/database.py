@@ -156,7 +156,7 @@ def _discard(conn: sa.Connection) -> None:
         pass
 
 
-def _dialect_insert(conn: sa.Connection):
+def _dialect_insert(conn: sa.Connection) -> Callable[[sa.Table], Any]:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
         return pg_insert

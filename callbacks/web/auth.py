@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 
 from flask import current_app, request
+from flask.typing import ResponseReturnValue
 
 from callbacks.web.errors import api_error
 
@@ -24,7 +25,7 @@ def api_key_ok() -> bool:
     return hmac.compare_digest(key.strip().encode("utf-8", "replace"), expected)
 
 
-def unauthorized(alternative: str | None = None):
+def unauthorized(alternative: str | None = None) -> ResponseReturnValue:
     """The 401; `alternative` names what else would have opened the endpoint."""
     also = f" (or {alternative})" if alternative else ""
     return api_error(401, f"Missing or wrong API key: send Authorization: Bearer {{KCO_API_KEY}}{also}.",

@@ -82,7 +82,7 @@ KLARNA_SHAPED = frozenset({"kco.address_update", "kco.shipping_option_update",
 DATABASE_RETRY_AFTER = "2"  # seconds: a dropped connection is replaced at once, a failover takes a few
 
 
-def database_unavailable(exc: Exception):
+def database_unavailable(exc: Exception) -> ResponseReturnValue:
     """A database fault (callbacks/store/faults.py): 503 + Retry-After in the contract's shape,
     one WARNING line. The transaction was rolled back whole by Store.write, which also dropped
     the connection from the pool; nothing of the request was written."""

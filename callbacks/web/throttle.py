@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import limits
 from flask import Flask, current_app, request
-from limits.strategies import FixedWindowRateLimiter
+from flask.typing import ResponseReturnValue
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from callbacks.web import browser
 from callbacks.web.errors import api_error
@@ -65,26 +68,28 @@ class Throttle:
         return None
 
 
-def retry_after(limiter, item, *key: str) -> int:
+def retry_after(limiter: RateLimiter, item: limits.RateLimitItem, *key: str) -> int:
     stats = limiter.get_window_stats(item, *key)
     return max(1, math.ceil(stats.reset_time - time.time()))
 
 
-def make_storage(uri: str | None, default_path):
+def make_storage(uri: str | None, default_path: str | os.PathLike[str]) -> limits.storage.Storage:
     if uri and uri.startswith("file:"):
         from callbacks.store.counters import FileCounters
         return FileCounters(uri.removeprefix("file:"))
     if uri:
-        return limits.storage.storage_from_string(uri)
+        # A synchronous scheme (memory://, redis://): the limiter below is the synchronous one.
+        return cast(limits.storage.Storage, limits.storage.storage_from_string(uri))
     from callbacks.store.counters import FileCounters
     return FileCounters(default_path)
 
 
 def throttle() -> Throttle:
-    return current_app.extensions["kco_throttle"]
+    found: Throttle = current_app.extensions["kco_throttle"]
+    return found
 
 
-def limit_browser_writes():
+def limit_browser_writes() -> ResponseReturnValue | None:
     """Storefront, after authentication: a browser token's write or checkout load counts
     against its session's limit."""
     if request.method not in BROWSER_WRITES or not browser.by_browser_token():

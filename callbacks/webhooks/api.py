@@ -102,6 +102,7 @@ def _endpoint(endpoint_id: str) -> dict:
     found = endpoints.get(_store(), endpoint_id)
     if found is None:
         abort(404, message=f"No webhook endpoint {endpoint_id!r}.", errors={"id": ["Unknown."]})
+    assert found is not None  # abort raised (flask_smorest ships no type hints that say so)
     return found
 
 
@@ -164,6 +165,7 @@ def resend(endpoint_id: str, message_id: str):
     if number is None or not endpoints.resend(_store(), endpoint_id, number):
         abort(404, message=f"No message {message_id!r} for this endpoint.",
               errors={"message_id": ["Unknown."]})
+    assert number is not None  # abort raised (flask_smorest ships no type hints that say so)
     return {"message_id": endpoints.message_name(number), "state": "pending"}
 
 

@@ -240,7 +240,7 @@ class Deliverer:
                           e.c.at, e.c.data, m.c.created_at)
                 .join(w, w.c.id == m.c.endpoint_id).join(e, e.c.id == m.c.event_id)
                 .where(m.c.id.in_(ids)).order_by(m.c.id)).all()
-        return [Claimed(*row) for row in rows]
+        return [Claimed(*tuple(row)) for row in rows]
 
     # -- 2. deliver ------------------------------------------------------------------------
     def _session(self) -> requests.Session:

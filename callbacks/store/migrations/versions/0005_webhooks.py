@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -64,7 +64,7 @@ def upgrade():
     op.create_index("ix_webhook_attempts_endpoint", "webhook_attempts", ["endpoint_id", "id"])
 
 
-def downgrade():
+def downgrade() -> None:
     op.drop_table("webhook_attempts")
     op.drop_table("webhook_messages")
     op.drop_table("webhook_endpoints")
