@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
 from callbacks.web import auth
@@ -110,7 +110,7 @@ def init_app(app: Flask) -> None:
          expose_headers=["ETag", "Retry-After"], max_age=600, supports_credentials=False)
 
     @app.after_request
-    def vary_on_origin(response):
+    def vary_on_origin(response: Response) -> Response:
         # Whether a reply carries Access-Control-Allow-Origin depends on the request's Origin:
         # a cache must not hand one origin's reply (or its absence) to another.
         if request.path.startswith("/api/sessions/"):  # CORS's resources, below

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 # Klarna's hosts for a page that embeds its checkout (docs/klarna.md §9).
 KLARNA_SCRIPTS = "https://x.klarnacdn.net https://js.klarna.com https://js.playground.klarna.com"
@@ -35,7 +35,7 @@ TOKEN_BLUEPRINTS = frozenset({"demoshop"})
 
 def csp_nonce() -> str:
     """This request's nonce, made on first use."""
-    nonce = g.get("kco_csp_nonce")
+    nonce: str | None = g.get("kco_csp_nonce")
     if nonce is None:
         nonce = g.kco_csp_nonce = secrets.token_urlsafe(16)
     return nonce
@@ -77,7 +77,7 @@ def page_policy(nonce: str | None) -> str:
     ])
 
 
-def secure(response):
+def secure(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
