@@ -135,6 +135,10 @@ SETTINGS: tuple[Setting, ...] = (
             "default path", "gunicorn", shown="unset (off)"),
     Setting("MALLOC_ARENA_MAX", "whole number", "2", "glibc malloc arenas per worker (gunicorn.conf.py)",
             "gunicorn"),
+    Setting("KCO_WORKER_METRICS_PORT", "whole number", None,
+            "a port on which the webhook worker (`flask --app wsgi kco deliver`, the Procfile's `worker:` "
+            "line) serves its own Prometheus metrics (docs/webhooks.md); same as `--metrics-port`",
+            "gunicorn", shown="unset (not served)"),
     Setting("SANDBOX_PORT", "whole number", "8001",
             "the sandbox's port (scripts/run.sh starts it there unless `KLARNA_API_URL` points elsewhere); "
             "`kco demo` and `kco replay` find the sandbox there", "gunicorn"),
