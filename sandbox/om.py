@@ -1,4 +1,4 @@
-"""Order Management after purchase, with Klarna's rules (docs/sandbox.md, docs/klarna.md §8):
+"""Order Management after purchase, with Klarna's rules (docs/sandbox.md, docs/klarna.md §7):
 captures up to the remaining authorized amount, refunds up to the captured amount, cancel only
 with nothing captured, extend and release the authorization, update the merchant references.
 

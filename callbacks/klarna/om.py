@@ -1,5 +1,5 @@
 """Order Management after purchase: capture, refund, cancel, extend and release the
-authorization, update merchant_reference1 (docs/klarna.md §8). Functions that take the client
+authorization, update merchant_reference1 (docs/klarna.md §7, docs/orders.md). Functions that take the client
 of the account holding the order, so that accounts per market only change which client is
 passed; the calls go through KlarnaClient's one plumbing (retries, errors, metrics).
 
