@@ -1,7 +1,8 @@
 """Order Management after purchase: capture, refund, cancel, extend and release the
-authorization, update merchant_reference1 (docs/klarna.md §7, docs/orders.md). Functions that take the client
-of the account holding the order, so that accounts per market only change which client is
-passed; the calls go through KlarnaClient's one plumbing (retries, errors, metrics).
+authorization, update merchant_reference1 (docs/klarna.md §7, docs/orders.md). Functions that
+take the client of the account holding the order, so that accounts per market only change
+which client is passed; the calls go through KlarnaClient's one plumbing (retries, errors,
+metrics).
 
 Every call here changes money or the order, so every one carries a `Klarna-Idempotency-Key`:
 Klarna runs a key once and answers a repeat with the first result, for 24 hours. The key is a
