@@ -17,6 +17,8 @@ What it does (BENCHMARKS.md has the results and the reasoning):
 * measures a long-poll's cost: CPU time of the workers (utime+stime from /proc) while 0, 1
   and 200 long-polls wait with no events;
 * runs the same wrk scripts against bench/bare_app.py under the same gunicorn command;
+* a webhooks cell per database (bench/webhooks.py): delivery lag at 100 events/s and one
+  worker's drain rate, with `flask kco deliver` as the Procfile starts it;
 * prints a table of medians (req/s, p50, p99, max; peak RSS of any one worker; worker CPU
   per request; throughput relative to the bare app at the same connections) and writes it as
   Markdown and JSON to bench/last-run.md and bench/last-run.json.
@@ -484,7 +486,7 @@ def machine(pg_url: str | None) -> dict:
 
 
 def report(args, info: dict, command: list[str], rows: list[dict], longpolls: dict,
-           seconds: float) -> str:
+           seconds: float, webhook_results: list[dict] | None = None) -> str:
     lines = [f"Command: `{' '.join(['bench/run.sh', *sys.argv[1:]])}` "
              f"({args.runs} runs × {args.duration} s per cell, round-robin; figures are "
              f"medians of the runs, peak RSS the largest seen; total {seconds / 60:.1f} min)",
@@ -505,6 +507,11 @@ def report(args, info: dict, command: list[str], rows: list[dict], longpolls: di
              "", table_markdown(rows)]
     if longpolls:
         lines += ["", longpoll_markdown(longpolls)]
+    if webhook_results:
+        from bench import webhooks
+        lines += ["", f"Webhooks (bench/webhooks.py): {args.webhooks_seconds} s at 100 events/s, "
+                  f"then a backlog of {args.webhooks_backlog} drained by one worker", "",
+                  webhooks.markdown(webhook_results)]
     return "\n".join(lines) + "\n"
 
 
@@ -533,6 +540,10 @@ def parse_args(argv=None):
                              "first's (its POST routes are one function)")
     parser.add_argument("--longpolls", type=int, default=200, help="0: skip the long-poll cost")
     parser.add_argument("--longpoll-seconds", type=int, default=10)
+    parser.add_argument("--webhooks-seconds", type=int, default=10,
+                        help="the webhooks cell's steady phase at 100 events/s (0: skip the cell)")
+    parser.add_argument("--webhooks-backlog", type=int, default=2000,
+                        help="messages the webhooks cell's worker drains flat out")
     parser.add_argument("--profile", action="append", default=[],
                         metavar="ENDPOINT:CART:CONNS:DB",
                         help="py-spy the workers during the first run of matching cells (empty "
@@ -546,6 +557,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.longpoll_seconds, args.sessions = 1, 1, 2, 140
+        args.webhooks_seconds, args.webhooks_backlog = 3, 500
     unknown = set(args.endpoints) - set(workload.ENDPOINTS)
     if unknown:
         parser.error(f"unknown endpoints {', '.join(sorted(unknown))}; "
@@ -562,6 +574,7 @@ def main(argv=None) -> int:
     info = machine(args.pg if "postgresql" in args.dbs else None)
     cells: list[Cell] = []
     longpolls: dict = {}
+    webhook_results: list[dict] = []
     command: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kco-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -598,6 +611,11 @@ def main(argv=None) -> int:
                         longpolls[db] = longpoll_cost(server, sid, last_event(engine),
                                                       args.longpolls, args.longpoll_seconds)
                     engine.dispose()
+        if args.webhooks_seconds:
+            from bench import webhooks  # here: it imports this module
+            webhook_results = webhooks.run(args.dbs, webhooks.parse_args(
+                ["--seconds", str(args.webhooks_seconds), "--backlog", str(args.webhooks_backlog),
+                 "--pg", f"{args.pg}_webhooks"]), tmp)
         if args.bare:
             print("== bare Flask app", flush=True)
             with gunicorn("bench.bare_app:app", {}, tmp, "bare") as server:
@@ -617,16 +635,20 @@ def main(argv=None) -> int:
     rows = summarize(cells)
     print()
     print(table_text(rows))
-    text = report(args, info, command, rows, longpolls, seconds)
+    text = report(args, info, command, rows, longpolls, seconds, webhook_results)
     args.out.with_suffix(".md").write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(
         {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
          "machine": info, "gunicorn": command, "rows": rows, "longpoll": longpolls,
+         "webhooks": webhook_results,
          "runs": [{"key": c.key, "runs": c.runs} for c in cells], "seconds": seconds},
         indent=1))
     print(f"\n{text.split(chr(10) + chr(10) + '|')[0]}")
     if longpolls:
         print("\n" + longpoll_markdown(longpolls))
+    if webhook_results:
+        from bench import webhooks
+        print("\n" + webhooks.markdown(webhook_results))
     print(f"\nwritten: {args.out.with_suffix('.md')} and .json ({seconds / 60:.1f} min)")
     return 0
 
