@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import current_app, request
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
 from callbacks.web.errors import api_error
@@ -30,3 +30,12 @@ def unauthorized(alternative: str | None = None) -> ResponseReturnValue:
     also = f" (or {alternative})" if alternative else ""
     return api_error(401, f"Missing or wrong API key: send Authorization: Bearer {{KCO_API_KEY}}{also}.",
                      headers=CHALLENGE)
+
+
+def require_api_key(bp: Blueprint) -> None:
+    """Every endpoint of `bp` takes the API key alone: the back end's blueprints (catalog,
+    orders, webhook endpoints), never a shopper's page."""
+
+    @bp.before_request
+    def authenticate() -> ResponseReturnValue | None:
+        return None if api_key_ok() else unauthorized()
