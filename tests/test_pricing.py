@@ -35,7 +35,7 @@ MAX_LINES = 1000
 
 SHOP = load_shop()
 # The example shop with a US sales-tax default of 5 %, read by the same loader from the file's
-# own text: the shipped default is 0, which hid a loader that lost the default (issue 10.7).
+# own text: the shipped default is 0, which hid a loader that lost the default.
 US_DEFAULT_RATE = 500
 US_DEFAULT_SHOP = parse_shop(tomllib.loads(EXAMPLE_SHOP.read_text(encoding="utf-8").replace(
     "sales_tax = { default = 0,", f"sales_tax = {{ default = {US_DEFAULT_RATE},", 1)))
