@@ -8,7 +8,6 @@ FLASK_DEBUG sets the app's debug flag, and the commands run in the app's context
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +23,6 @@ def _wsgi_app() -> Flask:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    os.environ["FLASK_RUN_FROM_CLI"] = "true"  # as flask sets it: a stray app.run() does nothing
     load_dotenv()
     from config import ConfigError
 
