@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
@@ -38,7 +39,13 @@ EMBEDDED = (DEV_CALLBACK_SECRET, DEV_API_KEY, "test-callback-secret", "test-api-
 OPTIONAL_SECRETS = frozenset({"KCO_SUPPORT_PASSWORD"})  # unset: that feature is off
 ENVIRONMENTS = ("development", "production")
 FIX = "Set a random value of 32 characters or more (`flask --app wsgi kco secret` prints one)."
-INSTANCE = Path(__file__).parent / "instance"
+# Where the SQLite database and the rate-limit counters live by default: instance/ in a checkout
+# (the folder with pyproject.toml), and in an installed copy (`pip install .`), which has no
+# project folder, under its environment's prefix, where Flask puts an installed app's instance
+# folder: <venv>/var/kco-sync-instance.
+_HERE = Path(__file__).resolve().parent
+INSTANCE = (_HERE / "instance" if (_HERE / "pyproject.toml").is_file()
+            else Path(sys.prefix) / "var" / "kco-sync-instance")
 
 
 class ConfigError(RuntimeError):

@@ -46,7 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
             "and turns the demo shop off", "service"),
     Setting("DATABASE_URL", "url", None,
             "SQLAlchemy URL; `postgresql+psycopg://user@host/db` when several instances share one "
-            "database", "service", shown="`sqlite:///instance/kco.sqlite3` (in the project folder)"),
+            "database", "service", shown="`sqlite:///instance/kco.sqlite3` in the project folder; installed "
+                                         "with pip, `<venv>/var/kco-sync-instance/kco.sqlite3`"),
     Setting("KCO_DB_POOL_SIZE", "whole number", "10",
             "PostgreSQL connections each worker process keeps open (at least 1); every worker of every "
             "instance has its own, and the server allows `max_connections` (100 by default) in all",

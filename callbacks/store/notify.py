@@ -7,7 +7,7 @@ event, then answers from the events the listener has already read. How the proce
 
 * in-process: `Store.on_commit` fires right after a local commit and kicks the listener;
 * PostgreSQL: the listener holds one dedicated connection that `LISTEN`s on `kco_events`;
-  store.py sends `pg_notify('kco_events', id)` inside every event-writing transaction, so
+  events_pg.py sends `pg_notify('kco_events', id)` inside every event-writing transaction, so
   another worker or another host wakes us within a network round trip of its commit;
 * SQLite (one host, several processes): the listener reads `events.id > latest` every 50 ms.
 

@@ -1,4 +1,4 @@
-"""The support console at /support/ (issue 13): read-only pages for whoever answers the phone.
+"""The support console at /support/: read-only pages for whoever answers the phone.
 
 It is off unless KCO_SUPPORT_PASSWORD is set — every /support URL is then a 404, so a
 deployment that never asked for it exposes nothing. This package also records the storefront's
