@@ -120,6 +120,8 @@ class Config:
         # file per host (callbacks/web/throttle.py).
         self.KCO_BROWSER_RATE_LIMIT = _env("KCO_BROWSER_RATE_LIMIT", "30 per 10 seconds")
         self.KCO_RATE_LIMIT_STORAGE = _env("KCO_RATE_LIMIT_STORAGE")
+        # Seconds a request body may take to arrive, per started 256 KiB (callbacks/web/deadline.py).
+        self.KCO_BODY_TIMEOUT = whole_number("KCO_BODY_TIMEOUT", minimum=1)
         # Webhooks (docs/webhooks.md): http:// and local receivers outside production only; the
         # retry schedule (seconds before each attempt), the timeout and when an endpoint is disabled.
         self.KCO_WEBHOOK_PRIVATE_URLS = _env("KCO_WEBHOOK_PRIVATE_URLS", "1") != "0"

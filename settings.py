@@ -111,6 +111,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KCO_RATE_LIMIT_STORAGE", "url", None,
             "where the throttles count: `redis://…` (shared by every instance), `memory://`, `file:PATH`",
             "service", shown="one SQLite file per host (callbacks/web/throttle.py)"),
+    Setting("KCO_BODY_TIMEOUT", "seconds", "10",
+            "seconds a request body may take to arrive, per started 256 KiB of its Content-Length; "
+            "later, the request is answered 408 and its connection closed (callbacks/web/deadline.py)",
+            "service"),
     Setting("KCO_WEBHOOK_PRIVATE_URLS", "flag", "1",
             "`0`: refuse http:// and private, loopback or link-local webhook receivers; production "
             "always refuses them (docs/webhooks.md)", "service"),
