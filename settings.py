@@ -111,6 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KCO_RATE_LIMIT_STORAGE", "url", None,
             "where the throttles count: `redis://…` (shared by every instance), `memory://`, `file:PATH`",
             "service", shown="one SQLite file per host (callbacks/web/throttle.py)"),
+    Setting("KCO_SUPPORT_AUTH_LIMIT", "text", "10 per minute",
+            "wrong support-console sign-ins per client address (`limits` syntax); beyond, every request "
+            "from that address is 429 until the window ends, the right password too", "service"),
+    Setting("KCO_TRUSTED_PROXIES", "whole number", "0",
+            "how many proxies in front of the service append the client's address to "
+            "`X-Forwarded-For`; the throttles then count the address the nearest one saw. `0`: the "
+            "connection's address (a client can write `X-Forwarded-For` itself)", "service"),
     Setting("KCO_BODY_TIMEOUT", "seconds", "10",
             "seconds a request body may take to arrive, per started 256 KiB of its Content-Length; "
             "later, the request is answered 408 and its connection closed (callbacks/web/deadline.py)",
