@@ -103,8 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the demo shop at `/`, `/cart`, `/checkout`, `/confirmation`, `/terms`: `1` on, `0` off",
             "service", shown="on, off in production"),
     Setting("KCO_LONGPOLL_MAX_WAITERS", "whole number", None,
-            "long-polls one process lets wait (beyond: 503 + `Retry-After`; docs/long-poll.md); `0` = no "
-            "limit", "service", shown="threads − max(4, threads/8)"),
+            "long-polls one process lets wait (beyond: 503 + `Retry-After`; docs/long-poll.md), counted "
+            "together with the request bodies of browser tokens still arriving; `0` = no limit",
+            "service", shown="threads − max(4, threads/8)"),
     Setting("KCO_BROWSER_RATE_LIMIT", "text", "30 per 10 seconds",
             "per-session limit on a browser token's writes and checkout loads (`limits` syntax); "
             "Klarna's callbacks and API-key calls are never throttled", "service"),

@@ -183,8 +183,10 @@ def test_more_slow_bodies_under_one_browser_token_than_threads_leave_klarna_answ
     ordered = sorted(latencies)
     print(f"\n{slow_count} slow bodies: {outcomes}; {n} callbacks, median "
           f"{ordered[len(ordered) // 2] * 1000:.0f} ms, slowest {ordered[-1] * 1000:.0f} ms ({slowest_at:.1f} s in)")
-    # Klarna's budget is 3 s (validation; then it approves on silence): held with room to spare.
-    assert ordered[-1] < 1.5, f"slowest callback {ordered[-1]:.2f} s"
+    # Aimed at < 1 s throughout; asserted with room for a busy machine, inside Klarna's 3 s
+    # (validation, after which it approves on silence). Before the deadline: 10 s timeouts.
+    assert ordered[len(ordered) // 2] < 0.25 and ordered[-1] < 2.5, \
+        f"median {ordered[len(ordered) // 2]:.2f} s, slowest {ordered[-1]:.2f} s"
 
 
 def test_a_body_that_stops_is_answered_408_in_the_contracts_shape_and_the_connection_closed(
