@@ -127,6 +127,12 @@ class Config:
         # file per host (callbacks/web/throttle.py).
         self.KCO_BROWSER_RATE_LIMIT = _env("KCO_BROWSER_RATE_LIMIT", "30 per 10 seconds")
         self.KCO_RATE_LIMIT_STORAGE = _env("KCO_RATE_LIMIT_STORAGE")
+        # Wrong support sign-ins per client address (`limits` syntax), and how many proxies in
+        # front append the client's address to X-Forwarded-For (callbacks/web/throttle.py).
+        self.KCO_SUPPORT_AUTH_LIMIT = _env("KCO_SUPPORT_AUTH_LIMIT", "10 per minute")
+        self.KCO_TRUSTED_PROXIES = whole_number("KCO_TRUSTED_PROXIES")
+        # Seconds a request body may take to arrive, per started 256 KiB (callbacks/web/deadline.py).
+        self.KCO_BODY_TIMEOUT = whole_number("KCO_BODY_TIMEOUT", minimum=1)
         # Webhooks (docs/webhooks.md): http:// and local receivers outside production only; the
         # retry schedule (seconds before each attempt), the timeout and when an endpoint is disabled.
         self.KCO_WEBHOOK_PRIVATE_URLS = _env("KCO_WEBHOOK_PRIVATE_URLS", "1") != "0"

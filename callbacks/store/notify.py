@@ -78,6 +78,9 @@ class Notifier:
         self._stopping = False
         self._pg_conn: psycopg.Connection[Any] | None = None
         self._last_error_log = 0.0
+        # Other threads waiting on a client that count against max_waiters: the request
+        # bodies still arriving (callbacks/web/deadline.py sets this).
+        self.also_waiting: Callable[[], int] = lambda: 0
         store.on_commit(self.kick)
 
     # -- what the views call -----------------------------------------------------------------
@@ -161,7 +164,7 @@ class Notifier:
     def _enter(self) -> None:
         limit = self.max_waiters
         with self._cond:
-            if limit is not None and self._waiters >= limit:
+            if limit is not None and self._waiters + self.also_waiting() >= limit:
                 raise TooManyWaiters(limit)
             self._waiters += 1
         if self.gauge is not None:
