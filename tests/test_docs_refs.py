@@ -33,8 +33,6 @@ SUFFIXES = {".py", ".md", ".sh", ".toml", ".txt", ".cfg", ".ini", ".js", ".mjs",
 NAMED = {".ci/run", "Procfile", ".gitignore"}
 # Paths cited on purpose that are not in the repository, each with the reason.
 ALLOWED_PATHS = {
-    # written on branch webdocs: remove this entry when that branch is merged
-    "docs/webhooks.md": "written on branch webdocs",
     "sandbox/sandbox": "the sandbox's user name and password (user/password), not a path",
     "klarna/kco_rest_java": "Klarna's Java SDK on GitHub, cited with its link (docs/klarna.md sources)",
     "tests/test_x.py": "CONTRIBUTING.md's placeholder for the test file of a change",
