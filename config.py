@@ -131,11 +131,17 @@ class Config:
     def finish(self):
         _check_cors_origins(self.KCO_CORS_ORIGINS, https_only=self.PRODUCTION)
         if self.PRODUCTION:
-            _check_secrets({name: getattr(self, name) for name in SECRETS})
+            # The environment's Klarna account is held to these rules only when a market sells
+            # through it: a shop whose every market names a [klarna_accounts] entry needs no
+            # KLARNA_PASSWORD (callbacks/klarna/accounts.py checks the named ones instead).
+            environment_account = _uses_environment_account(self.KCO_SHOP_FILE)
+            _check_secrets({name: getattr(self, name) for name in SECRETS
+                            if environment_account or name != "KLARNA_PASSWORD"})
             if not self.KCO_PUBLIC_URL.startswith("https://"):
                 raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
                                   "(Klarna calls the synchronous callbacks over https only)")
-            _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
+            if environment_account:
+                _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
             self.KCO_AUTO_MIGRATE = False
             self.KCO_WEBHOOK_PRIVATE_URLS = False  # server-side request forgery (webhooks/ssrf.py)
         if self.TESTING:
@@ -167,6 +173,17 @@ def _check_secrets(values: dict[str, str | None]) -> None:
                               f"so whoever holds one holds both. Give each its own random value "
                               "(`flask --app wsgi kco secret` prints one).")
         seen[key] = name
+
+
+def _uses_environment_account(shop_file: str | None) -> bool:
+    """Whether some market of the shop file sells through KLARNA_API_URL/_USERNAME/_PASSWORD.
+    A shop file that cannot be read counts as using it: the app's own load then says why."""
+    from callbacks.rules.shop import ShopFileError, load_shop
+
+    try:
+        return load_shop(shop_file).uses_environment_account
+    except ShopFileError:
+        return True
 
 
 def _check_klarna_api_url(url: str | None) -> None:
