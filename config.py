@@ -134,7 +134,8 @@ class Config:
             # The environment's Klarna account is held to these rules only when a market sells
             # through it: a shop whose every market names a [klarna_accounts] entry needs no
             # KLARNA_PASSWORD (callbacks/klarna/accounts.py checks the named ones instead).
-            environment_account = _uses_environment_account(self.KCO_SHOP_FILE)
+            shop = _shop(self.KCO_SHOP_FILE)
+            environment_account = shop is None or shop.uses_environment_account
             _check_secrets({name: getattr(self, name) for name in SECRETS
                             if environment_account or name != "KLARNA_PASSWORD"})
             if not self.KCO_PUBLIC_URL.startswith("https://"):
@@ -142,6 +143,8 @@ class Config:
                                   "(Klarna calls the synchronous callbacks over https only)")
             if environment_account:
                 _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
+            if shop is not None:
+                _check_klarna_accounts(shop, self)
             self.KCO_AUTO_MIGRATE = False
             self.KCO_WEBHOOK_PRIVATE_URLS = False  # server-side request forgery (webhooks/ssrf.py)
         if self.TESTING:
@@ -175,15 +178,28 @@ def _check_secrets(values: dict[str, str | None]) -> None:
         seen[key] = name
 
 
-def _uses_environment_account(shop_file: str | None) -> bool:
-    """Whether some market of the shop file sells through KLARNA_API_URL/_USERNAME/_PASSWORD.
-    A shop file that cannot be read counts as using it: the app's own load then says why."""
+def _shop(shop_file: str | None):
+    """The shop file, for the Klarna accounts it sells through; None when it cannot be read
+    (the app's own load then says why, and every Klarna setting is held to the rules)."""
     from callbacks.rules.shop import ShopFileError, load_shop
 
     try:
-        return load_shop(shop_file).uses_environment_account
+        return load_shop(shop_file)
     except ShopFileError:
-        return True
+        return None
+
+
+def _check_klarna_accounts(shop, config: Config) -> None:
+    """The shop file's [klarna_accounts], held to the rules of KLARNA_API_URL and
+    KLARNA_PASSWORD (callbacks/klarna/accounts.py); a missing password is the app's load's
+    to report, naming the file and key."""
+    from callbacks.klarna import accounts
+    from callbacks.rules.shop import ShopFileError
+
+    try:
+        accounts.resolve(shop, config)
+    except ShopFileError:
+        pass
 
 
 def _check_klarna_api_url(url: str | None) -> None:

@@ -101,6 +101,8 @@ def _lifecycle(app: Flask, shop: Shop, store: Store):
     accounts = klarna_accounts.resolve(shop, cfg)
 
     def make_client(name: str | None) -> KlarnaClient:
+        if name is None:  # the environment's account: the app's config as it is now
+            return KlarnaClient.from_config(cfg, on_call=on_call)
         account = accounts.get(name)
         return KlarnaClient.from_config({**cfg, "KLARNA_API_URL": account.api_url,
                                          "KLARNA_USERNAME": account.username,

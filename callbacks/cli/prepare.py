@@ -31,7 +31,8 @@ def klarna_order(app: Any, session: str, wanted: Mapping) -> str:
     kco = app.extensions["kco"]
     state = _state(kco.shop, session)
     account = kco.shop.account_of(state["market"]["country"])
-    base = kco.lifecycle.accounts.get(account).api_url.rstrip("/")
+    base = (app.config["KLARNA_API_URL"] if account is None
+            else kco.lifecycle.accounts.get(account).api_url).rstrip("/")
     try:
         order = kco.lifecycle.client_for(account).create_order(
             order_payload(kco.shop, state, kco.lifecycle.urls, account))

@@ -112,14 +112,11 @@ def resolve(shop: Shop, config: Any) -> Accounts:
     for account in shop.klarna_accounts.values():
         api_url = account.api_url or default_url
         region = account.region
-        if account.api_url is None:  # KLARNA_API_URL's host decides, as an api_url's would
-            host_region = regions.of_url(default_url)
-            if host_region and region and host_region != region:
-                raise ShopFileError(shop.source, f"{account.key}.region",
-                                    f"{region!r} ({regions.name(region)}), but the account has no "
-                                    f"api_url and KLARNA_API_URL {default_url} is Klarna's "
-                                    f"{regions.name(host_region)} host")
-            region = host_region or region
+        if account.api_url is None:
+            # KLARNA_API_URL's environment, the account's region: Klarna's host of that region
+            # (live or playground as KLARNA_API_URL is); the sandbox or a stand-in as it is.
+            api_url = regions.twin(default_url, region)
+            region = regions.of_url(api_url) or region
             _check_markets(shop, account.name, region)
         password = password_from(account.password_env)
         if password is None:
@@ -165,7 +162,8 @@ def _check_production(shop: Shop, config: Any, accounts: Mapping[str | None, Acc
         problem = weak_secret(account.password, frozenset(published))
         if problem:
             raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}.password_env): "
-                              f"{problem}. Set it to the account's Klarna API password.")
+                              f"{problem}. Set it to the account's Klarna API password (a strong "
+                              "value: `flask --app wsgi kco secret` prints what one looks like).")
         for name, value in own.items():
             if account.password.strip().lower() == str(value).strip().lower():
                 raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}."

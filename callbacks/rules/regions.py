@@ -44,6 +44,19 @@ def of_url(url: str | None) -> str | None:
     return HOSTS.get(host)
 
 
+def twin(url: str, region: str | None) -> str:
+    """Klarna's host of `region` in the same environment (live or playground) as Klarna's host
+    `url`: an account without an api_url of its own is reached there, so one KLARNA_API_URL
+    serves a shop's European and North American accounts alike. Any other URL (the sandbox,
+    a stand-in), or no region, is returned as it is."""
+    if region is None or of_url(url) is None:
+        return url
+    parts = urlsplit(url.strip())
+    playground = ".playground." in f".{(parts.hostname or '').lower()}"
+    host = next(h for h, r in HOSTS.items() if r == region and ("playground" in h) == playground)
+    return f"https://{host}"
+
+
 def sells(region: str | None, currency: str) -> bool:
     """Whether an account of `region` can sell in `currency` (None: no region known, any)."""
     return region is None or currency.upper() in CURRENCIES[region]
