@@ -6,7 +6,9 @@ someone else in: a weak secret (blank, shorter than 32 characters, low-entropy, 
 repository or embedding such a value), one secret serving as another (whoever holds the API key
 could then forge callbacks and browser tokens), a non-https public URL (Klarna calls the
 synchronous callbacks over https only), a Klarna API URL left to its sandbox default or not
-https (the Klarna password travels in every request), and a CORS origin that is not one https
+https (the Klarna password travels in every request) — the environment's Klarna settings only
+when a market of the shop file sells through them, and the same rules for the shop file's own
+Klarna accounts (callbacks/klarna/accounts.py) — and a CORS origin that is not one https
 origin. `*` and `null` are refused everywhere: `null` is the origin of every sandboxed frame and
 file:// page. `flask --app wsgi kco secret` prints a strong secret.
 """
