@@ -199,7 +199,7 @@ def _check_klarna_accounts(shop, config: Config) -> None:
     from callbacks.rules.shop import ShopFileError
 
     try:
-        accounts.resolve(shop, config)
+        accounts.resolve(shop, config, production=True)
     except ShopFileError:
         pass
 

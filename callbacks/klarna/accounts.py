@@ -102,9 +102,10 @@ def password_from(variable: str) -> str | None:
     return None if value is None or not value.strip() else value
 
 
-def resolve(shop: Shop, config: Any) -> Accounts:
+def resolve(shop: Shop, config: Any, production: bool = False) -> Accounts:
     """Every account the shop may call, checked; raises ShopFileError (a missing password, a
-    region that cannot sell a market's currency) or config.ConfigError (production's rules)."""
+    region that cannot sell a market's currency) or, with `production` (config.py's
+    ProductionConfig asks), config.ConfigError for production's rules."""
     default_url = str(_setting(config, "KLARNA_API_URL") or "").rstrip("/")
     out: dict[str | None, Account] = {ENVIRONMENT: Account(
         ENVIRONMENT, default_url, str(_setting(config, "KLARNA_USERNAME") or ""),
@@ -130,7 +131,7 @@ def resolve(shop: Shop, config: Any) -> Accounts:
         if problem:  # a shop file from before accounts: warned, not refused, as it always ran
             log.warning("%s: markets.%s: %s at KLARNA_API_URL %s; give the market a klarna_account",
                         shop.source, market.country, problem, default_url)
-    if _setting(config, "PRODUCTION"):
+    if production:
         _check_production(shop, config, out)
     return Accounts(out)
 
