@@ -435,3 +435,24 @@ def test_without_sandbox_accounts_the_sandbox_plays_the_example_shops_two(sandbo
                                                              locale="en-US"))
     na = sandbox_server.client(credentials=("sandbox-na", "sandbox-na"))
     assert na.create_order(sample_order(purchase_currency="USD", purchase_country="US", locale="en-US"))
+
+
+def test_a_country_change_onto_another_account_answers_klarna_with_its_order_unchanged():
+    """The pure decision (rules/checkout.py): the session moves to the US market, the EU order
+    is answered as it stands (the EU account cannot sell USD, and the order is to be abandoned)."""
+    from callbacks.rules import checkout
+    from callbacks.rules.pricing import CartItem
+
+    from .payloads import shipping_service_body
+    shop = load_shop()  # SE on the environment's account, US on north_america
+    state = checkout.new_state(shop, "s-1", items=[CartItem("TSHIRT-BLUE-M", 1)])
+    state = {**state, "klarna": {"order_id": "ord-se", "status": "checkout_incomplete"}}
+    body = shipping_service_body(state["order"]["order_lines"], country="US")
+    decision = checkout.country_change(shop, state, "s-1", body)
+    assert decision.state["market"]["currency"] == "USD"
+    assert decision.state["pending_purchase_country"] == "US"
+    assert decision.data["klarna_account"] == {"old": None, "new": "north_america"}
+    assert decision.reply == checkout.reply_body(state)  # SEK, the order as Klarna holds it
+    fi = checkout.country_change(shop, state, "s-1", shipping_service_body(
+        state["order"]["order_lines"], country="FI"))
+    assert fi.reply is None and "klarna_account" not in fi.data  # same account: re-priced reply
