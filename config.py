@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
@@ -40,7 +41,13 @@ EMBEDDED = (DEV_CALLBACK_SECRET, DEV_API_KEY, "test-callback-secret", "test-api-
 OPTIONAL_SECRETS = frozenset({"KCO_SUPPORT_PASSWORD"})  # unset: that feature is off
 ENVIRONMENTS = ("development", "production")
 FIX = "Set a random value of 32 characters or more (`flask --app wsgi kco secret` prints one)."
-INSTANCE = Path(__file__).parent / "instance"
+# Where the SQLite database and the rate-limit counters live by default: instance/ in a checkout
+# (the folder with pyproject.toml), and in an installed copy (`pip install .`), which has no
+# project folder, under its environment's prefix, where Flask puts an installed app's instance
+# folder: <venv>/var/kco-sync-instance.
+_HERE = Path(__file__).resolve().parent
+INSTANCE = (_HERE / "instance" if (_HERE / "pyproject.toml").is_file()
+            else Path(sys.prefix) / "var" / "kco-sync-instance")
 
 
 class ConfigError(RuntimeError):
@@ -122,6 +129,12 @@ class Config:
         # file per host (callbacks/web/throttle.py).
         self.KCO_BROWSER_RATE_LIMIT = _env("KCO_BROWSER_RATE_LIMIT", "30 per 10 seconds")
         self.KCO_RATE_LIMIT_STORAGE = _env("KCO_RATE_LIMIT_STORAGE")
+        # Wrong support sign-ins per client address (`limits` syntax), and how many proxies in
+        # front append the client's address to X-Forwarded-For (callbacks/web/throttle.py).
+        self.KCO_SUPPORT_AUTH_LIMIT = _env("KCO_SUPPORT_AUTH_LIMIT", "10 per minute")
+        self.KCO_TRUSTED_PROXIES = whole_number("KCO_TRUSTED_PROXIES")
+        # Seconds a request body may take to arrive, per started 256 KiB (callbacks/web/deadline.py).
+        self.KCO_BODY_TIMEOUT = whole_number("KCO_BODY_TIMEOUT", minimum=1)
         # Webhooks (docs/webhooks.md): http:// and local receivers outside production only; the
         # retry schedule (seconds before each attempt), the timeout and when an endpoint is disabled.
         self.KCO_WEBHOOK_PRIVATE_URLS = _env("KCO_WEBHOOK_PRIVATE_URLS", "1") != "0"

@@ -5,7 +5,7 @@ real thread count (the long-poll limit is derived from it), answers gunicorn's o
 in our JSON error body (json_error_pages), limits its malloc arenas
 (limit_malloc_arenas), freezes what the app loaded out of the garbage collector's way
 (post_worker_init), keeps the Prometheus multiprocess directory right (docs/long-poll.md,
-callbacks/metrics.py) and turns gunicorn's control socket off (below).
+callbacks/web/metrics.py) and turns gunicorn's control socket off (below).
 """
 import ctypes
 import gc
@@ -44,7 +44,7 @@ def child_exit(server, worker):
 
 
 def post_fork(server, worker):
-    """Runs in the worker before it loads the app: callbacks/notify.py keeps
+    """Runs in the worker before it loads the app: callbacks/store/notify.py keeps
     max(4, threads/8) of these threads free of long-polls for Klarna's callbacks."""
     os.environ["GUNICORN_THREADS"] = str(worker.cfg.threads)
     limit_malloc_arenas(int(os.environ.get("MALLOC_ARENA_MAX") or 2))

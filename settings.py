@@ -46,7 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
             "and turns the demo shop off", "service"),
     Setting("DATABASE_URL", "url", None,
             "SQLAlchemy URL; `postgresql+psycopg://user@host/db` when several instances share one "
-            "database", "service", shown="`sqlite:///instance/kco.sqlite3` (in the project folder)"),
+            "database", "service", shown="`sqlite:///instance/kco.sqlite3` in the project folder; installed "
+                                         "with pip, `<venv>/var/kco-sync-instance/kco.sqlite3`"),
     Setting("KCO_DB_POOL_SIZE", "whole number", "10",
             "PostgreSQL connections each worker process keeps open (at least 1); every worker of every "
             "instance has its own, and the server allows `max_connections` (100 by default) in all",
@@ -108,14 +109,26 @@ SETTINGS: tuple[Setting, ...] = (
             "the demo shop at `/`, `/cart`, `/checkout`, `/confirmation`, `/terms`: `1` on, `0` off",
             "service", shown="on, off in production"),
     Setting("KCO_LONGPOLL_MAX_WAITERS", "whole number", None,
-            "long-polls one process lets wait (beyond: 503 + `Retry-After`; docs/long-poll.md); `0` = no "
-            "limit", "service", shown="threads − max(4, threads/8)"),
+            "long-polls one process lets wait (beyond: 503 + `Retry-After`; docs/long-poll.md), counted "
+            "together with the request bodies of browser tokens still arriving; `0` = no limit",
+            "service", shown="threads − max(4, threads/8)"),
     Setting("KCO_BROWSER_RATE_LIMIT", "text", "30 per 10 seconds",
             "per-session limit on a browser token's writes and checkout loads (`limits` syntax); "
             "Klarna's callbacks and API-key calls are never throttled", "service"),
     Setting("KCO_RATE_LIMIT_STORAGE", "url", None,
             "where the throttles count: `redis://…` (shared by every instance), `memory://`, `file:PATH`",
             "service", shown="one SQLite file per host (callbacks/web/throttle.py)"),
+    Setting("KCO_SUPPORT_AUTH_LIMIT", "text", "10 per minute",
+            "wrong support-console sign-ins per client address (`limits` syntax); beyond, every request "
+            "from that address is 429 until the window ends, the right password too", "service"),
+    Setting("KCO_TRUSTED_PROXIES", "whole number", "0",
+            "how many proxies in front of the service append the client's address to "
+            "`X-Forwarded-For`; the throttles then count the address the nearest one saw. `0`: the "
+            "connection's address (a client can write `X-Forwarded-For` itself)", "service"),
+    Setting("KCO_BODY_TIMEOUT", "seconds", "10",
+            "seconds a request body may take to arrive, per started 256 KiB of its Content-Length; "
+            "later, the request is answered 408 and its connection closed (callbacks/web/deadline.py)",
+            "service"),
     Setting("KCO_WEBHOOK_PRIVATE_URLS", "flag", "1",
             "`0`: refuse http:// and private, loopback or link-local webhook receivers; production "
             "always refuses them (docs/webhooks.md)", "service"),

@@ -1,5 +1,5 @@
 """Time from the shopper's billing-country change inside the checkout iframe to the merchant
-page showing EUR, in Chromium (issue 11): the sandbox's country_change callback, our reply, the
+page showing EUR, in Chromium: the sandbox's country_change callback, our reply, the
 feed or the iframe's event waking kco-sync.js, the state fetch, the page re-render.
 
     .venv/bin/python bench/country_change.py [runs=20]

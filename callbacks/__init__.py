@@ -60,7 +60,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(kco.bp)
     from callbacks.storefront import views as storefront
     api = storefront.init_app(app)  # /api, /healthz, /metrics, /openapi.json, long-poll listener
-    from callbacks.web import headers, throttle
+    from callbacks.web import deadline, headers, throttle
+    deadline.init_app(app)  # KCO_BODY_TIMEOUT, and places for threads waiting on a body
     throttle.init_app(app)  # per-session limits on browser tokens; support sign-in guesses
     headers.init_app(app)  # CSP + nonce, framing, nosniff, Referrer-Policy, no-store on tokens
     from callbacks.web import browser

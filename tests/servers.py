@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def procfile_concurrency() -> tuple[int, int]:
+    """(workers, threads per worker) the Procfile's web process runs with by default."""
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    workers = re.search(r"--workers \$\{WEB_CONCURRENCY:-(\d+)\}", web)
+    threads = re.search(r"--threads \$\{GUNICORN_THREADS:-(\d+)\}", web)
+    assert workers and threads and "--worker-class gthread" in web, web
+    return int(workers.group(1)), int(threads.group(1))
 
 
 def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:

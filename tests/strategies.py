@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from callbacks.rules.pricing import CartItem
 from callbacks.rules.shop import Coupon, Market, Product, ShippingOption, Shop
 
-KLARNA_MAX_AMOUNT = 100_000_000   # docs/klarna.md §4.2 / docs/design.md §5.8
+KLARNA_MAX_AMOUNT = 100_000_000   # docs/klarna.md §4.2, §5.8
 KLARNA_MAX_LINES = 1000
 MAX_QUANTITY = 10_000             # what the storefront lets a shopper put in a cart line
 

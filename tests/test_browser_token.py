@@ -1,4 +1,4 @@
-"""The browser token (issue 11 item 2, issue 10 item 8): what a shopper's page may do without
+"""The browser token: what a shopper's page may do without
 KCO_API_KEY, for how long, and from which origins."""
 from __future__ import annotations
 

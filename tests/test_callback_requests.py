@@ -1,4 +1,4 @@
-"""What a callback URL refuses before any decision (issue 10 item 8): forged log lines, echoed
+"""What a callback URL refuses before any decision: forged log lines, echoed
 free text, methods other than POST and bodies that are not JSON."""
 from __future__ import annotations
 

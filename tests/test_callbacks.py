@@ -373,7 +373,8 @@ def test_no_500_for_get_on_a_callback(app, client):
     assert r.status_code == 405 and r.get_json()["code"] == 405
 
 
-# Issue 10.6: right goods, currency and order_amount are not enough; every line and both totals.
+# The order Klarna holds must be the one we priced: right goods, currency and order_amount are
+# not enough; every line and both totals.
 def _gift_card(body):
     body["order_lines"].append({"type": "gift_card", "reference": "GC-1", "name": "Gift card",
                                 "quantity": 1, "unit_price": -500, "tax_rate": 0,

@@ -148,7 +148,8 @@ def test_error_replies_are_recorded(klarna, store):
     unsupported = klarna("address_update", "s-1", order_body(shipping_address=address("JP")))
     assert unsupported.status_code == 400
     recorded = rows(store)
-    # An oversize body is refused with nothing recorded (issue 6); the others are logged.
+    # An oversize body is refused with nothing recorded (it is never read, so there is nothing
+    # to keep: a warning line says so); the others are logged.
     assert [r["status"] for r in recorded] == [400, 400, 400]
     assert recorded[0]["reply"] == bad.get_json()
     assert recorded[0]["request"] == {"order_lines": scrubbing.SCRUBBED}
@@ -195,7 +196,8 @@ def test_asynchronous_callbacks_are_recorded_too(klarna, store):
     push_row, notification_row = rows(store)
     assert (push_row["callback"], push_row["status"], push_row["request"]) == ("push", 400, None)
     assert notification_row["callback"] == "notification" and notification_row["order_id"] == "ord-1"
-    # An event type Klarna does not have is the caller's free text: not kept (issue 10.8).
+    # An event type Klarna does not have is the caller's free text: not kept (it could hold anything,
+    # personal data included).
     assert notification_row["request"] == {"order_id": "ord-1", "event_type": scrubbing.SCRUBBED}
     assert notification_row["reply"] == unknown.get_json()
 

@@ -1,4 +1,4 @@
-"""The demo shop pages (issue 11 item 3): on outside production, off in production unless
+"""The demo shop pages: on outside production, off in production unless
 enabled, and a confirmation only for the browser whose session it is."""
 from __future__ import annotations
 

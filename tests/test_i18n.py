@@ -1,4 +1,4 @@
-"""Shopper-facing texts in the order's language (issue 13.2): what Klarna shows the shopper
+"""Shopper-facing texts in the order's language: what Klarna shows the shopper
 inside the checkout, and the demo shop's pages, for every market of the example shop.
 
 The expected texts are read from the compiled catalogs with Babel directly, not through the

@@ -1,4 +1,4 @@
-"""A leaked callback URL must not move another shopper's order (issue 10 items 2, 3 and 5).
+"""A leaked callback URL must not move another shopper's order.
 
 The callback token covers the session only; the order id in the URL or body is the caller's.
 """

@@ -1,4 +1,5 @@
-"""The sandbox refuses what Klarna's Checkout API v3 schema refuses (issue 10, item 11): every
+"""The sandbox refuses what Klarna's Checkout API v3 schema refuses, so a test against it catches
+what the real Klarna would refuse: every
 documented constraint of the order, its lines, shipping options, merchant URLs, options,
 customer and addresses, broken once, is a 400 BAD_VALUE naming the field; a maximal valid order
 and everything kco-sync sends are accepted."""

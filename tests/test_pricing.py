@@ -35,7 +35,7 @@ MAX_LINES = 1000
 
 SHOP = load_shop()
 # The example shop with a US sales-tax default of 5 %, read by the same loader from the file's
-# own text: the shipped default is 0, which hid a loader that lost the default (issue 10.7).
+# own text: the shipped default is 0, which hid a loader that lost the default.
 US_DEFAULT_RATE = 500
 US_DEFAULT_SHOP = parse_shop(tomllib.loads(EXAMPLE_SHOP.read_text(encoding="utf-8").replace(
     "sales_tax = { default = 0,", f"sales_tax = {{ default = {US_DEFAULT_RATE},", 1)))
@@ -44,7 +44,7 @@ EXAMPLE_COUPONS = [None, *sorted(SHOP.coupons)]
 EXAMPLE_CURRENCIES = sorted({m.currency for m in SHOP.markets.values()})
 EUR_TAX_MARKETS = [c for c in ("FI", "DE", "AT", "NL", "FR", "SE", "DK") if c in SHOP.markets]
 
-# The EUR column of callbacks/shops/example.toml, copied by hand: a country change to an EUR
+# The EUR column of callbacks/rules/shops/example.toml, copied by hand: a country change to an EUR
 # market must produce exactly these unit prices, never a conversion of the SEK ones.
 EUR_CATALOGUE = {
     "TSHIRT-BLUE-M": 1990, "HOODIE-GREY-L": 5990, "SOCKS-MERINO-3PK": 2490, "MUG-ENAMEL": 1490,
@@ -206,7 +206,7 @@ def judge(shop: Shop, items, *, currency: str, tax_market: Market, language: str
     assert not exp.too_big, (f"no LimitExceeded for {exp.line_count} lines, order_amount "
                              f"{exp.order_amount}")
 
-    # Klarna's rules, judged by rules.py.
+    # Klarna's rules, judged by rules/amounts.py.
     order = priced.order()
     assert rules.order_errors(order) == []
     assert rules.shipping_option_errors(priced.shipping_options) == []

@@ -1,6 +1,6 @@
 """A newcomer's terminal: `flask --app wsgi kco …` says one line when it migrates, the
 development-key warning once, and the servers scripts/run.sh starts do not fight over gunicorn's
-control socket (issue 10, item 10)."""
+control socket."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
-"""The callback log keeps no personal data, by allow-list (issue 10 item 4).
+"""The callback log keeps no personal data, by allow-list: a field Klarna adds
+later is scrubbed until someone decides it may be kept.
 
 Klarna's whole Checkout API v3 order — every field of its schema, with a recognisable value in
 each one no decision uses — goes through every callback; afterwards no table of the database

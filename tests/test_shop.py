@@ -258,7 +258,7 @@ def test_shop_file_error_is_a_value_error():
 
 @pytest.mark.parametrize("spelling", ["default", "DEFAULT", "Default"])
 def test_us_sales_tax_default_applies_to_states_not_listed(tmp_path, spelling):
-    """Issue 10.7: the loader upper-cased `default` and the lookup asked for lower case."""
+    """A regression: the loader upper-cased `default` and the lookup asked for lower case."""
     path = tmp_path / "shop.toml"
     path.write_text(EXAMPLE_SHOP.read_text(encoding="utf-8").replace(
         "sales_tax = { default = 0, CA = 725,", f"sales_tax = {{ {spelling} = 500, ca = 725,", 1),

@@ -1,4 +1,4 @@
-"""The sandbox's shopper (callbacks/sandbox/shopper.py, deliveries.py, replies.py): callbacks
+"""The sandbox's shopper (sandbox/shopper.py, deliveries.py, replies.py): callbacks
 sent with Klarna's bodies and timeouts, replies judged as Klarna judges them, pushes and
 notifications on Klarna's schedules — against a tiny scripted merchant, and at the end the
 whole checkout against a real gunicorn of kco-sync.

@@ -122,3 +122,18 @@ def test_counters_out_of_reach_do_not_stop_the_shop(limited, caplog):
     app = limited("redis://127.0.0.1:1")  # nothing listens there
     assert [r.status_code for r in writes(app.test_client(), app, "s-1", 7)] == [200] * 7
     assert any("rate-limit counters unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_throttled_write_leaves_no_activity_row(limited, tmp_path):
+    """A 429 did nothing: recording each (with its body) would turn a throttled burst into as
+    many database writes as it had requests."""
+    import sqlalchemy as sa
+
+    from callbacks.store.activity import activity
+
+    app = limited(f"file:{tmp_path / 'counters.sqlite3'}")
+    answers = writes(app.test_client(), app, "s-1", 8)
+    assert [r.status_code for r in answers] == [200] * 5 + [429] * 3
+    with app.extensions["kco"].store.engine.connect() as conn:
+        statuses = [row.status for row in conn.execute(sa.select(activity.c.status))]
+    assert sorted(statuses) == [200] * 5

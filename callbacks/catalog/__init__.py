@@ -1,4 +1,5 @@
-"""The product catalog in the database (issue 13): a table, an importer, an API and a cache.
+"""The product catalog in the database, for shops too large for a shop file: a table, an
+importer, an API and a cache.
 
 Pricing reads products through one seam, `Shop.products`: a mapping from SKU to Product. With
 a catalog it is `CatalogProducts` (cache.py), which answers from memory, falls back to the

@@ -17,13 +17,14 @@ from callbacks.catalog.cache import announce
 from callbacks.rules.shop import PRODUCT_TYPES, Product
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import Num, Opt, Reply, Str
-from callbacks.web import auth
-from callbacks.web.body import BodyError
-from callbacks.web.errors import api_error, summary
+from callbacks.web import auth, errors
+from callbacks.web.errors import summary
 from callbacks.web.schemas import NOT_AN_OBJECT
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/catalog",
                description="The product catalog, for the shop platform (API key only).")
+auth.require_api_key(bp)
+errors.answer_body_errors(bp)
 MAX_BULK = 1000
 
 
@@ -73,17 +74,6 @@ class ProductWriteSchema(CatalogWriteSchema, ProductReplySchema):
 
 
 # -- authentication ------------------------------------------------------------------------
-@bp.before_request
-def authenticate():
-    if not auth.api_key_ok():  # no browser tokens here: a shopper's page never writes products
-        return auth.unauthorized()
-
-
-@bp.errorhandler(BodyError)
-def _not_json(exc: BodyError):
-    return api_error(400, exc.message, exc.errors)
-
-
 def _refuse(errors: dict[str, list[str]]):
     abort(422, message=summary(errors), errors=errors)
 

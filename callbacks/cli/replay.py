@@ -145,7 +145,8 @@ def send_one(payload: Payload, send: Sender, secret: str, *, session: str | None
     sid = session or payload.session or fresh_session()
     if not (order_id or session or payload.session or payload.klarna_order) and _order_id(payload):
         # A fresh session is a new shopper with a new Klarna order: the sample's own order id
-        # is another session's from the second run on, and that is refused (issue 10.2).
+        # is another session's from the second run on, and that is refused (one session per
+        # Klarna order: callbacks/klarna/binding.py).
         order_id = str(uuid.uuid4())
     if not order_id and payload.klarna_order and app is not None:
         try:

@@ -1,4 +1,4 @@
-"""The demo shop (issue 11): a product list with a market selector, a cart, a checkout page
+"""The demo shop: a product list with a market selector, a cart, a checkout page
 around Klarna's snippet, the confirmation and the terms — the `merchant_urls` pages that
 development points Klarna at, so the sandbox's redirect after a purchase lands on a real page.
 

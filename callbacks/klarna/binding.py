@@ -1,4 +1,5 @@
-"""One Klarna order per session, and one session per Klarna order (issue 10.2).
+"""One Klarna order per session, and one session per Klarna order, so a leaked callback URL
+cannot move another shopper's order.
 
 The callback token covers the session only: the `order_id` in the URL, and the one in a
 validation body, are whatever the caller wrote. So a leaked callback URL must not be able to

@@ -408,7 +408,7 @@ class Lifecycle:
 
     def _check_owner(self, sid: str, om: dict, owners: set[str]) -> None:
         """Order Management's merchant_reference2 (set by us when we created the order) names
-        the owner; without it, only the order's stored binding does (issue 10.3). The URL
+        the owner; without it, only the order's stored binding does (klarna/binding.py). The URL
         names a session, but a URL may have leaked: it decides nothing."""
         owner = om.get("merchant_reference2")
         order_id = om.get("order_id")

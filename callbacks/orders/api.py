@@ -13,13 +13,14 @@ from callbacks.klarna.client import KlarnaError
 from callbacks.orders.service import Orders, UnknownOrder
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import MERCHANT_REFERENCE, ApiSchema, Reply, Str
-from callbacks.web import auth
-from callbacks.web.body import BodyError
+from callbacks.web import auth, errors
 from callbacks.web.errors import api_error
 from callbacks.web.schemas import Int
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders",
                description="Klarna orders after purchase, through Order Management (API key only).")
+auth.require_api_key(bp)
+errors.answer_body_errors(bp)
 
 
 class IdempotencySchema(Schema):
@@ -92,17 +93,6 @@ class KlarnaOrderSchema(Reply):
     status = Str()
 
 
-@bp.before_request
-def authenticate():
-    if not auth.api_key_ok():
-        return auth.unauthorized()
-
-
-@bp.errorhandler(BodyError)
-def _not_json(exc: BodyError):
-    return api_error(400, exc.message, exc.errors)
-
-
 @bp.errorhandler(UnknownOrder)
 def _unknown(exc: UnknownOrder):
     return api_error(404, f"No session of ours holds order {exc.args[0]!r}.",
@@ -136,52 +126,33 @@ def read(order_id: str):
     return jsonify(orders().read(order_id))
 
 
-@bp.post("/<order_id>/captures")
-@bp.arguments(IdempotencySchema, location="headers")
-@bp.arguments(CaptureSchema)
-@bp.response(201, ActionSchema, description="Captured; order_captured recorded.")
-@bp.documents(*DOCUMENTED)
-def capture(headers: dict, body: dict, order_id: str):
-    """Capture (all or part of) the order"""
-    return orders().act(order_id, "capture", headers["idempotency_key"], body), 201
+def _action(action: str, event: str, doc: str, schema: type[Schema] | None = None, *,
+            method: str = "post", path: str | None = None, status: int = 200) -> None:
+    """One Order Management action: the caller's Idempotency-Key, the body's schema if the
+    action takes one, and `Orders.act`, which calls Klarna and records `event`."""
+    def view(headers: dict, *args, order_id: str):
+        body = args[0] if args else None
+        return orders().act(order_id, action, headers["idempotency_key"], body), status
+    view.__name__, view.__doc__ = action.replace("-", "_"), doc
+    view = bp.documents(*DOCUMENTED)(view)
+    view = bp.response(status, ActionSchema, description=f"Done; {event} recorded.")(view)
+    if schema is not None:
+        view = bp.arguments(schema)(view)
+    view = bp.arguments(IdempotencySchema, location="headers")(view)
+    bp.route(f"/<order_id>/{path or action}", methods=[method.upper()])(view)
 
 
-@bp.post("/<order_id>/refunds")
-@bp.arguments(IdempotencySchema, location="headers")
-@bp.arguments(RefundSchema)
-@bp.response(201, ActionSchema, description="Refunded; order_refunded recorded.")
-@bp.documents(*DOCUMENTED)
-def refund(headers: dict, body: dict, order_id: str):
-    """Refund (all or part of) what was captured"""
-    return orders().act(order_id, "refund", headers["idempotency_key"], body), 201
-
-
-def _simple(action: str, event: str):
-    @bp.arguments(IdempotencySchema, location="headers")
-    @bp.response(200, ActionSchema, description=f"Done; {event} recorded.")
-    @bp.documents(*DOCUMENTED)
-    def view(headers: dict, order_id: str):
-        return orders().act(order_id, action, headers["idempotency_key"])
-    view.__name__ = action.replace("-", "_")
-    view.__doc__ = {"cancel": "Cancel the order (nothing captured yet)",
-                    "extend-authorization-time": "Extend the authorization's expiry",
-                    "release-remaining-authorization": "Release what is not captured"}[action]
-    return bp.post(f"/<order_id>/{action}")(view)
-
-
-_simple("cancel", "order_cancelled")
-_simple("extend-authorization-time", "authorization_extended")
-_simple("release-remaining-authorization", "authorization_released")
-
-
-@bp.patch("/<order_id>/merchant-references")
-@bp.arguments(IdempotencySchema, location="headers")
-@bp.arguments(ReferencesSchema)
-@bp.response(200, ActionSchema, description="Updated; merchant_reference_updated recorded.")
-@bp.documents(*DOCUMENTED)
-def merchant_references(headers: dict, body: dict, order_id: str):
-    """Set merchant_reference1 (merchant_reference2 stays kco-sync's session binding)"""
-    return orders().act(order_id, "merchant-references", headers["idempotency_key"], body)
+_action("capture", "order_captured", "Capture (all or part of) the order", CaptureSchema,
+        path="captures", status=201)
+_action("refund", "order_refunded", "Refund (all or part of) what was captured", RefundSchema,
+        path="refunds", status=201)
+_action("cancel", "order_cancelled", "Cancel the order (nothing captured yet)")
+_action("extend-authorization-time", "authorization_extended", "Extend the authorization's expiry")
+_action("release-remaining-authorization", "authorization_released",
+        "Release what is not captured")
+_action("merchant-references", "merchant_reference_updated",
+        "Set merchant_reference1 (merchant_reference2 stays kco-sync's session binding)",
+        ReferencesSchema, method="patch")
 
 
 def init_app(app, api) -> None:

@@ -116,7 +116,7 @@ def is_complete(state: Mapping[str, Any] | None) -> TypeGuard[dict[str, Any]]:
 
 
 def _unchanged(state: dict[str, Any]) -> Decision:
-    """What a synchronous callback gets once the order is complete (issue 10.5): the completed
+    """What a synchronous callback gets once the order is complete: the completed
     order, and nothing recorded but the callback log's row. Klarna charged what it holds, so
     letting a late country_change re-price the session would make our state lie about it."""
     return Decision(state, None, {})

@@ -7,7 +7,7 @@ event, then answers from the events the listener has already read. How the proce
 
 * in-process: `Store.on_commit` fires right after a local commit and kicks the listener;
 * PostgreSQL: the listener holds one dedicated connection that `LISTEN`s on `kco_events`;
-  store.py sends `pg_notify('kco_events', id)` inside every event-writing transaction, so
+  events_pg.py sends `pg_notify('kco_events', id)` inside every event-writing transaction, so
   another worker or another host wakes us within a network round trip of its commit;
 * SQLite (one host, several processes): the listener reads `events.id > latest` every 50 ms.
 
@@ -78,6 +78,9 @@ class Notifier:
         self._stopping = False
         self._pg_conn: psycopg.Connection[Any] | None = None
         self._last_error_log = 0.0
+        # Other threads waiting on a client that count against max_waiters: the request
+        # bodies still arriving (callbacks/web/deadline.py sets this).
+        self.also_waiting: Callable[[], int] = lambda: 0
         store.on_commit(self.kick)
 
     # -- what the views call -----------------------------------------------------------------
@@ -161,7 +164,7 @@ class Notifier:
     def _enter(self) -> None:
         limit = self.max_waiters
         with self._cond:
-            if limit is not None and self._waiters >= limit:
+            if limit is not None and self._waiters + self.also_waiting() >= limit:
                 raise TooManyWaiters(limit)
             self._waiters += 1
         if self.gauge is not None:

@@ -7,7 +7,7 @@ What is ours rather than flask-smorest's default, and why:
   its problems and `message` naming them, so a storefront developer reads the problem at once;
 * a body is read by callbacks/web/body.py, the step Klarna's callbacks share: JSON whatever
   the Content-Type, and a body that is not JSON is a 400 naming the syntax error;
-* If-None-Match compares weakly (RFC 9110 docs/design.md §13.1.2; smorest compares strongly, so a browser
+* If-None-Match compares weakly (RFC 9110 §13.1.2; smorest compares strongly, so a browser
   sending back `W/"…"` would never get its 304) and the 304 carries the ETag and
   Cache-Control; PUT does not require If-Match (the cart is last-writer-wins), yet its reply
   carries the same ETag as the state GET of the same state;

@@ -25,14 +25,14 @@ from callbacks.store import notify
 from callbacks.store.database import LeaseBusy
 from callbacks.storefront import schemas
 from callbacks.storefront.api import Api, Blueprint, StoredJSON, make_api
-from callbacks.web import auth, browser, metrics, slots
-from callbacks.web.body import BodyError
+from callbacks.web import auth, browser, errors, metrics, slots
 from callbacks.web.errors import api_error
 from callbacks.web.schemas import SESSION_ID
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("storefront", __name__, url_prefix="/api", description="The storefront API.")
+errors.answer_body_errors(bp)
 ops = Blueprint("ops", __name__, description="Operator endpoints.")
 
 BEARER_OR_BROWSER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"browserToken": []}]
@@ -212,11 +212,6 @@ def healthz():
 
 
 # -- the domain's exceptions, as replies -------------------------------------------------------
-@bp.errorhandler(BodyError)
-def _not_json(exc: BodyError):
-    return api_error(400, exc.message, exc.errors)
-
-
 @bp.errorhandler(NoSession)
 def _no_session(exc: NoSession):
     return api_error(404, f"No session {exc.args[0]!r}: PUT its cart first.", {"session": ["Unknown session."]})

@@ -1,9 +1,10 @@
-"""The support console at /support/ (issue 13): read-only pages for whoever answers the phone.
+"""The support console at /support/: read-only pages for whoever answers the phone.
 
 It is off unless KCO_SUPPORT_PASSWORD is set — every /support URL is then a 404, so a
 deployment that never asked for it exposes nothing. This package also records the storefront's
-writes (method, path, status, duration, the scrubbed body and the reply's gist), because the
-console's timeline shows them next to Klarna's callbacks and our own Klarna API calls.
+writes (method, path, status, duration, the scrubbed body and the reply's gist; not the 401s
+and 429s), because the console's timeline shows them next to Klarna's callbacks and our own
+Klarna API calls.
 """
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from flask import Flask, current_app, g, request
 
 from callbacks.klarna.scrub import scrub
 from callbacks.store import activity
-from callbacks.web import schemas
+from callbacks.web import deadline, schemas
 
 log = logging.getLogger(__name__)
 WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 SESSION_PATH = "/api/sessions/"
+# 401: anyone may send those. 429: refused by a throttle before anything was done; a row for
+# each would turn a throttled burst into as many database writes as it had requests.
+NOT_RECORDED = frozenset({401, 429})
 
 
 def init_app(app: Flask) -> None:
@@ -46,6 +50,8 @@ def _record_storefront_write(response):
 
 
 def _body():
+    if deadline.unread():  # refused before its body was read (429, 401): never wait for it now
+        return {"_omitted": "body not read"}
     try:
         return scrub(request.get_json(silent=True))
     except RecursionError:  # [[[[…: refused by the view; scrub() recurses, so omit it here
@@ -56,7 +62,7 @@ def _record(response) -> None:
     if request.method not in WRITES or not request.path.startswith(SESSION_PATH):
         return
     sid, _, rest = request.path[len(SESSION_PATH):].partition("/")
-    if response.status_code == 401 or not schemas.SESSION_ID.match(sid):
+    if response.status_code in NOT_RECORDED or not schemas.SESSION_ID.match(sid):
         return
     started = g.get("kco_request_started")
     seconds = perf_counter() - started if started is not None else 0.0

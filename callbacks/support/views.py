@@ -3,6 +3,16 @@
 HTTP Basic with the user `support` and KCO_SUPPORT_PASSWORD, compared in constant time. The
 one form that writes (replay, development only) carries a token derived from the password and
 the log id, because a browser re-sends Basic credentials on any cross-site POST.
+
+Guesses are throttled per client address (callbacks/web/throttle.py): KCO_SUPPORT_AUTH_LIMIT
+wrong credentials (10 per minute), then every request from that address is 429 with
+Retry-After, in our error body, until the window is over — the right password too, or the
+throttle would tell a guesser which guess was right. Only credentials that were sent and were
+wrong count (a browser's first request, before its sign-in prompt, sends none): each is
+counted before the comparison and a right one taken back, so a burst of parallel guesses
+stops at the limit as a sequence does. A success resets nothing: a count ends with its window.
+The counters are the throttles' shared ones, so every worker (and, with Redis, every
+instance) counts the same guesses.
 """
 from __future__ import annotations
 
@@ -13,7 +23,8 @@ import json
 from flask import Blueprint, abort, current_app, render_template, request
 
 from callbacks.support import queries
-from callbacks.web import schemas
+from callbacks.web import schemas, throttle
+from callbacks.web.errors import api_error
 from callbacks.webhooks import console
 
 bp = Blueprint("support", __name__, url_prefix="/support", template_folder="templates")
@@ -30,13 +41,35 @@ def authenticate():
     password = _password()
     if password is None:
         abort(404)  # not configured: the console does not exist
+    if not request.headers.get("Authorization"):  # no credentials, no guess: the prompt
+        return challenge()
+    # Counted before the comparison and refunded on success, so that a burst of parallel
+    # guesses is cut at the limit too, not only the guesses after the first ones failed.
+    limits, address = throttle.throttle(), throttle.client_address()
+    wait = limits.hit(limits.support_auth, "support-auth", address)
+    if wait is not None:
+        return guessing(wait)
     auth = request.authorization
     ok = (auth is not None and auth.type == "basic"
           and hmac.compare_digest((auth.username or "").encode(), USER.encode())
           & hmac.compare_digest((auth.password or "").encode(), password.encode()))
     if not ok:
-        return ("Support console: sign in as user “support”.\n", 401,
-                {"WWW-Authenticate": REALM, "Content-Type": "text/plain; charset=utf-8"})
+        return challenge()
+    limits.refund(limits.support_auth, "support-auth", address)
+    return None
+
+
+def challenge():
+    return ("Support console: sign in as user “support”.\n", 401,
+            {"WWW-Authenticate": REALM, "Content-Type": "text/plain; charset=utf-8"})
+
+
+def guessing(wait: int):
+    rule = "; ".join(str(item) for item in throttle.throttle().support_auth)
+    return api_error(429, f"Too many wrong sign-ins to the support console from this address (at "
+                          f"most {rule}); retry in {wait} s.",
+                     {"Authorization": ["Too many wrong credentials."]},
+                     headers={"Retry-After": str(wait), "Cache-Control": "no-store"})
 
 
 @bp.after_request

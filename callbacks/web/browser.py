@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from callbacks.web import auth
+from callbacks.web import auth, deadline
 from callbacks.web.body import read_json
 from callbacks.web.errors import api_error
 from callbacks.web.tokens import browser_token, browser_token_expiry, check_browser_token
@@ -47,7 +47,11 @@ def token_opens() -> bool:
     if request.method not in OPENS.get(request.endpoint or "", ()):
         return False
     sid = (request.view_args or {}).get("sid")
-    return check_browser_token(current_app.config["KCO_CALLBACK_SECRET"], sid, presented_token())
+    if not check_browser_token(current_app.config["KCO_CALLBACK_SECRET"], sid, presented_token()):
+        return False
+    if sid is not None:
+        deadline.from_session(sid)  # its body, if slow, waits in one of the session's places
+    return True
 
 
 def issue(sid: str) -> dict[str, Any]:

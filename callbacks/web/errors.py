@@ -10,11 +10,12 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Request, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from callbacks.store import faults
+from callbacks.web.body import BodyError
 
 log = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 5
@@ -25,6 +26,15 @@ def api_error(code: int, message: str, errors: dict[str, Any] | None = None,
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,
             "errors": errors or {}}
     return jsonify(body), code, headers or {}
+
+
+def answer_body_errors(bp: Blueprint) -> None:
+    """A body that is not JSON is our 400 on every /api blueprint (callbacks/web/body.py reads
+    it; Klarna's callbacks answer it in Klarna's shape instead)."""
+
+    @bp.errorhandler(BodyError)
+    def not_json(exc: BodyError) -> ResponseReturnValue:
+        return api_error(400, exc.message, exc.errors)
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

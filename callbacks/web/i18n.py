@@ -1,4 +1,5 @@
-"""Shopper-facing texts in the order's language (issue 13.2), from gettext catalogs.
+"""Shopper-facing texts in the order's language, from gettext catalogs: Klarna shows our
+error messages and shipping names to the shopper inside the checkout, in the checkout's locale.
 
 The rules name a message (rules/texts.py); this renders it in a locale: the merchant's override
 from the shop file first (`[texts.<id>]`, any language the merchant writes), then the catalog in

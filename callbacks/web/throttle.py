@@ -10,6 +10,12 @@
 * The support console's Basic auth: KCO_SUPPORT_AUTH_LIMIT wrong passwords per client address
   per minute (10), then 429 until the minute is over (callbacks/support/views.py).
 
+The client address is the connection's peer, unless KCO_TRUSTED_PROXIES says how many proxies
+in front append to X-Forwarded-For: then Werkzeug's ProxyFix takes the address the nearest of
+them saw, never one the client wrote itself (the header is the client's to forge wherever no
+trusted proxy overwrote it). An IPv6 client is counted by its /64, which one host usually has
+to itself: counting single addresses would give it 2^64 allowances.
+
 Counting is the `limits` library's fixed window (one counter per key and window). The
 counters live in Redis when KCO_RATE_LIMIT_STORAGE is a `redis://` URL (across instances),
 else in one SQLite file per host (callbacks/store/counters.py, across the host's workers), or
@@ -18,17 +24,20 @@ goes through, with one WARNING line: a throttle must not turn a Redis outage int
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import limits
 from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from callbacks.web import browser
 from callbacks.web.errors import api_error
@@ -43,7 +52,7 @@ SUPPORT_AUTH_LIMIT = "10 per minute"
 class Throttle:
     limiter: FixedWindowRateLimiter
     browser: list[limits.RateLimitItem]
-    support_auth: limits.RateLimitItem
+    support_auth: list[limits.RateLimitItem]
     prefix: str  # namespaces the keys: several services (or test runs) may share one Redis
 
     def hit(self, items: list[limits.RateLimitItem], *key: str) -> int | None:
@@ -58,14 +67,14 @@ class Throttle:
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
 
-    def exhausted(self, item: limits.RateLimitItem, *key: str) -> int | None:
-        """Is `item` used up for `key` (nothing counted)? The seconds to wait, or None."""
+    def refund(self, items: list[limits.RateLimitItem], *key: str) -> None:
+        """Take back one hit() that let the request through: it turned out not to count (a
+        right password). A refund at a window's edge may lend one extra attempt: harmless."""
         try:
-            if not self.limiter.test(item, self.prefix, *key):
-                return retry_after(self.limiter, item, self.prefix, *key)
+            for item in items:
+                self.limiter.hit(item, self.prefix, *key, cost=-1)
         except Exception as exc:  # noqa: BLE001 - as in hit()
-            log.warning("rate-limit counters unavailable (%s); not throttling", type(exc).__name__)
-        return None
+            log.warning("rate-limit counters unavailable (%s); not refunded", type(exc).__name__)
 
 
 def retry_after(limiter: RateLimiter, item: limits.RateLimitItem, *key: str) -> int:
@@ -82,6 +91,19 @@ def make_storage(uri: str | None, default_path: str | os.PathLike[str]) -> limit
         return cast(limits.storage.Storage, limits.storage.storage_from_string(uri))
     from callbacks.store.counters import FileCounters
     return FileCounters(default_path)
+
+
+def client_address() -> str:
+    address = request.remote_addr or "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def throttle() -> Throttle:
@@ -105,6 +127,18 @@ def limit_browser_writes() -> ResponseReturnValue | None:
                      headers={"Retry-After": str(wait), "Cache-Control": "no-store"})
 
 
+def _limits(cfg: Mapping[str, Any], name: str, default: str) -> list[limits.RateLimitItem]:
+    """A limit setting, or start-up stops naming it (not a traceback from the `limits` parser)."""
+    from config import ConfigError
+
+    text = cfg.get(name) or default
+    try:
+        return limits.parse_many(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a limit such as {default!r} (`N per [M] second|minute|hour`, "
+                          f"several separated by ';'), not {text!r}") from None
+
+
 def init_app(app: Flask) -> None:
     from config import INSTANCE
 
@@ -112,9 +146,13 @@ def init_app(app: Flask) -> None:
     storage = make_storage(cfg.get("KCO_RATE_LIMIT_STORAGE"), INSTANCE / "rate-limits.sqlite3")
     app.extensions["kco_throttle"] = Throttle(
         FixedWindowRateLimiter(storage),
-        limits.parse_many(cfg.get("KCO_BROWSER_RATE_LIMIT") or "30 per 10 seconds"),
-        limits.parse(cfg.get("KCO_SUPPORT_AUTH_LIMIT") or SUPPORT_AUTH_LIMIT),
+        _limits(cfg, "KCO_BROWSER_RATE_LIMIT", "30 per 10 seconds"),
+        _limits(cfg, "KCO_SUPPORT_AUTH_LIMIT", SUPPORT_AUTH_LIMIT),
         cfg.get("KCO_RATE_LIMIT_PREFIX") or "kco")
+    proxies = cfg.get("KCO_TRUSTED_PROXIES") or 0
+    if proxies:  # only the client's address: scheme and host stay what the URL settings say
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=0, x_host=0,  # type: ignore[method-assign]
+                                x_port=0, x_prefix=0)
     # Runs after the storefront's own authenticate (registered when its views were imported),
     # which decides whether this is the API key or a browser token.
     app.before_request_funcs.setdefault("storefront", []).append(limit_browser_writes)

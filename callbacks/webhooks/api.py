@@ -13,15 +13,15 @@ from marshmallow import fields, validate
 from callbacks.rules.state import EventType
 from callbacks.storefront.api import Blueprint
 from callbacks.storefront.schemas import ApiSchema, Num, Opt, Reply, Str
-from callbacks.web import auth
-from callbacks.web.body import BodyError
-from callbacks.web.errors import api_error
+from callbacks.web import auth, errors
 from callbacks.webhooks import endpoints
 from callbacks.webhooks.ssrf import url_problem
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhook-endpoints",
                description="Signed webhooks for every event of the feed (API key only; "
                            "docs/webhooks.md).")
+auth.require_api_key(bp)
+errors.answer_body_errors(bp)
 EVENT_TYPES = sorted(t.value for t in EventType)
 
 
@@ -81,17 +81,6 @@ class DeliveriesSchema(Reply):
 class ResentSchema(Reply):
     message_id = Str()
     state = Str()
-
-
-@bp.before_request
-def authenticate():
-    if not auth.api_key_ok():
-        return auth.unauthorized()
-
-
-@bp.errorhandler(BodyError)
-def _not_json(exc: BodyError):
-    return api_error(400, exc.message, exc.errors)
 
 
 def _store():

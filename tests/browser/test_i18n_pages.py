@@ -1,4 +1,4 @@
-"""The demo shop's language in Chromium (issue 13.2): the server renders the page in the
+"""The demo shop's language in Chromium: the server renders the page in the
 market's language, and shop.js's own texts follow a market switch without a reload."""
 from __future__ import annotations
 

@@ -40,6 +40,26 @@ def callback_url(base: str, callback: str, sid: str, order_id: str = "ord-rel") 
     return f"{base}/kco/{callback}?{query}"
 
 
+def post_head(path: str, *, length: int | None = None, chunked: bool = False,
+              version: str = "HTTP/1.1", extra: str = "", method: str = "POST") -> bytes:
+    """A request's head as raw bytes, for sending its body separately (or never). `extra`:
+    more header lines, each starting with CRLF."""
+    lines = [f"{method} {path} {version}", "Host: 127.0.0.1", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    if version == "HTTP/1.0":
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + extra + "\r\n\r\n").encode()
+
+
+def callback_path(callback: str, sid: str, token: str | None = None) -> str:
+    """A callback's path and query with the right token for `sid` unless `token` is given."""
+    token = callback_token(SECRET, sid) if token is None else token
+    return f"/kco/{callback}?" + urlencode({"session": sid, "order_id": "ord-1", "token": token})
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():

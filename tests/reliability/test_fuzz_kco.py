@@ -5,7 +5,7 @@ deeper than the parser's recursion limit, odd session ids and order ids — the 
 5xx the design does not call for, every 4xx is in the contract's shape (Klarna's
 `{error_type, error_text[, errors]}` for the four synchronous callbacks, our `{code, status,
 message, errors}` for everything else), every 200 of a shipping-service callback is an order
-Klarna would accept (callbacks/rules.py), and every callback is in the callback log.
+Klarna would accept (callbacks/rules/amounts.py), and every callback is in the callback log.
 
 The one designed 5xx here is notification's 503 + Retry-After when Order Management does not
 know the order (it cannot be verified; Klarna retries): counted apart, as "designed 503".

@@ -32,7 +32,7 @@ from ..conftest import kco_url
 from ..servers import gunicorn
 from . import figures
 from .contract import assert_our_error
-from .realserver import SECRET, env_for, prepared
+from .realserver import callback_path, env_for, post_head, prepared
 
 MIB = 1024 * 1024
 BODY = {"order_amount": 0, "order_tax_amount": 0, "order_lines": [], "purchase_currency": "SEK",
@@ -167,28 +167,11 @@ def raw(port: int, head: bytes, chunks, *, close_write: bool = False,
         sock.close()
 
 
-def post_head(path: str, *, length: int | None = None, chunked: bool = False,
-              version: str = "HTTP/1.1", extra: str = "") -> bytes:
-    lines = [f"POST {path} {version}", "Host: 127.0.0.1", "Content-Type: application/json"]
-    if length is not None:
-        lines.append(f"Content-Length: {length}")
-    if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    if version == "HTTP/1.0":
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + extra + "\r\n\r\n").encode()
-
-
 def chunked(payload: bytes, size: int = 64 * 1024):
     for start in range(0, len(payload), size):
         piece = payload[start:start + size]
         yield b"%x\r\n" % len(piece) + piece + b"\r\n"
     yield b"0\r\n\r\n"
-
-
-def callback_path(callback: str, sid: str, token: str | None = None) -> str:
-    token = callback_token(SECRET, sid) if token is None else token
-    return f"/kco/{callback}?" + urlencode({"session": sid, "order_id": "ord-1", "token": token})
 
 
 def test_oversize_bodies_over_gunicorn_however_framed(server):
@@ -230,12 +213,10 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
     """Several clients send their headers, then a body one byte at a time for a few seconds
     and give up; meanwhile other requests are answered promptly.
 
-    Bounded on purpose: a gthread worker gives each slow body one of its threads until the
-    body is complete or the client gives up — with a wrong token too, since gunicorn drains an
-    unread body before the next request on the connection — and the kernel may hand every slow
-    connection to the same worker. So the slow clients here stay below the threads of ONE
-    worker (8 in tests/servers.py); protecting against more is a buffering proxy's job
-    (docs/reliability.md)."""
+    The slow clients here hold Klarna's token (half of them) or a wrong one: a wrong token is
+    answered before its body and the connection closed, a right one waits for its body until
+    the body deadline (callbacks/web/deadline.py, 10 s). More slow clients than a worker has
+    threads, with one browser token, are tests/test_slow_senders.py's."""
     base, port, database_url = server
     slow_clients, seconds = scale.pick(4, 6), scale.pick(3.0, 10.0)
     payload = json.dumps({**BODY, "pad": "x" * 4000}).encode()
