@@ -6,7 +6,9 @@ someone else in: a weak secret (blank, shorter than 32 characters, low-entropy, 
 repository or embedding such a value), one secret serving as another (whoever holds the API key
 could then forge callbacks and browser tokens), a non-https public URL (Klarna calls the
 synchronous callbacks over https only), a Klarna API URL left to its sandbox default or not
-https (the Klarna password travels in every request), and a CORS origin that is not one https
+https (the Klarna password travels in every request) — the environment's Klarna settings only
+when a market of the shop file sells through them, and the same rules for the shop file's own
+Klarna accounts (callbacks/klarna/accounts.py) — and a CORS origin that is not one https
 origin. `*` and `null` are refused everywhere: `null` is the origin of every sandboxed frame and
 file:// page. `flask --app wsgi kco secret` prints a strong secret.
 """
@@ -144,11 +146,20 @@ class Config:
     def finish(self):
         _check_cors_origins(self.KCO_CORS_ORIGINS, https_only=self.PRODUCTION)
         if self.PRODUCTION:
-            _check_secrets({name: getattr(self, name) for name in SECRETS})
+            # The environment's Klarna account is held to these rules only when a market sells
+            # through it: a shop whose every market names a [klarna_accounts] entry needs no
+            # KLARNA_PASSWORD (callbacks/klarna/accounts.py checks the named ones instead).
+            shop = _shop(self.KCO_SHOP_FILE)
+            environment_account = shop is None or shop.uses_environment_account
+            _check_secrets({name: getattr(self, name) for name in SECRETS
+                            if environment_account or name != "KLARNA_PASSWORD"})
             if not self.KCO_PUBLIC_URL.startswith("https://"):
                 raise ConfigError("KCO_ENV=production needs an https:// KCO_PUBLIC_URL "
                                   "(Klarna calls the synchronous callbacks over https only)")
-            _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
+            if environment_account:
+                _check_klarna_api_url(settings.raw("KLARNA_API_URL"))
+            if shop is not None:
+                _check_klarna_accounts(shop, self)
             self.KCO_AUTO_MIGRATE = False
             self.KCO_WEBHOOK_PRIVATE_URLS = False  # server-side request forgery (webhooks/ssrf.py)
         if self.TESTING:
@@ -180,6 +191,30 @@ def _check_secrets(values: dict[str, str | None]) -> None:
                               f"so whoever holds one holds both. Give each its own random value "
                               "(`flask --app wsgi kco secret` prints one).")
         seen[key] = name
+
+
+def _shop(shop_file: str | None):
+    """The shop file, for the Klarna accounts it sells through; None when it cannot be read
+    (the app's own load then says why, and every Klarna setting is held to the rules)."""
+    from callbacks.rules.shop import ShopFileError, load_shop
+
+    try:
+        return load_shop(shop_file)
+    except ShopFileError:
+        return None
+
+
+def _check_klarna_accounts(shop, config: Config) -> None:
+    """The shop file's [klarna_accounts], held to the rules of KLARNA_API_URL and
+    KLARNA_PASSWORD (callbacks/klarna/accounts.py); a missing password is the app's load's
+    to report, naming the file and key."""
+    from callbacks.klarna import accounts
+    from callbacks.rules.shop import ShopFileError
+
+    try:
+        accounts.resolve(shop, config, production=True)
+    except ShopFileError:
+        pass
 
 
 def _check_klarna_api_url(url: str | None) -> None:

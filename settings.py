@@ -84,6 +84,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KLARNA_USERNAME", "text", "sandbox", "Klarna API user name (HTTP Basic)", "service"),
     Setting("KLARNA_PASSWORD", "secret", "sandbox", "Klarna API password (HTTP Basic)", "service",
             shown="`sandbox` (the sandbox's; refused in production)"),
+    Setting("KLARNA_NA_PASSWORD", "secret", "sandbox-na",
+            "password of the example shop's North America Klarna account (its `password_env`, "
+            "docs/design.md §4.1); a shop file of your own names its own variables. scripts/run.sh "
+            "gives the sandbox the same one", "service",
+            shown="`sandbox-na` (the sandbox's; refused in production)"),
     Setting("KLARNA_TIMEOUT", "text", "3.05,10", "`connect,read` timeouts in seconds of Klarna API calls",
             "service"),
     Setting("KLARNA_RETRIES", "whole number", "3", "retries of the Klarna calls that are safe to repeat",
@@ -159,6 +164,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANDBOX_USERNAME", "text", "sandbox", "HTTP Basic user of the sandbox's Klarna API", "sandbox"),
     Setting("SANDBOX_PASSWORD", "secret", "sandbox", "HTTP Basic password of the sandbox's Klarna API",
             "sandbox"),
+    Setting("SANDBOX_ACCOUNTS", "list", None,
+            "the sandbox's Klarna accounts, `username:password[:region]` comma-separated (region `eu`, "
+            "`na` or `oc`; none: any currency). Each account sees only its own orders (another's are "
+            "404) and its region refuses a currency it does not sell (docs/sandbox.md). scripts/run.sh "
+            "sets it for the example shop's two accounts", "sandbox",
+            shown="`SANDBOX_USERNAME:SANDBOX_PASSWORD` (any currency) and `sandbox-na:sandbox-na:na`"),
     Setting("SANDBOX_PUBLIC_URL", "url", None, "base URL of `Location` headers and the checkout frame",
             "sandbox", shown="the request's URL"),
     Setting("SANDBOX_TIME_SCALE", "seconds", "1000",

@@ -81,6 +81,7 @@ def create_app(config=None) -> Flask:
 
 
 def _lifecycle(app: Flask, shop: Shop, store: Store):
+    from callbacks.klarna import accounts as klarna_accounts
     from callbacks.klarna.client import KlarnaClient
     from callbacks.klarna.lifecycle import Lifecycle
     from callbacks.klarna.order import Urls
@@ -96,4 +97,16 @@ def _lifecycle(app: Flask, shop: Shop, store: Store):
             metrics.observe_klarna(operation, status, seconds)
         activity.record(store, activity.KLARNA_API, operation, status, seconds)  # for support
 
-    return Lifecycle(shop, store, lambda: KlarnaClient.from_config(cfg, on_call=on_call), urls)
+    # The shop file's Klarna accounts, with their passwords from the environment: a missing
+    # one stops start-up here, naming the file and key (callbacks/klarna/accounts.py).
+    accounts = klarna_accounts.resolve(shop, cfg)
+
+    def make_client(name: str | None) -> KlarnaClient:
+        if name is None:  # the environment's account: the app's config as it is now
+            return KlarnaClient.from_config(cfg, on_call=on_call)
+        account = accounts.get(name)
+        return KlarnaClient.from_config({**cfg, "KLARNA_API_URL": account.api_url,
+                                         "KLARNA_USERNAME": account.username,
+                                         "KLARNA_PASSWORD": account.password}, on_call=on_call)
+
+    return Lifecycle(shop, store, make_client, urls, accounts)

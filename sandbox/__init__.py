@@ -5,8 +5,12 @@ orders live in memory:
     flask --app sandbox_wsgi run -p 8001
     gunicorn sandbox_wsgi:app --workers 1 --threads 16 -b 127.0.0.1:8001
 
-Klarna's API (HTTP Basic auth, SANDBOX_USERNAME/SANDBOX_PASSWORD, default sandbox/sandbox;
-wrong or missing → 401 with Klarna's error body `{error_code, error_messages, correlation_id}`):
+Klarna's API (HTTP Basic auth against the accounts of SANDBOX_ACCOUNTS, `user:pass[:region],…`;
+unset: SANDBOX_USERNAME/SANDBOX_PASSWORD, default sandbox/sandbox, selling any currency, and the
+example shop's North America account sandbox-na/sandbox-na; wrong or missing → 401 with
+Klarna's error body `{error_code, error_messages, correlation_id}`). Each account sees only the
+orders it created (another's are 404), and one with a region refuses a currency the region
+does not sell (400 `Bad value: purchase_currency`) — accounts.py:
 
     POST /checkout/v3/orders                     201 + Location + order | 400 BAD_VALUE
     GET  /checkout/v3/orders/{id}                200 | 404 NOT_FOUND (unknown or expired)
@@ -74,7 +78,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask
@@ -88,6 +92,7 @@ from sandbox.shopper import Settings, Shopper
 DEFAULTS = {
     "SANDBOX_USERNAME": "sandbox",
     "SANDBOX_PASSWORD": "sandbox",
+    "SANDBOX_ACCOUNTS": None,            # "user:pass[:region],…" (accounts.py); None: the two above
     "SANDBOX_PUBLIC_URL": None,          # base URL in Location headers; default: the request's
     "SANDBOX_ORDER_TTL": 48 * 3600,      # seconds
     "SANDBOX_AUTHORIZATION_DAYS": 28,    # Order Management expires_at = completed_at + this
@@ -101,7 +106,8 @@ DEFAULTS = {
     "SANDBOX_FRAME_ANCESTORS": None,     # origins that may frame the iframe; default: the shop of the order
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }
-ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_PUBLIC_URL", "SANDBOX_TIME_SCALE",
+ENVIRONMENT = ("SANDBOX_USERNAME", "SANDBOX_PASSWORD", "SANDBOX_ACCOUNTS", "SANDBOX_PUBLIC_URL",
+               "SANDBOX_TIME_SCALE",
                "SANDBOX_FRAME_ANCESTORS",
                "SANDBOX_CALLBACK_TIMEOUT", "SANDBOX_VALIDATION_TIMEOUT",
                "SANDBOX_VALIDATION_REQUIRED_TIMEOUT", "SANDBOX_PUSH_TIMEOUT")
@@ -115,6 +121,7 @@ class Sandbox:
     orders: OrderStore
     faults: Faults
     requests: RequestLog
+    accounts: list = field(default_factory=list)  # accounts.SandboxAccount: who may call the API
     log: CallbackLog | None = None          # the callbacks sent, per order
     deliveries: Deliveries | None = None    # push and notification schedules
     shopper: Shopper | None = None
@@ -205,5 +212,6 @@ def _sandbox_state(config: Mapping, clock: Clock, orders: OrderStore) -> Sandbox
                         float(config["SANDBOX_VALIDATION_TIMEOUT"]),
                         float(config["SANDBOX_VALIDATION_REQUIRED_TIMEOUT"]),
                         config["SANDBOX_DEFAULT_FRAUD_STATUS"])
-    return Sandbox(clock, orders, Faults(), RequestLog(), log, deliveries,
-                   Shopper(orders, log, deliveries, settings))
+    from sandbox import accounts
+    return Sandbox(clock, orders, Faults(), RequestLog(), accounts.from_config(config), log,
+                   deliveries, Shopper(orders, log, deliveries, settings))

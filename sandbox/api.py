@@ -1,11 +1,12 @@
 """Klarna's Checkout API v3 and Order Management API, as documented (docs/klarna.md §6, §7).
 
-Every request passes, in order: fault injection (faults.py), HTTP Basic auth (401 with Klarna's
-error body), the view; and every answer is written to the request log.
+Every request passes, in order: fault injection (faults.py), HTTP Basic auth against the
+sandbox's accounts (accounts.py; 401 with Klarna's error body), the view, which sees only the
+orders of the account that authenticated; and every answer is written to the request log,
+with the account that made the call.
 """
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
 from http import HTTPStatus
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from sandbox import snippet
+from sandbox import accounts, snippet
 from sandbox.orders import ApiError
 
 checkout = Blueprint("checkout", __name__, url_prefix="/checkout/v3")
@@ -81,15 +82,26 @@ def _fault_response(fault) -> Response:
 
 
 def _authenticate():
-    config = current_app.config
     auth = request.authorization
-    ok = (auth is not None and auth.type == "basic"
-          and hmac.compare_digest((auth.username or "").encode(), config["SANDBOX_USERNAME"].encode())
-          and hmac.compare_digest((auth.password or "").encode(), config["SANDBOX_PASSWORD"].encode()))
-    if not ok:
+    account = None
+    if auth is not None and auth.type == "basic":
+        account = accounts.authenticate(sandbox().accounts, auth.username or "", auth.password or "")
+    if account is None:
         return error_response(401, "UNAUTHORIZED", ["Invalid or missing credentials"],
                               {"WWW-Authenticate": 'Basic realm="Klarna sandbox"'})
+    g.sandbox_account = account
     return None
+
+
+def caller() -> str | None:
+    """The API username of this request (its orders are the only ones it sees)."""
+    account = g.get("sandbox_account")
+    return account.username if account else None
+
+
+def caller_region() -> str | None:
+    account = g.get("sandbox_account")
+    return account.region if account else None
 
 
 def after_api_request(response: Response) -> Response:
@@ -103,6 +115,7 @@ def after_api_request(response: Response) -> Response:
         "order_id": (request.view_args or {}).get("order_id"), "status": response.status_code,
         "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
         "user_agent": request.headers.get("User-Agent"), "fault": g.get("sandbox_fault", False),
+        "account": caller() or (request.authorization.username if request.authorization else None),
         "body": body,
     })
     return response
@@ -118,19 +131,20 @@ for _bp in (checkout, ordermanagement):
 @checkout.post("/orders")
 def create_order():
     order, _ = sandbox().orders.create(request.get_json(silent=True),
-                                       request.headers.get(IDEMPOTENCY_HEADER))
+                                       request.headers.get(IDEMPOTENCY_HEADER), caller(), caller_region())
     location = base_url() + ORDER_PATH + quote(order.order_id, safe="")
     return _order_json(order, 201, {"Location": location})
 
 
 @checkout.get("/orders/<order_id>")
 def read_order(order_id: str):
-    return _order_json(sandbox().orders.read(order_id))
+    return _order_json(sandbox().orders.read(order_id, caller()))
 
 
 @checkout.post("/orders/<order_id>")
 def update_order(order_id: str):
-    return _order_json(sandbox().orders.update(order_id, request.get_json(silent=True)))
+    return _order_json(sandbox().orders.update(order_id, request.get_json(silent=True), caller(),
+                                               caller_region()))
 
 
 # --- Order Management API ---------------------------------------------------------------------
@@ -138,13 +152,13 @@ def update_order(order_id: str):
 @ordermanagement.get("/orders/<order_id>", endpoint="read_order")
 def read_merchant_order(order_id: str):
     box = sandbox()
-    order = box.orders.merchant_order(order_id)
+    order = box.orders.merchant_order(order_id, caller())
     return jsonify(current_app.extensions["kco_sandbox_om"].view(order, box.clock.now()))  # om.py
 
 
 @ordermanagement.post("/orders/<order_id>/acknowledge")
 def acknowledge_order(order_id: str):
-    sandbox().orders.acknowledge(order_id, request.headers.get(IDEMPOTENCY_HEADER))
+    sandbox().orders.acknowledge(order_id, request.headers.get(IDEMPOTENCY_HEADER), caller())
     return Response(status=204)
 
 

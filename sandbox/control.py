@@ -30,6 +30,7 @@ def describe(order, alive: bool) -> dict:
     view["html_snippet"] = snippet.render(view, base_url())
     return {
         "order_id": order.order_id, "status": order.status, "fraud_status": order.fraud_status,
+        "account": order.account,  # the API username that created it
         "klarna_reference": order.klarna_reference, "expired": not alive,
         "touched_at": iso(order.touched_at), "expires_at": iso(order.expires_at(box.orders.ttl)),
         "completed_at": iso(order.completed_at),

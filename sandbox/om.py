@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from sandbox.api import after_api_request, base_url, before_api_request
+from sandbox.api import after_api_request, base_url, before_api_request, caller
 from sandbox.clock import iso
 from sandbox.errors import ApiError, bad_value
 
@@ -74,15 +74,18 @@ class OrderManagement:
         return "PART_CAPTURED" if captured else "AUTHORIZED"
 
     # -- the actions ---------------------------------------------------------------------------
-    def act(self, order_id: str, action, key: str | None) -> tuple[int, dict, dict]:
-        """Run `action(order, ledger, view, now)` → (status, body, headers) once per key."""
+    def act(self, order_id: str, action, key: str | None,
+            account: str | None = None) -> tuple[int, dict, dict]:
+        """Run `action(order, ledger, view, now)` → (status, body, headers) once per key of
+        `account` (the caller's: another account's orders are NO_SUCH_ORDER to it)."""
+        key = f"{account}\n{key}" if key else None
         with self.orders.lock:
             now = self.clock.now()
             self.keys = {k: v for k, v in self.keys.items() if now - v[0] < KEY_TTL}
             if key and key in self.keys:
                 _, status, body, headers = self.keys[key]
                 return status, body, headers
-            order = self.orders.merchant_order(order_id)  # 404 NO_SUCH_ORDER
+            order = self.orders.merchant_order(order_id, account)  # 404 NO_SUCH_ORDER
             ledger = self.ledgers.setdefault(order_id, Ledger())
             try:
                 answer = action(order, ledger, self.view(order, now), now)
@@ -205,13 +208,15 @@ def _answer(status: int, body: dict, headers: dict) -> Response:
          "'release-remaining-authorization'):action>")
 def post_action(order_id: str, action: str):
     box = current_app.extensions["kco_sandbox_om"]
-    return _answer(*box.act(order_id, ACTIONS[action], request.headers.get(IDEMPOTENCY_HEADER)))
+    return _answer(*box.act(order_id, ACTIONS[action], request.headers.get(IDEMPOTENCY_HEADER),
+                            caller()))
 
 
 @om.patch("/orders/<order_id>/merchant-references")
 def patch_references(order_id: str):
     box = current_app.extensions["kco_sandbox_om"]
-    return _answer(*box.act(order_id, merchant_references, request.headers.get(IDEMPOTENCY_HEADER)))
+    return _answer(*box.act(order_id, merchant_references, request.headers.get(IDEMPOTENCY_HEADER),
+                            caller()))
 
 
 def init_app(app, orders, clock) -> OrderManagement:

@@ -8,6 +8,11 @@ update body must be is order_schema.py's business; the clock is clock.py's.
 Expiry (docs/klarna.md §6): a Checkout order lives 48 h after the last merchant update or
 shopper interaction (`touched_at`); after that the Checkout API answers 404. A completed order
 stays readable in Order Management, which has its own authorization expiry (`expires_at`).
+
+Accounts (accounts.py): an order belongs to the account (API username) that created it. The
+API's calls pass that account, and an order of another account is as unknown to them as one
+never made (404); the controls and the shopper pass none and see every order. An account's
+region refuses a purchase currency it cannot sell (400 `Bad value: purchase_currency`).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from callbacks.rules import regions
 from sandbox.clock import Clock, iso
 from sandbox.errors import ApiError, bad_value, no_such_order, not_found
 from sandbox.order_schema import COUNTRY, order_errors
@@ -72,6 +78,7 @@ class Order:
     acknowledge_keys: list = field(default_factory=list)
     shopper_entered_address: bool = False   # then address updates are ignored (docs/klarna.md §4.4)
     displayed_at_purchase: dict | None = None  # what the iframe showed as Buy was pressed
+    account: str | None = None              # the API username that created it (accounts.py)
 
     @property
     def complete(self) -> bool:
@@ -124,37 +131,43 @@ class OrderStore:
 
     # Checkout API
 
-    def create(self, body: Any, idempotency_key: str | None = None) -> tuple[Order, bool]:
-        """(order, created): a repeated `Klarna-Idempotency-Key` returns the first order
-        (an assumption: Klarna documents the header for Order Management)."""
+    def create(self, body: Any, idempotency_key: str | None = None, account: str | None = None,
+               region: str | None = None) -> tuple[Order, bool]:
+        """(order, created) at `account`, whose region is `region` (None: any currency): a
+        repeated `Klarna-Idempotency-Key` of the same account returns the first order (an
+        assumption: Klarna documents the header for Order Management)."""
         if not isinstance(body, Mapping):
             raise bad_value(["body"])
         data = {k: copy.deepcopy(body[k]) for k in WRITABLE if k in body}
         errors = order_errors(data, allow_http_callbacks=self.allow_http_callbacks)
+        errors += _region_errors(data, region, errors)
+        scoped = f"{account}\n{idempotency_key}" if idempotency_key else None
         with self.lock:
-            if idempotency_key and idempotency_key in self._create_keys:
-                known = self._orders.get(self._create_keys[idempotency_key])
+            if scoped and scoped in self._create_keys:
+                known = self._orders.get(self._create_keys[scoped])
                 if known is not None and self._alive(known):
                     return copy.deepcopy(known), False
             if errors:
                 raise bad_value(errors)
             self._prune_expired()
             now = self.clock.now()
-            order = Order(str(uuid.uuid4()), data, now, now, now)
+            order = Order(str(uuid.uuid4()), data, now, now, now, account=account)
             self._orders[order.order_id] = order
-            if idempotency_key:
-                self._create_keys[idempotency_key] = order.order_id
+            if scoped:
+                self._create_keys[scoped] = order.order_id
             return copy.deepcopy(order), True
 
-    def read(self, order_id: str) -> Order:
+    def read(self, order_id: str, account: str | None = None) -> Order:
+        """`account`: the API caller's (None: a control or the shopper, who see every order)."""
         with self.lock:
-            return copy.deepcopy(self._checkout_order(order_id))
+            return copy.deepcopy(self._checkout_order(order_id, account))
 
-    def update(self, order_id: str, body: Any) -> Order:
+    def update(self, order_id: str, body: Any, account: str | None = None,
+               region: str | None = None) -> Order:
         """Properties not in `body` stay the same; only an incomplete order can change.
         Checked in Klarna's order of news: 404, then 403, then 400."""
         with self.lock:
-            order = self._checkout_order(order_id)
+            order = self._checkout_order(order_id, account)
             if order.complete:
                 raise ApiError(403, "READ_ONLY_ORDER", "Resource is read-only")
             if not isinstance(body, Mapping):
@@ -166,6 +179,7 @@ class OrderStore:
             merged = {**order.data, **changes}
             writable = {k: v for k, v in merged.items() if k in WRITABLE}
             errors = order_errors(writable, allow_http_callbacks=self.allow_http_callbacks)
+            errors += _region_errors(writable, region, errors)
             if errors:
                 raise bad_value(errors)
             now = self.clock.now()
@@ -174,17 +188,18 @@ class OrderStore:
 
     # Order Management API
 
-    def merchant_order(self, order_id: str) -> Order:
+    def merchant_order(self, order_id: str, account: str | None = None) -> Order:
         with self.lock:
             order = self._orders.get(order_id)
-            if order is None or not order.complete:
+            if order is None or not order.complete or not _visible(order, account):
                 raise no_such_order(order_id)
             return copy.deepcopy(order)
 
-    def acknowledge(self, order_id: str, idempotency_key: str | None) -> Order:
+    def acknowledge(self, order_id: str, idempotency_key: str | None,
+                    account: str | None = None) -> Order:
         with self.lock:
             order = self._orders.get(order_id)
-            if order is None or not order.complete:
+            if order is None or not order.complete or not _visible(order, account):
                 raise no_such_order(order_id, acknowledge=True)
             order.acknowledged += 1
             order.acknowledge_keys.append(idempotency_key)
@@ -271,9 +286,9 @@ class OrderStore:
     def _alive(self, order: Order) -> bool:
         return self.clock.now() < order.expires_at(self.ttl)
 
-    def _checkout_order(self, order_id: str) -> Order:
+    def _checkout_order(self, order_id: str, account: str | None = None) -> Order:
         order = self._orders.get(order_id)
-        if order is None or not self._alive(order):
+        if order is None or not self._alive(order) or not _visible(order, account):
             raise not_found(order_id)
         return order
 
@@ -286,3 +301,16 @@ class OrderStore:
             gone = set(dead)
             self._create_keys = {k: v for k, v in self._create_keys.items() if v not in gone}
 
+
+
+def _visible(order: Order, account: str | None) -> bool:
+    """An API caller sees only its own account's orders; a control (None) sees them all."""
+    return account is None or order.account == account
+
+
+def _region_errors(data: Mapping, region: str | None, errors: list[str]) -> list[str]:
+    """Klarna refuses a purchase currency the account's region does not sell."""
+    currency = data.get("purchase_currency")
+    if "purchase_currency" in errors or not isinstance(currency, str) or regions.sells(region, currency):
+        return []
+    return ["purchase_currency"]

@@ -6,6 +6,10 @@
 #   PORT          the service (default 8000)
 #   SANDBOX_PORT  the sandbox (default 8001); it runs one worker, since its orders live in memory
 #   KLARNA_API_URL set to anything but the sandbox's URL: the sandbox is not started
+#
+# The example shop sells through two Klarna accounts (its [klarna_accounts]): the European
+# markets through KLARNA_USERNAME/KLARNA_PASSWORD, the US through sandbox-na with the password
+# in KLARNA_NA_PASSWORD. The sandbox is given both, each in its region (SANDBOX_ACCOUNTS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -29,6 +33,9 @@ stop() {
 trap stop INT TERM EXIT
 
 if [ "${KLARNA_API_URL%/}" = "$SANDBOX_URL" ]; then
+  export KLARNA_USERNAME=${KLARNA_USERNAME:-sandbox} KLARNA_PASSWORD=${KLARNA_PASSWORD:-sandbox}
+  export KLARNA_NA_PASSWORD=${KLARNA_NA_PASSWORD:-sandbox-na}
+  export SANDBOX_ACCOUNTS=${SANDBOX_ACCOUNTS:-$KLARNA_USERNAME:$KLARNA_PASSWORD:eu,sandbox-na:$KLARNA_NA_PASSWORD:na}
   .venv/bin/gunicorn sandbox_wsgi:app --worker-class gthread --workers 1 --threads 16 \
     --bind "127.0.0.1:$SANDBOX_PORT" --timeout 60 --graceful-timeout 5 &
   pids+=($!)

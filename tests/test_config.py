@@ -16,13 +16,16 @@ from config import Config, ConfigError, ProductionConfig, from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = {"KCO_CALLBACK_SECRET": secrets.token_urlsafe(32), "KCO_API_KEY": secrets.token_urlsafe(32),
-          "KLARNA_PASSWORD": secrets.token_urlsafe(32), "KCO_SUPPORT_PASSWORD": secrets.token_urlsafe(32)}
+          "KLARNA_PASSWORD": secrets.token_urlsafe(32), "KCO_SUPPORT_PASSWORD": secrets.token_urlsafe(32),
+          # the password_env of the example shop's North America account (its [klarna_accounts])
+          "KLARNA_NA_PASSWORD": secrets.token_urlsafe(32)}
 KLARNA_EU = "https://api.klarna.com"
 WEAK = {
     "published development value": lambda name: {"KCO_CALLBACK_SECRET": "dev-callback-secret-change-me",
                                                  "KCO_API_KEY": "dev-api-key-change-me",
                                                  "KLARNA_PASSWORD": "sandbox",
-                                                 "KCO_SUPPORT_PASSWORD": "s3cret-support"}[name],
+                                                 "KCO_SUPPORT_PASSWORD": "s3cret-support",
+                                                 "KLARNA_NA_PASSWORD": "sandbox-na"}[name],
     "one character": lambda name: "x",
     "31 characters": lambda name: "k" * 31,
     "spaces": lambda name: " " * 40,

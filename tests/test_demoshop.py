@@ -28,7 +28,8 @@ def test_pages_answer_in_development(client):
 
 
 def test_off_in_production_unless_enabled(monkeypatch, sqlite_url):
-    for name in ("KCO_CALLBACK_SECRET", "KCO_API_KEY", "KLARNA_PASSWORD"):  # production's rule
+    for name in ("KCO_CALLBACK_SECRET", "KCO_API_KEY", "KLARNA_PASSWORD",  # production's rule
+                 "KLARNA_NA_PASSWORD"):  # the example shop's North America account
         monkeypatch.setenv(name, secrets.token_urlsafe(32))
     monkeypatch.setenv("KLARNA_API_URL", "https://api.klarna.com")
     monkeypatch.setenv("KCO_PUBLIC_URL", "https://shop.example")

@@ -104,3 +104,34 @@ def test_market_change_refuses_a_complete_session():
     moved = rules.market_changed(SHOP, open_state, "s-1", "FI", None)
     assert moved.event_type == "market_changed" and moved.state["purchase_country"] == "FI"
     assert moved.state["market"]["currency"] == "EUR" and open_state["purchase_country"] == "SE"
+
+
+# -- Klarna accounts (docs/design.md §4.1) --------------------------------------------------------
+ACCOUNTS = st.sampled_from([None, "north_america", "europe"])
+
+
+@given(klarna_records, st.one_of(st.none(), orders), st.booleans(), ACCOUNTS,
+       st.sampled_from(["SE", "US", "FI"]))
+def test_an_order_at_another_account_than_the_markets_is_moved_never_updated(klarna, order, in_step,
+                                                                            account, country):
+    """The example shop sells to the US through north_america, the rest through the environment:
+    an open order held elsewhere is read (a paid one is verified) but never kept or updated."""
+    state = state_with({**klarna, **({"account": account} if account else {})})
+    state = {**state, "market": {**state["market"], "country": country}}
+    moved = rules.account_moved(SHOP, state)
+    assert moved == (bool(klarna["order_id"]) and SHOP.account_of(country) != account)
+    step = rules.load_step(state, order, in_step, moved)
+    if moved and step not in (Step.CONFIRM, Step.VERIFY_COMPLETION):
+        assert step is Step.MOVE
+    if step in (Step.KEEP, Step.UPDATE, Step.RECREATE):
+        assert not moved
+
+
+@given(klarna_records, orders, OUTCOMES, st.integers(0, 50), ACCOUNTS)
+def test_the_recorded_order_names_the_account_that_answered(klarna, order, outcome, version, account):
+    state = state_with({**klarna, "account": "europe"})
+    decision = rules.order_recorded(state, order, outcome, {"order_id": order["order_id"]}, version, account)
+    klarna_now = (decision.state if decision else state)["klarna"]
+    if decision is not None:
+        assert klarna_now.get("account") == account  # None (the environment's) is left out
+        assert ("account" in klarna_now) == (account is not None)

@@ -29,10 +29,13 @@ class NotPrepared(Exception):
 def klarna_order(app: Any, session: str, wanted: Mapping) -> str:
     """Create and complete an order for `session` at the sandbox; returns its order id."""
     kco = app.extensions["kco"]
-    base = app.config["KLARNA_API_URL"].rstrip("/")
+    state = _state(kco.shop, session)
+    account = kco.shop.account_of(state["market"]["country"])
+    base = (app.config["KLARNA_API_URL"] if account is None
+            else kco.lifecycle.accounts.get(account).api_url).rstrip("/")
     try:
-        order = kco.lifecycle.client.create_order(order_payload(kco.shop, _state(kco.shop, session),
-                                                                kco.lifecycle.urls))
+        order = kco.lifecycle.client_for(account).create_order(
+            order_payload(kco.shop, state, kco.lifecycle.urls, account))
     except KlarnaError as exc:
         raise NotPrepared(f"could not create the order it needs at {base}: {exc}") from None
     try:

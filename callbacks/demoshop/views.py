@@ -184,7 +184,8 @@ def confirmation():
         abort(404, "No such order in this session.")
     snippet, status = None, None
     try:
-        order = kco().lifecycle.client.read_order(order_id)
+        lifecycle = kco().lifecycle  # at the account holding the session's order
+        order = lifecycle.client_for(state["klarna"].get("account")).read_order(order_id)
         snippet, status = order.get("html_snippet"), order.get("status")
     except KlarnaError as exc:  # the page still shows our own record of the order
         current_app.logger.warning("confirmation: reading order %s failed: %s", order_id, exc)

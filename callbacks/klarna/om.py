@@ -5,23 +5,18 @@ which client is passed; the calls go through KlarnaClient's one plumbing (retrie
 metrics).
 
 Every call here changes money or the order, so every one carries a `Klarna-Idempotency-Key`:
-Klarna runs a key once and answers a repeat with the first result, for 24 hours. The key is a
-UUIDv5 over a fixed namespace and a stable name (the operation, the order, the caller's own
-Idempotency-Key), so a caller's retry is one action at Klarna however often it arrives.
+Klarna runs a key once and answers a repeat with the first result, for 24 hours. The caller
+passes the key, made by callbacks/klarna/idempotency.py (a UUIDv5 over a fixed namespace and a
+stable name: the operation, the order, the caller's own Idempotency-Key), so a caller's retry
+is one action at Klarna however often it arrives.
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 
 from callbacks.klarna.client import KlarnaClient
 
-NAMESPACE = uuid.UUID("5b0f2c1e-7d1a-5c3e-9a53-6b636f2d7379")  # kco-sync's, fixed forever
 OM = "/ordermanagement/v1/orders/"
-
-
-def klarna_key(operation: str, order_id: str, caller_key: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{operation}\n{order_id}\n{caller_key}"))
 
 
 def _post(client: KlarnaClient, operation: str, order_id: str, suffix: str, key: str,

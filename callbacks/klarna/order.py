@@ -3,7 +3,10 @@ copy still matches it.
 
 Every callback URL carries the session id, Klarna's `{checkout.order.id}` placeholder and the
 session's token, because Klarna's shipping-service bodies carry no order id and Klarna signs
-nothing. Pure: the caller passes the settings it needs.
+nothing. The push and notification URLs of an order at a named Klarna account also carry the
+account (`klarna_account=`): they make the Order Management calls, which must go to the
+account that holds the order even after the session has moved on to another order elsewhere.
+Pure: the caller passes the settings it needs.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ from callbacks.web.tokens import callback_token
 # Klarna's callbacks, in the order a checkout meets them: the synchronous four (Klarna waits
 # for the reply) and the asynchronous two. Each is a view in callbacks/klarna/views.py.
 SYNCHRONOUS = ("address_update", "shipping_option_update", "country_change", "validation")
-ASYNCHRONOUS = ("push", "notification")
+ASYNCHRONOUS = ("push", "notification")  # they call Order Management: the URL names the account
 CALLBACKS = SYNCHRONOUS + ASYNCHRONOUS
 PLACEHOLDER = "{checkout.order.id}"
+ACCOUNT_PARAMETER = "klarna_account"
 COMPARED = ("purchase_country", "purchase_currency", "locale", "order_amount", "order_tax_amount")
 LINE_KEYS = ("type", "reference", "quantity", "unit_price", "tax_rate", "total_amount",
              "total_discount_amount", "total_tax_amount")
@@ -39,19 +43,25 @@ def _join(url: str, query: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
-def merchant_urls(urls: Urls, sid: str) -> dict:
+def merchant_urls(urls: Urls, sid: str, account: str | None = None) -> dict:
+    """`account`: the Klarna account the order is made at (None: the environment's, named in
+    no URL, so an order of a shop without accounts gets the URLs it always did)."""
     token = callback_token(urls.secret, sid)
     query = f"session={quote(sid, safe='')}&order_id={PLACEHOLDER}"
     out = {name: f"{urls.public}/kco/{name}?{query}&token={token}" for name in CALLBACKS}
+    if account is not None:
+        for name in ASYNCHRONOUS:
+            out[name] += f"&{ACCOUNT_PARAMETER}={quote(account, safe='')}"
     out.update(terms=urls.terms,
                checkout=_join(urls.checkout, query),
                confirmation=_join(urls.confirmation, query))
     return out
 
 
-def order_payload(shop: Shop, state: Mapping, urls: Urls) -> dict:
+def order_payload(shop: Shop, state: Mapping, urls: Urls, account: str | None = None) -> dict:
     """The body of Create/Update Order for this state: the cart in the session's market, the
-    purchase country Klarna must use, and where to call us back."""
+    purchase country Klarna must use, and where to call us back (`account`: the Klarna account
+    the body goes to, named in the push and notification URLs)."""
     countries = sorted(shop.markets)
     payload = {
         "purchase_country": state["purchase_country"] if not state.get("pending_purchase_country")
@@ -60,7 +70,7 @@ def order_payload(shop: Shop, state: Mapping, urls: Urls) -> dict:
         "locale": state["market"]["locale"],
         **state["order"],
         "shipping_options": state["shipping_options"],
-        "merchant_urls": merchant_urls(urls, state["session"]),
+        "merchant_urls": merchant_urls(urls, state["session"], account),
         "merchant_reference2": state["session"],
         "merchant_data": json.dumps({"session": state["session"], "cart_version": state["version"]},
                                     separators=(",", ":")),

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.klarna import binding, loghooks, order, schemas
+from callbacks.klarna.accounts import UnknownAccount
 from callbacks.klarna.binding import WrongOrder
 from callbacks.klarna.client import KlarnaError
 from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
@@ -109,7 +110,7 @@ def _shipping_service(decide):
         return decide(app.shop, tx.state, g.sid, body)
 
     _, reply = loghooks.apply_logged(app.store, g.sid, bound_then_decide,
-                                     lambda decision: checkout.reply_body(decision.state))
+                                     lambda decision: decision.reply or checkout.reply_body(decision.state))
     return reply
 
 
@@ -162,9 +163,9 @@ def push():
     if not g.order_id:
         return api_error(400, "The push URL carries no order_id.", {"order_id": ["Missing."]})
     request.get_data(cache=True)  # Klarna's push has no body; one over 1 MiB is a 413 all the same
-    lifecycle, sid, order_id = kco().lifecycle, g.sid, g.order_id
+    lifecycle, sid, order_id, named = kco().lifecycle, g.sid, g.order_id, account_named()
     try:
-        lifecycle.claim(sid, order_id)  # not this session's order: 400, nothing acknowledged
+        lifecycle.claim(sid, order_id, named)  # not this session's order: 400, nothing acknowledged
     except WrongSession as exc:
         log.warning("push %s for session %s refused: %s", order_id, sid, exc)
         return api_error(400, "This order is not this session's.",
@@ -176,7 +177,7 @@ def push():
 
     def after_reply():
         try:
-            log.info("push %s for session %s: %s", order_id, sid, lifecycle.push(sid, order_id))
+            log.info("push %s for session %s: %s", order_id, sid, lifecycle.push(sid, order_id, named))
         except WrongSession as exc:  # bound elsewhere between the claim and now: no traceback
             log.warning("push %s for session %s refused: %s", order_id, sid, exc)
         except Exception:  # noqa: BLE001 - nothing may escape after the reply; Klarna retries
@@ -198,8 +199,15 @@ def notification():
     if g.order_id and g.order_id != body["order_id"]:
         return api_error(400, "The body's order_id is not the one in the URL.",
                          {"order_id": ["Does not match the URL."]})
-    kco().lifecycle.notification(g.sid, body["order_id"], body["event_type"])
+    kco().lifecycle.notification(g.sid, body["order_id"], body["event_type"], account_named())
     return "", 200
+
+
+def account_named() -> str | None:
+    """The Klarna account the push or notification URL names (callbacks/klarna/order.py puts
+    it there for an order at a named account; none: the environment's). A name the shop file
+    does not have is a URL we never made: 400 (UnknownAccount's handler)."""
+    return kco().lifecycle.accounts.named(request.args.get(order.ACCOUNT_PARAMETER))
 
 
 # -- the domain's exceptions, as replies -------------------------------------------------------
@@ -245,6 +253,13 @@ def wrong_session(exc: WrongSession):
     owner is not named to whoever holds the URL."""
     log.warning("notification for session %s refused: %s", g.sid, exc)
     return api_error(400, "This order is not this session's.", {"order_id": ["Not an order of this session."]})
+
+
+@bp.errorhandler(UnknownAccount)
+def unknown_account(exc: UnknownAccount):
+    """Not echoed: the name is whatever the caller wrote into the URL."""
+    return api_error(400, "The URL names a Klarna account this shop does not have.",
+                     {order.ACCOUNT_PARAMETER: ["Unknown account."]})
 
 
 @bp.errorhandler(WrongOrder)

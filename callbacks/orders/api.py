@@ -159,7 +159,9 @@ def init_app(app, api) -> None:
     kco = app.extensions["kco"]
 
     def client_for_order(order_id: str):
-        """The client of the account holding the order: today the app's one account."""
-        return kco.lifecycle.client
+        """The client of the Klarna account holding the order (its completed row's, else its
+        session's): an order made at the North America account is captured there."""
+        lifecycle = kco.lifecycle
+        return lifecycle.client_for(lifecycle.order_account(order_id))
     app.extensions["kco_orders"] = Orders(kco.store, client_for_order)
     api.register_blueprint(bp)

@@ -1,12 +1,12 @@
 """Order Management actions for the orders API: find the session that holds the order, call
 Klarna at the account that holds it, record the action as an event (and so as a webhook).
 
-Which client: `client_for_order(order_id)` — today the app's one Klarna account; with accounts
-per market, the account recorded with the order's session. Personal data in Klarna's order
+Which client: `client_for_order(order_id)` — that of the Klarna account recorded with the
+order (callbacks/klarna/accounts.py), whatever market the session is in now. Personal data in Klarna's order
 (addresses, customer) passes through the read and is never stored: the events record ids,
 amounts and the caller's references only.
 
-A retried action (the caller's same Idempotency-Key) is one action at Klarna (om.klarna_key)
+A retried action (the caller's same Idempotency-Key) is one action at Klarna (idempotency.order_management)
 and one event here: the event carries the Klarna key, and an event of that type with that key
 already in the session's feed is not recorded twice.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from callbacks.klarna import om
+from callbacks.klarna import idempotency, om
 from callbacks.klarna.client import KlarnaClient
 from callbacks.rules.checkout import Decision
 from callbacks.rules.state import EventType
@@ -46,7 +46,7 @@ class Orders:
     def act(self, order_id: str, operation: str, caller_key: str, body: dict | None = None) -> dict:
         """Run one action at Klarna and record it; returns the event's data."""
         sid = self.owner(order_id)
-        key = om.klarna_key(operation, order_id, caller_key)
+        key = idempotency.order_management(operation, order_id, caller_key)
         client = self.client_for_order(order_id)
         event_type, data = ACTIONS[operation](client, order_id, body or {}, key)
         data = {"order_id": order_id, **data, "idempotency_key": key}

@@ -44,6 +44,7 @@ class Decision:
     event_type: EventType | None  # None: nothing changed, record nothing
     data: dict[str, Any]
     refusal: Exception | None = None  # recorded, then raised: a validation that fails
+    reply: dict[str, Any] | None = None  # a callback's 200 body, when it is not reply_body(state)
 
 
 def new_state(shop: Shop, sid: str, *, country: str | None = None, locale: str | None = None,
@@ -236,19 +237,33 @@ def shipping_option_update(shop: Shop, state: dict[str, Any] | None, sid: str, b
 def country_change(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     """The billing country moved: switch to its market's currency and a locale (docs/design.md §5.7). Klarna's
     purchase_country cannot be changed by a callback, so a differing one is left pending for the
-    storefront's suspend → PUT market → resume."""
+    storefront's suspend → PUT market → resume.
+
+    When the new market sells through another Klarna account than the one holding the order
+    (docs/design.md §4.1), the order cannot follow at all: the session moves to the new market
+    (its state, the page's prices) and the storefront's PUT market makes the order at the new
+    account (rules/lifecycle.py `account_moved`). Klarna gets the order as it stands in the
+    reply, since this order's account may not even sell the new currency, and it is abandoned."""
     if is_complete(state):
         return _unchanged(state)
-    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    known = state or state_from_body(shop, sid, body)
+    base = _addresses(shop, known, body)
     country = base["billing_country"]
     if country is None:
         raise Rejected("address_error", Text("billing_country_missing"),
                        {"billing_address.country": ["Missing data for required field."]})
     new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]))
-    data = {"market": {"old": (state or base)["market"], "new": new["market"]},
+    data = {"market": {"old": known["market"], "new": new["market"]},
             "pending_purchase_country": new["pending_purchase_country"],
             "totals": {"old": totals(state), "new": totals(new)}}
-    return Decision(new, EventType.MARKET_CHANGED if changed(state, new) else None, data)
+    held_by = (known["klarna"].get("account") if known["klarna"]["order_id"]
+               else shop.account_of(known["market"]["country"]))
+    moving_to = shop.account_of(new["market"]["country"])
+    event = EventType.MARKET_CHANGED if changed(state, new) else None
+    if moving_to != held_by:
+        data["klarna_account"] = {"old": held_by, "new": moving_to}
+        return Decision(new, event, data, reply=reply_body(known))
+    return Decision(new, event, data)
 
 
 def switch_market(shop: Shop, state: dict[str, Any], country: str, locale: str | None) -> dict[str, Any]:

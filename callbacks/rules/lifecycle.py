@@ -31,6 +31,9 @@ FRAUD_EVENTS = {"FRAUD_RISK_ACCEPTED": "ACCEPTED", "FRAUD_RISK_REJECTED": "REJEC
 # when the session moves to a new order. Everything else (the payment fields above all) starts
 # again with the new order.
 SESSION_FIELDS: tuple[str, ...] = ()
+# The `reason` of an order_recreated when the session's market sells through another Klarna
+# account than the one holding its order: the order cannot move, so a new one is made there.
+KLARNA_ACCOUNT = "klarna_account"
 
 
 class Step(StrEnum):
@@ -40,22 +43,45 @@ class Step(StrEnum):
     CREATE = "create"                        # no order yet
     RECREATE = "recreate"                    # the order could not be read (404, 4xx, 5xx, network)
     VERIFY_COMPLETION = "verify_completion"  # Klarna's order is no longer incomplete: paid?
+    MOVE = "move"                            # the market sells through another Klarna account
     KEEP = "keep"                            # Klarna already holds this cart
     UPDATE = "update"                        # Klarna holds another cart: send ours
 
 
-def load_step(state: Mapping[str, Any], order: Mapping[str, Any] | None, in_step: bool) -> Step:
+def load_step(state: Mapping[str, Any], order: Mapping[str, Any] | None, in_step: bool,
+              moved: bool = False) -> Step:
     """`order` is Klarna's read of the session's order (None: there is none, or the read
-    failed); `in_step` says whether it already holds the cart the session would send."""
+    failed) at the account holding it; `in_step` says whether it already holds the cart the
+    session would send; `moved` whether the session's market sells through another account
+    (account_moved). A moved session's order is still read first, at its own account: one that
+    is no longer incomplete may have been paid, and is verified before anything is sold again."""
     if is_complete(state):
         return Step.CONFIRM
     if not state["klarna"]["order_id"]:
         return Step.CREATE
+    if order is not None and klarna_status(order) != INCOMPLETE:
+        return Step.VERIFY_COMPLETION
+    if moved:
+        return Step.MOVE
     if order is None:
         return Step.RECREATE
-    if klarna_status(order) != INCOMPLETE:
-        return Step.VERIFY_COMPLETION
     return Step.KEEP if in_step else Step.UPDATE
+
+
+def order_account(state: Mapping[str, Any]) -> str | None:
+    """The Klarna account holding the session's order (None: the environment's account, also
+    for every session recorded before accounts existed)."""
+    account: str | None = state["klarna"].get("account")
+    return account
+
+
+def account_moved(shop: Shop, state: Mapping[str, Any]) -> bool:
+    """The session has a Klarna order, and its market sells through another account than the
+    one holding it (a market change, a country change inside the iframe, or a shop file that
+    moved the market). A Klarna order cannot change account: the session needs a new order
+    there, and the old one is abandoned (left to expire at its account)."""
+    return (bool(state["klarna"]["order_id"])
+            and shop.account_of(state["market"]["country"]) != order_account(state))
 
 
 def sync_needed(state: Mapping[str, Any]) -> bool:
@@ -71,9 +97,12 @@ def klarna_status(order: Mapping[str, Any]) -> str:
 
 
 def order_recorded(state: Mapping[str, Any], order: Mapping[str, Any], outcome: EventType | None,
-                   data: Mapping[str, Any], version: int | None) -> Decision | None:
+                   data: Mapping[str, Any], version: int | None,
+                   account: str | None = None) -> Decision | None:
     """The session after Klarna answered a create, update or read with `order`. `version` (with
-    an outcome) is the state version whose cart Klarna received; a completion recorded
+    an outcome) is the state version whose cart Klarna received; `account` is the Klarna
+    account that answered (None: the environment's, which is not written into the state, so
+    that a session of a shop without accounts looks as it always did); a completion recorded
     meanwhile for this order is never moved back; a new order id starts a new `klarna` record."""
     known = state["klarna"]
     same_order = known.get("order_id") == order["order_id"]
@@ -81,7 +110,10 @@ def order_recorded(state: Mapping[str, Any], order: Mapping[str, Any], outcome: 
     if same_order and known.get("status") == COMPLETE:
         status = COMPLETE  # a push recorded completion meanwhile
     carried = known if same_order else {k: known[k] for k in SESSION_FIELDS if k in known}
-    klarna = {**carried, "order_id": order["order_id"], "status": status}
+    klarna = {k: v for k, v in carried.items() if k != "account"}
+    klarna.update(order_id=order["order_id"], status=status)
+    if account is not None:
+        klarna["account"] = account
     if outcome:
         if version is None:
             raise ValueError("an order_created/updated/recreated names the version sent")
@@ -95,15 +127,18 @@ def order_recorded(state: Mapping[str, Any], order: Mapping[str, Any], outcome: 
 
 
 def order_completed(shop: Shop, state: Mapping[str, Any] | None, sid: str, order_id: str,
-                    om: Mapping[str, Any]) -> Decision:
+                    om: Mapping[str, Any], account: str | None = None) -> Decision:
     """Order Management confirmed the purchase of `order_id` (a push, or a load that found the
-    order complete). Call it only for the first recording of the order (Store's
-    record_completed decides that); the order starts unacknowledged."""
+    order complete) at Klarna account `account`. Call it only for the first recording of the
+    order (Store's record_completed decides that); the order starts unacknowledged."""
     base = state if state is not None else checkout.new_state(shop, sid)
     reference = om.get("merchant_reference1") or base.get("merchant_reference1")
-    new = {**base, "merchant_reference1": reference,
-           "klarna": {**base["klarna"], "order_id": order_id, "status": COMPLETE,
-                      "fraud_status": om.get("fraud_status"), "acknowledged": False}}
+    klarna = {k: v for k, v in base["klarna"].items() if k != "account"}
+    klarna.update(order_id=order_id, status=COMPLETE, fraud_status=om.get("fraud_status"),
+                  acknowledged=False)
+    if account is not None:
+        klarna["account"] = account
+    new = {**base, "merchant_reference1": reference, "klarna": klarna}
     return Decision(new, EventType.ORDER_COMPLETED,
                     {"order_id": order_id, "order_amount": om.get("order_amount"),
                      "purchase_currency": om.get("purchase_currency"),

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
+from callbacks.rules import regions
 from callbacks.rules.amounts import MAX_AMOUNT
 from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
 
@@ -32,6 +34,8 @@ SHIPPING_METHODS = frozenset(
     "PickUpStore Home BoxReg BoxUnreg PickUpPoint Own Postal DHLPackstation Digital".split()
 )
 PRODUCT_TYPES = frozenset({"physical", "digital"})
+ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class ShopFileError(ValueError):
@@ -75,6 +79,7 @@ class Market:
     prices_include_tax: bool = True
     sales_tax: Mapping[str, int] = field(default_factory=lambda: _frozen({}))
     tax_shipping: bool = False
+    klarna_account: str | None = None  # a name of [klarna_accounts]; None: the environment's
 
     @property
     def default_locale(self) -> str:
@@ -108,6 +113,23 @@ class Coupon:
 
 
 @dataclass(frozen=True)
+class KlarnaAccount:
+    """One Klarna merchant account of `[klarna_accounts.<name>]`. The password is never in the
+    file: `password_env` names the environment variable that holds it (read at start-up by
+    callbacks/klarna/accounts.py, which also applies production's rules to it)."""
+
+    name: str
+    username: str
+    password_env: str
+    api_url: str | None = None  # None: the environment's KLARNA_API_URL
+    region: str | None = None   # rules/regions.py: from a Klarna host, or the file's `region`
+
+    @property
+    def key(self) -> str:
+        return f"klarna_accounts.{self.name}"
+
+
+@dataclass(frozen=True)
 class Shop:
     name: str
     default_country: str
@@ -116,9 +138,21 @@ class Shop:
     coupons: Mapping[str, Coupon]
     source: str = "<memory>"
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _frozen({}))  # id → lang → text
+    klarna_accounts: Mapping[str, KlarnaAccount] = field(default_factory=lambda: _frozen({}))
 
     def market(self, country: str | None) -> Market | None:
         return self.markets.get(country.upper()) if country else None
+
+    def account_of(self, country: str | None) -> str | None:
+        """The Klarna account that sells to `country`'s market: a name of [klarna_accounts], or
+        None for the environment's KLARNA_API_URL/KLARNA_USERNAME/KLARNA_PASSWORD."""
+        market = self.market(country)
+        return market.klarna_account if market else None
+
+    @property
+    def uses_environment_account(self) -> bool:
+        """Some market names no account: the environment's KLARNA_* settings are used."""
+        return any(m.klarna_account is None for m in self.markets.values())
 
     @property
     def default_market(self) -> Market:
@@ -196,7 +230,7 @@ class _Parser:
 
     # -- the document ----------------------------------------------------------------------
     def shop(self, raw: Mapping[str, Any]) -> Shop:
-        self.known(raw, "", {"shop", "markets", "products", "coupons", "texts"})
+        self.known(raw, "", {"shop", "markets", "products", "coupons", "texts", "klarna_accounts"})
         head = self.table(raw.get("shop"), "shop")
         self.known(head, "shop", {"name", "default_country"})
         name = self.string(head.get("name"), "shop.name")
@@ -206,7 +240,10 @@ class _Parser:
         # No [products] is fine: the catalog may live in the database (callbacks/catalog).
         products_raw = self.table(raw.get("products", {}), "products")
         products = {sku: self.product(sku, p) for sku, p in products_raw.items()}
+        accounts = self.klarna_accounts(raw.get("klarna_accounts", {}))
+        markets_raw, market_accounts = self.market_accounts(markets_raw)
         markets = {c: self.market(c, m, products) for c, m in markets_raw.items()}
+        markets = self.bind_accounts(markets, market_accounts, accounts)
         default = self.string(head.get("default_country"), "shop.default_country", COUNTRY_RE,
                               "an upper-case ISO 3166 country code like SE")
         if default not in markets:
@@ -215,7 +252,7 @@ class _Parser:
         coupons = {code: self.coupon(code, c) for code, c in coupons_raw.items()}
         texts = self.texts(raw.get("texts", {}))
         return Shop(name, default, _frozen(markets), _frozen(products), _frozen(coupons), self.source,
-                    texts)
+                    texts, _frozen(accounts))
 
     def texts(self, raw: Any) -> Mapping[str, Mapping[str, str]]:
         """The merchant's own wording of shopper messages, per language; each must use only the
@@ -341,6 +378,82 @@ class _Parser:
             names=self.names(raw.get("names", {}), f"{key}.names"),
         )
 
+    # -- Klarna accounts: [klarna_accounts.<name>] and each market's klarna_account ------------
+    def klarna_accounts(self, raw: Any) -> dict[str, KlarnaAccount]:
+        """The shop's Klarna accounts. None at all: every market sells through the environment's
+        one account (KLARNA_API_URL, KLARNA_USERNAME, KLARNA_PASSWORD), as before accounts."""
+        out = {}
+        for name, table in self.table(raw, "klarna_accounts").items():
+            key = f"klarna_accounts.{name}"
+            if not ACCOUNT_NAME_RE.fullmatch(name):
+                self.fail(key, "an account name is 1–64 characters of A–Z a–z 0–9 _ -")
+            table = self.table(table, key)
+            if "password" in table:
+                self.fail(f"{key}.password", "a password is never kept in the shop file: set "
+                                             "password_env to the name of the environment variable "
+                                             "that holds it")
+            self.known(table, key, {"api_url", "username", "password_env", "region"})
+            api_url = table.get("api_url")
+            if api_url is not None:
+                api_url = self.api_url(api_url, f"{key}.api_url")
+            password_env = self.string(table.get("password_env"), f"{key}.password_env", ENV_NAME_RE,
+                                       "an environment variable name like KLARNA_US_PASSWORD")
+            region = self.region(table, key, api_url)
+            out[name] = KlarnaAccount(name, self.string(table.get("username"), f"{key}.username"),
+                                      password_env, api_url, region)
+        return out
+
+    def api_url(self, value: Any, key: str) -> str:
+        url = self.string(value, key).strip()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            self.fail(key, f"{url!r} is not a URL")
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username or parts.password:
+            self.fail(key, f"{url!r} is not an http(s)://host[:port][/path] base URL like "
+                           "https://api-na.klarna.com (no query, no credentials)")
+        return url.rstrip("/")
+
+    def region(self, table: Mapping[str, Any], key: str, api_url: str | None) -> str | None:
+        """Klarna's host decides the region; any other host (the sandbox, a stand-in) takes the
+        file's `region`, and without one sells any currency."""
+        host_region = regions.of_url(api_url)
+        given = table.get("region")
+        if given is not None:
+            allowed = ", ".join(f"{r} ({regions.name(r)})" for r in regions.CURRENCIES)
+            if given not in regions.CURRENCIES:
+                self.fail(f"{key}.region", f"{given!r} is not one of Klarna's regions: {allowed}")
+            if host_region and given != host_region:
+                self.fail(f"{key}.region", f"{given!r} ({regions.name(given)}), but {api_url} is "
+                                           f"Klarna's {regions.name(host_region)} host")
+        return host_region or given
+
+    def market_accounts(self, markets_raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Each market's `klarna_account`, taken out of its table before the market is read."""
+        tables, named = {}, {}
+        for country, table in markets_raw.items():
+            if isinstance(table, dict) and "klarna_account" in table:
+                table = dict(table)
+                named[country] = table.pop("klarna_account")
+            tables[country] = table
+        return tables, named
+
+    def bind_accounts(self, markets: dict[str, Market], named: Mapping[str, Any],
+                      accounts: Mapping[str, KlarnaAccount]) -> dict[str, Market]:
+        for country, name in named.items():
+            key = f"markets.{country}.klarna_account"
+            self.string(name, key)
+            if name not in accounts:
+                known = ", ".join(sorted(accounts)) or "none: add a [klarna_accounts.<name>] table"
+                self.fail(key, f"{name!r} is not an account of [klarna_accounts] ({known})")
+            markets[country] = replace(markets[country], klarna_account=name)
+            problem = region_problem(markets[country], accounts[name].region)
+            if problem:
+                self.fail(key, f"{problem} (klarna_accounts.{name})")
+        return markets
+
     def coupon(self, code: str, raw: Any) -> Coupon:
         key = f"coupons.{code}"
         raw = self.table(raw, key)
@@ -354,3 +467,13 @@ class _Parser:
         if not amount:
             self.fail(f"{key}.amount", "an amount coupon needs an amount in at least one currency")
         return Coupon(code, amount=amount)
+
+
+def region_problem(market: Market, region: str | None) -> str | None:
+    """Why an account of `region` cannot sell to `market` (its currency is not the region's),
+    or None. Klarna refuses such an order (docs/klarna.md §6.1)."""
+    if regions.sells(region, market.currency):
+        return None
+    assert region is not None
+    return (f"{market.country} sells in {market.currency}, which Klarna's {regions.name(region)} "
+            f"region does not ({regions.currencies(region)})")

@@ -92,6 +92,7 @@ class KlarnaRef(TypedDict):
     synced_version: NotRequired[int]  # the session version the order was last brought in step with
     fraud_status: NotRequired[str | None]
     acknowledged: NotRequired[bool]
+    account: NotRequired[str]  # the [klarna_accounts] name holding the order; absent: the environment's
 
 
 class ValidationResult(TypedDict):

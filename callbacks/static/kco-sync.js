@@ -47,6 +47,12 @@
       (event.type === "market_changed" && !!event.data && event.data.purchase_country !== undefined);
   }
 
+  /** An order_recreated that moves the session off the order `shown`. */
+  function replacedOrder(event, shown) {
+    return event.type === "order_recreated" && !!event.data && !!shown &&
+      event.data.old_order_id === shown && event.data.order_id !== shown;
+  }
+
   /** The nonce of this script's element, for the snippet's scripts under a nonce-based CSP. */
   var NONCE = (function () {
     var me = typeof document !== "undefined" && document.currentScript;
@@ -345,6 +351,10 @@
     var known = this.state ? this.state.version : 0;
     for (var e = 0; e < events.length; e++) {
       if (storefrontChange(events[e]) && events[e].version > this._need) { this._need = events[e].version; }
+      // Another Klarna order replaced the one this iframe shows (a market on another Klarna
+      // account, an expired order): nothing may be bought in the old one. Hold it now; the
+      // state read below names the new order, and _settle mounts its snippet.
+      if (replacedOrder(events[e], this.orderId) && this._live()) { this._hold("sync"); }
     }
     this._settle();  // a foreign cart change suspends the iframe now, before the state is read
     if (replay) {

@@ -89,8 +89,9 @@ class SessionTx:
         now = utcnow()
         self.version += 1
         state = {**state, "session": self.sid, "version": self.version, "updated_at": iso(now)}
-        values = {"version": self.version, "state": state,
-                  "klarna_order_id": (state.get("klarna") or {}).get("order_id"), "updated_at": now}
+        klarna = state.get("klarna") or {}
+        values = {"version": self.version, "state": state, "klarna_order_id": klarna.get("order_id"),
+                  "klarna_account": klarna.get("account"), "updated_at": now}
         if self.state is None:
             self.conn.execute(INSERT_SESSION, {"sid": self.sid, "created_at": now, **values})
         else:
@@ -108,14 +109,17 @@ class SessionTx:
 
 
     # -- completed Klarna orders (push idempotency) -------------------------------------------
-    def record_completed(self, order_id: str, om_order: dict[str, Any]) -> bool:
-        """Insert the completed order once; False when another push got there first. The
-        primary key decides, not a check-then-insert, so concurrent pushes cannot both win."""
+    def record_completed(self, order_id: str, om_order: dict[str, Any],
+                         account: str | None = None) -> bool:
+        """Insert the completed order once, with the Klarna account that holds it (None: the
+        environment's); False when another push got there first. The primary key decides,
+        not a check-then-insert, so concurrent pushes cannot both win."""
         insert = (_dialect_insert(self.conn)(klarna_orders)
                   .values(order_id=order_id, session=self.sid, completed_at=utcnow(),
                           fraud_status=om_order.get("fraud_status"),
                           order_amount=om_order.get("order_amount"),
-                          purchase_currency=om_order.get("purchase_currency"))
+                          purchase_currency=om_order.get("purchase_currency"),
+                          klarna_account=account)
                   .on_conflict_do_nothing(index_elements=["order_id"])
                   .returning(klarna_orders.c.order_id))
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT.
@@ -332,6 +336,20 @@ class Store:
     def order_owners(self, order_id: str) -> set[str]:
         with self.reads.connect() as conn:
             return _order_owners(conn, order_id)
+
+    def order_account(self, order_id: str) -> tuple[bool, str | None]:
+        """(known, account): the Klarna account holding `order_id` as we recorded it — the
+        completed order's, else that of a session whose order it is. (False, None) for an order
+        we never recorded (an older order of a session, a stranger's)."""
+        with self.reads.connect() as conn:
+            for query in (sa.select(klarna_orders.c.klarna_account)
+                          .where(klarna_orders.c.order_id == order_id),
+                          sa.select(sessions.c.klarna_account)
+                          .where(sessions.c.klarna_order_id == order_id).limit(1)):
+                row = conn.execute(query).first()
+                if row is not None:
+                    return True, row[0]
+        return False, None
 
     def completed_order(self, order_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

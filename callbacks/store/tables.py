@@ -15,6 +15,7 @@ sessions = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("klarna_order_id", sa.String(255), index=True),
+    sa.Column("klarna_account", sa.String(64)),  # the account holding it; NULL: the environment's
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
@@ -54,6 +55,7 @@ klarna_orders = sa.Table(
     sa.Column("fraud_status", sa.String(20)),
     sa.Column("order_amount", sa.BigInteger),
     sa.Column("purchase_currency", sa.String(3)),
+    sa.Column("klarna_account", sa.String(64)),  # NULL: the environment's account
 )
 
 checkout_locks = sa.Table(

@@ -208,6 +208,9 @@ class KlarnaRefSchema(Reply):
     synced_version = fields.Integer()
     fraud_status = fields.String(allow_none=True)
     acknowledged = fields.Boolean()
+    account = fields.String(metadata={
+        "description": "The shop file's Klarna account holding the order (docs/design.md §4.1); "
+                       "absent: the environment's account."})
 
 
 class ValidationResultSchema(Reply):

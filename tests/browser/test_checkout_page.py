@@ -99,3 +99,45 @@ def test_buying_lands_on_the_confirmation_of_the_completed_order(shop, api):
     assert "order_acknowledged" in [e["type"] for e in feed]
     expect(shop.frame_locator("#klarna-checkout-iframe").locator('[data-sandbox="order-id"]')).to_have_text(
         api("GET", f"/api/sessions/{session_of(shop)}/state").json()["klarna"]["order_id"])
+
+
+def test_a_country_change_to_a_market_on_another_klarna_account_moves_the_iframe_there(shop, api, sandbox_url):
+    """The example shop sells to the US through its North America account: the SE order at the
+    environment's account cannot follow, so the page gets a new order there and shows its
+    iframe, in USD, and the purchase completes at that account."""
+    add(shop, TSHIRT)
+    frame = open_checkout(shop)
+    sid = session_of(shop)
+    se_order = api("GET", f"/api/sessions/{sid}/state").json()["klarna"]["order_id"]
+    frame.locator('select[name="billing_country"]').select_option("US")
+    frame.locator('input[name="region"]').fill("CA")
+    frame.locator('input[name="postal_code"]').fill("94103")
+    frame.locator('button[data-sandbox="save-address"]').click()
+    expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
+    expect(frame.locator('[data-sandbox="purchase-country"]')).to_have_text("US")
+    state = api("GET", f"/api/sessions/{sid}/state").json()
+    us_order = state["klarna"]["order_id"]
+    assert us_order != se_order and state["klarna"]["account"] == "north_america"
+    expect(frame.locator("body")).to_have_attribute("data-order-id", us_order)  # the new order's iframe
+    expect(frame.locator('[data-sandbox="currency"]')).to_have_text("USD")
+    feed = api("GET", f"/api/sessions/{sid}/events").json()["events"]
+    recreated = [e["data"] for e in feed if e["type"] == "order_recreated"]
+    assert [(d["reason"], d["old_order_id"], d["order_id"]) for d in recreated] == [
+        ("klarna_account", se_order, us_order)]
+    at_klarna = requests.get(f"{sandbox_url}/_sandbox/orders/{us_order}", timeout=10).json()
+    assert at_klarna["account"] == "sandbox-na" and at_klarna["order"]["purchase_currency"] == "USD"
+    left = requests.get(f"{sandbox_url}/_sandbox/orders/{se_order}", timeout=10).json()
+    assert left["account"] == "sandbox" and left["status"] == "checkout_incomplete"  # left to expire
+    # A new checkout starts without the address typed into the old one: the shopper enters it
+    # again (Klarna's address_update, now for the US order), then buys.
+    frame.locator('select[name="billing_country"]').select_option("US")
+    frame.locator('input[name="region"]').fill("CA")
+    frame.locator('input[name="postal_code"]').fill("94103")
+    frame.locator('button[data-sandbox="save-address"]').click()
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute(
+        "data-value", str(state["order"]["order_amount"]))
+    frame.locator('button[data-sandbox="buy"]').click()
+    shop.wait_for_url("**/confirmation?*")
+    expect(shop.locator('[data-kco="order-status"]')).to_have_attribute("data-acknowledged", "true")
+    log = requests.get(f"{sandbox_url}/_sandbox/requests", params={"order_id": us_order}, timeout=10).json()
+    assert {r["account"] for r in log["requests"]} == {"sandbox-na"}
