@@ -9,6 +9,7 @@ Real Klarna has no such control; there such a sample needs `--order-id` of a rea
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,20 +27,28 @@ class NotPrepared(Exception):
     """Why the order could not be made; the payload is reported as failed, not sent."""
 
 
-def klarna_order(app: Any, session: str, wanted: Mapping) -> str:
-    """Create and complete an order for `session` at the sandbox; returns its order id."""
+def klarna_order(app: Any, session: str, wanted: Mapping, *, source: str = "KLARNA_API_URL") -> str:
+    """Create and complete an order for `session` at the sandbox (the app's KLARNA_API_URL,
+    found as `source` says); returns its order id."""
     kco = app.extensions["kco"]
     base = app.config["KLARNA_API_URL"].rstrip("/")
+    where = f"{base} ({source})"
     try:
         order = kco.lifecycle.client.create_order(order_payload(kco.shop, _state(kco.shop, session),
                                                                 kco.lifecycle.urls))
     except KlarnaError as exc:
-        raise NotPrepared(f"could not create the order it needs at {base}: {exc}") from None
+        if exc.is_network_error:
+            errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", " ".join(exc.error_messages))
+            raise NotPrepared(f"could not create the order it needs at {where}: no answer"
+                              f"{' (' + errno.group(1).strip() + ')' if errno else ''}; is the sandbox "
+                              "running there? ./scripts/run.sh starts it (replay then finds it), or "
+                              "pass --sandbox-url") from None
+        raise NotPrepared(f"could not create the order it needs at {where}: {exc}") from None
     try:
         resp = requests.post(f"{base}/_sandbox/orders/{order['order_id']}/complete",
                              json={"fraud_status": wanted["fraud_status"]}, timeout=CONTROL_TIMEOUT)
     except requests.RequestException as exc:
-        raise NotPrepared(f"could not complete the order it needs at {base}: "
+        raise NotPrepared(f"could not complete the order it needs at {where}: "
                           f"{type(exc).__name__}") from None
     if resp.status_code != 200:
         raise NotPrepared(f"{base} completed no order ({resp.status_code}): it is not the sandbox; "
