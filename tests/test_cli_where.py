@@ -128,8 +128,11 @@ def test_the_readme_commands_work_after_run_sh_on_other_ports(tmp_path):
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert f"service http://127.0.0.1:{port}, sandbox http://127.0.0.1:{sandbox_port}" in demo.stdout
         assert "One full scripted checkout took" in demo.stdout
+        found = subprocess.run([*flask, "where", "service"], cwd=ROOT, env=terminal, capture_output=True,
+                               text=True, timeout=120)
+        assert found.stdout == f"http://127.0.0.1:{port}\n", found.stderr
         files = sorted(SAMPLES.glob("*.json"))
-        for extra in ([], ["--url", f"http://127.0.0.1:{port}"]):
+        for extra in ([], ["--url"]):  # in-process, then over HTTP to the running service
             replay = subprocess.run([*flask, "replay", "samples/", *extra], cwd=ROOT, env=terminal,
                                     capture_output=True, text=True, timeout=240)
             assert replay.returncode == 0, replay.stdout + replay.stderr
@@ -156,3 +159,20 @@ def test_a_stale_run_file_does_not_send_the_demo_to_a_dead_port(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert demo.returncode == 1
     assert "(KCO_PUBLIC_URL)" in demo.stdout and "sandbox on http://127.0.0.1:8001 (the default)" in demo.stdout
+
+
+def test_where_says_how_it_found_each_address(fresh_terminal):
+    from callbacks import create_app
+
+    where.write(fresh_terminal, run_record(os.getpid()))
+    where.settle_environment()
+    app = create_app({"TESTING": True, "DATABASE_URL": "sqlite://",
+                      "KCO_PUBLIC_URL": os.environ["KCO_PUBLIC_URL"],
+                      "KLARNA_API_URL": os.environ["KLARNA_API_URL"]})
+    try:
+        out = app.test_cli_runner().invoke(args=["kco", "where"]).output
+        sandbox = app.test_cli_runner().invoke(args=["kco", "where", "sandbox"]).output
+    finally:
+        app.extensions["kco"].store.dispose()
+    assert "service  http://127.0.0.1:18000 (" in out and "run.json)" in out
+    assert sandbox == "http://127.0.0.1:18001\n"

@@ -78,11 +78,33 @@ def reconcile():
         raise SystemExit(1)
 
 
+RUNNING = "(the running service)"  # `--url` given without a value
+
+
+@kco_cli.command("where")
+@click.argument("what", required=False, type=click.Choice(["service", "sandbox"]))
+def where_command(what: str | None):
+    """Where the service and the sandbox are, as `kco demo` and `kco replay` find them:
+    KCO_PUBLIC_URL / KLARNA_API_URL, else PORT / SANDBOX_PORT, else the running
+    ./scripts/run.sh's instance/run.json, else ports 8000 and 8001. With SERVICE or SANDBOX,
+    just that URL, for a shell: `export BASE=$(flask --app wsgi kco where service)`."""
+    from callbacks.cli import where
+
+    places = {"service": where.locate(current_app.config, "KCO_PUBLIC_URL", "--url"),
+              "sandbox": where.locate(current_app.config, "KLARNA_API_URL", "--sandbox-url")}
+    if what:
+        click.echo(places[what].url)
+        return
+    for name, place in places.items():
+        click.echo(f"{name:<8} {place}")
+
+
 @kco_cli.command("replay")
 @click.argument("paths", nargs=-1, metavar="PATH…")
-@click.option("--url", metavar="BASE",
+@click.option("--url", metavar="BASE", is_flag=False, flag_value=RUNNING,
               help="Post over HTTP to this running service (e.g. http://127.0.0.1:8000); its "
-                   "KCO_CALLBACK_SECRET must be this app's. Default: in-process.")
+                   "KCO_CALLBACK_SECRET must be this app's. `--url` alone (last): the running "
+                   "service, found as `kco where service` finds it. Default: in-process.")
 @click.option("--session", metavar="SID", help="Send every payload for this session id instead "
               "of the sample's own or a fresh replay-… one.")
 @click.option("--from-log", "log_ids", multiple=True, metavar="ID", type=click.IntRange(min=1),
@@ -112,7 +134,10 @@ def replay(paths, url, session, log_ids, order_id, sandbox_url, progress, verbos
     rules, is a 5xx or was not sent). Exit 0 when every reply is ok, 1 otherwise, 2 for bad input
     (missing file, invalid sample, unknown log id, unreachable --url)."""
     from callbacks.cli import replay as replaying
+    from callbacks.cli import where
 
+    if url == RUNNING:
+        url = where.locate(current_app.config, "KCO_PUBLIC_URL", "--url").url
     code = replaying.run(current_app, paths, url=url, session=session, log_ids=log_ids,
                          order_id=order_id, verbose=verbose, progress=progress, sandbox_url=sandbox_url)
     raise SystemExit(code)

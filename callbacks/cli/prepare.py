@@ -51,7 +51,7 @@ def klarna_order(app: Any, session: str, wanted: Mapping, *, source: str = "KLAR
         raise NotPrepared(f"could not complete the order it needs at {where}: "
                           f"{type(exc).__name__}") from None
     if resp.status_code != 200:
-        raise NotPrepared(f"{base} completed no order ({resp.status_code}): it is not the sandbox; "
+        raise NotPrepared(f"{where} completed no order ({resp.status_code}): it is not the sandbox; "
                           "pass --order-id of a completed order whose merchant_reference2 is "
                           "the --session")
     return order["order_id"]
