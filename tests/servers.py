@@ -35,7 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until the server answers (or exits): a deadline for gunicorn booting its workers, each
+    importing the app, on a busy machine — not a start-up time the tests hold it to."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
