@@ -67,8 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
             "`/support` URL is 404. Production holds it to the rule of the other secrets", "service",
             shown="unset (console off)"),
     Setting("KCO_PUBLIC_URL", "url", "http://127.0.0.1:8000",
-            "base URL Klarna reaches us at, used in `merchant_urls`; https in production. "
-            "scripts/run.sh sets it from `PORT`, and `kco demo` reads it", "service"),
+            "base URL Klarna reaches us at, used in `merchant_urls`; https in production. Outside "
+            "production, unset, it is `http://127.0.0.1:$PORT` when `PORT` is set (as scripts/run.sh "
+            "sets it), else the running run.sh's (`KCO_RUN_FILE`); `kco demo` talks to the service "
+            "there", "service"),
     Setting("KCO_TERMS_URL", "url", None, "the shop's terms page for `merchant_urls`", "service",
             shown="`{KCO_PUBLIC_URL}/terms`"),
     Setting("KCO_CHECKOUT_URL", "url", None,
@@ -79,7 +81,9 @@ SETTINGS: tuple[Setting, ...] = (
             "service", shown="`{KCO_PUBLIC_URL}/confirmation`"),
     Setting("KLARNA_API_URL", "url", "http://127.0.0.1:8001",
             "Klarna's API base URL (region, live or playground) or the sandbox; production needs it set, "
-            "and https. scripts/run.sh sets it from `SANDBOX_PORT`, and `kco demo`/`kco replay` read it",
+            "and https. Outside production, unset, it is `http://127.0.0.1:$SANDBOX_PORT` when "
+            "`SANDBOX_PORT` is set (as scripts/run.sh sets it), else the running run.sh's "
+            "(`KCO_RUN_FILE`); `kco demo` drives the sandbox there and `kco replay` makes its orders there",
             "service", shown="`http://127.0.0.1:8001` (the sandbox)"),
     Setting("KLARNA_USERNAME", "text", "sandbox", "Klarna API user name (HTTP Basic)", "service"),
     Setting("KLARNA_PASSWORD", "secret", "sandbox", "Klarna API password (HTTP Basic)", "service",
@@ -140,8 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PROMETHEUS_MULTIPROC_DIR", "path", None,
             "an empty, writable directory: `/metrics` then sums every gunicorn worker", "service"),
     # Processes.
-    Setting("PORT", "whole number", "8000", "the service's port (Procfile, scripts/run.sh); `kco demo` and "
-            "`kco replay` find the service there", "gunicorn"),
+    Setting("PORT", "whole number", "8000", "the service's port (Procfile, scripts/run.sh); outside "
+            "production, with `KCO_PUBLIC_URL` unset, `http://127.0.0.1:$PORT` is the public URL", "gunicorn"),
     Setting("WEB_CONCURRENCY", "whole number", "2", "gunicorn worker processes (Procfile, scripts/run.sh)",
             "gunicorn"),
     Setting("GUNICORN_THREADS", "whole number", "128",
@@ -159,7 +163,14 @@ SETTINGS: tuple[Setting, ...] = (
             "gunicorn", shown="unset (not served)"),
     Setting("SANDBOX_PORT", "whole number", "8001",
             "the sandbox's port (scripts/run.sh starts it there unless `KLARNA_API_URL` points elsewhere); "
-            "`kco demo` and `kco replay` find the sandbox there", "gunicorn"),
+            "outside production, with `KLARNA_API_URL` unset, `http://127.0.0.1:$SANDBOX_PORT` is Klarna",
+            "gunicorn"),
+    Setting("KCO_RUN_FILE", "path", None,
+            "where scripts/run.sh writes, while it runs, the addresses it started the service and the "
+            "sandbox at; outside production `flask --app wsgi …` (`kco demo`, `kco replay`, …) and "
+            "gunicorn take `KCO_PUBLIC_URL` and `KLARNA_API_URL` from it when neither they nor `PORT` "
+            "and `SANDBOX_PORT` are set (callbacks/cli/where.py)", "gunicorn",
+            shown="`instance/run.json`"),
     # The sandbox (sandbox/__init__.py DEFAULTS; tests/test_settings.py checks they agree).
     Setting("SANDBOX_USERNAME", "text", "sandbox", "HTTP Basic user of the sandbox's Klarna API", "sandbox"),
     Setting("SANDBOX_PASSWORD", "secret", "sandbox", "HTTP Basic password of the sandbox's Klarna API",
@@ -244,7 +255,8 @@ def markdown() -> str:
              "docs/configuration.md`; tests/test_settings.py fails when they differ. -->", "",
              "Every environment variable kco-sync reads, with its default. A blank value counts as unset. "
              "Outside production the WSGI entry point (wsgi.py) also reads a `.env` file in the working "
-             "directory. What production refuses is in docs/design.md §2.", ""]
+             "directory, then fills in `KCO_PUBLIC_URL` and `KLARNA_API_URL` from `PORT`, `SANDBOX_PORT` or "
+             "`KCO_RUN_FILE` where they are unset. What production refuses is in docs/design.md §2.", ""]
     for reader, heading in READERS.items():
         lines += [f"## {heading}", "", "| variable | kind | default | meaning |", "|---|---|---|---|"]
         lines += [f"| `{s.name}` | {s.kind} | {s.default_text()} | {s.meaning} |"

@@ -32,6 +32,9 @@ REQUIRE_PG = os.environ.get("KCO_REQUIRE_POSTGRES") == "1"
 # the reliability tests start (which inherit this environment), stay well inside a share of it.
 os.environ.setdefault("KCO_DB_POOL_SIZE", "3")
 os.environ.setdefault("KCO_DB_MAX_OVERFLOW", "7")
+# A developer's ./scripts/run.sh writes where it runs (callbacks/cli/where.py); the tests, and the
+# servers and commands they start, must never follow it to a live service: no run file for them.
+os.environ["KCO_RUN_FILE"] = os.devnull
 _pg_state: dict = {}
 
 

@@ -59,7 +59,7 @@ class Receiver:
         self.server.server_close()
 
 
-def until(predicate, what: str, timeout: float = 30.0) -> None:
+def until(predicate, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -45,7 +45,9 @@ def procfile_concurrency() -> tuple[int, int]:
     return int(workers.group(1)), int(threads.group(1))
 
 
-def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until the server answers (or exits): a deadline for gunicorn booting its workers, each
+    importing the app, on a busy machine — not a start-up time the tests hold it to."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

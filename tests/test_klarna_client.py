@@ -10,6 +10,7 @@ import pytest
 
 from callbacks.klarna.client import DEFAULT_TIMEOUT, KlarnaClient, KlarnaError
 from tests.sandbox_fixtures import sample_order, sandbox_server, start_sandbox  # noqa: F401
+from tests.waiting import DEADLINE
 
 HOUR = 3600
 
@@ -20,7 +21,7 @@ def client(sandbox_server):
         yield c
 
 
-def wait_for_log(server, endpoint, n, timeout=5.0):
+def wait_for_log(server, endpoint, n, timeout=DEADLINE):
     """The sandbox logs a request when it answers; a timed-out one answers after the client left."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -246,25 +247,43 @@ def test_acknowledge_is_retried_with_one_key(client, sandbox_server):
 
 # --- no answer at all -------------------------------------------------------------------------
 
+def sends(client: KlarnaClient) -> list[str]:
+    """Every HTTP request the client sends, counted on its side: whether it retried is then
+    known when the call returns, not after waiting to see whether another reaches the server."""
+    sent: list[str] = []
+    real = client.session.request
+
+    def request(method, url, *args, **kw):
+        sent.append(f"{method} {url}")
+        return real(method, url, *args, **kw)
+
+    client.session.request = request  # type: ignore[method-assign]
+    return sent
+
+
 def test_a_read_timeout_is_klarna_error_timeout_and_not_retried(sandbox_server):
     sandbox_server.fail("checkout.read_order", delay=0.6)
-    with sandbox_server.client(timeout=(2, 0.2)) as client, pytest.raises(KlarnaError) as caught:
-        client.read_order("x")
+    with sandbox_server.client(timeout=(2, 0.2)) as client:
+        sent = sends(client)
+        with pytest.raises(KlarnaError) as caught:
+            client.read_order("x")
     err = caught.value
     assert (err.status, err.error_code) == (None, "TIMEOUT") and err.is_network_error
     assert "no response" in str(err)
+    assert len(sent) == 1, sent
     assert len(wait_for_log(sandbox_server, "checkout.read_order", 1)) == 1
-    time.sleep(0.2)
     assert sandbox_server.attempts("checkout.read_order") == 1
 
 
 def test_a_create_that_times_out_is_not_repeated(sandbox_server):
     sandbox_server.fail("checkout.create_order", delay=0.6)
-    with sandbox_server.client(timeout=(2, 0.2)) as client, pytest.raises(KlarnaError) as caught:
-        client.create_order(sample_order())
+    with sandbox_server.client(timeout=(2, 0.2)) as client:
+        sent = sends(client)
+        with pytest.raises(KlarnaError) as caught:
+            client.create_order(sample_order())
     assert caught.value.error_code == "TIMEOUT"
+    assert len(sent) == 1, sent
     wait_for_log(sandbox_server, "checkout.create_order", 1)
-    time.sleep(0.2)
     assert sandbox_server.attempts("checkout.create_order") == 1
 
 

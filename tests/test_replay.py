@@ -219,27 +219,31 @@ def test_the_readme_replay_command_exits_0_against_the_service_and_the_sandbox(t
             assert run.stdout.splitlines()[-1] == f"{len(SAMPLE_FILES)} sent, {len(SAMPLE_FILES)} ok"
 
 
-def test_a_reply_differing_from_expect_fails_the_run(quiet_app, tmp_path):
+def test_a_sample_whose_status_changed_is_reported_changed_and_fails_the_run(quiet_app, tmp_path):
+    """A sample that expects 200 and now gets a (well-formed) 400: not ok, and not a broken
+    reply either — the service decides differently now, and the line says so."""
     shutil.copy(SAMPLES / "04-validation-se-approved.json", tmp_path / "a-good.json")
     wrong = json.loads((SAMPLES / "13-address_update-unsupported-shipping-country.json").read_text())
     wrong["expect"] = {"status": 200}
     (tmp_path / "b-wrong.json").write_text(json.dumps(wrong))
     result = invoke(quiet_app, tmp_path)
     assert result.exit_code == 1, result.output
-    assert "ok    a-good.json" in result.output
-    assert "FAIL  b-wrong.json" in result.output
+    assert "ok       a-good.json" in result.output
+    assert "CHANGED  b-wrong.json" in result.output
     assert "expected 200, got 400" in result.output
     assert "unsupported_shipping_address" in result.output  # the error body is shown
-    assert result.output.splitlines()[-1] == "2 sent, 1 ok, 1 failed"
+    assert result.output.splitlines()[-1] == "2 sent, 1 ok, 1 changed"
 
 
-def test_a_wrong_error_type_fails_the_run(quiet_app, tmp_path):
+def test_a_sample_whose_error_type_changed_is_reported_changed(quiet_app, tmp_path):
     sample = json.loads((SAMPLES / "15-validation-unknown-sku.json").read_text())
     sample["expect"] = {"status": 400, "error_type": "address_error"}
     (tmp_path / "s.json").write_text(json.dumps(sample))
     result = invoke(quiet_app, tmp_path / "s.json")
     assert result.exit_code == 1
+    assert result.output.startswith("CHANGED  s.json")
     assert "expected error_type address_error, got approval_failed" in result.output
+    assert result.output.splitlines()[-1] == "1 sent, 0 ok, 1 changed"
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -415,3 +419,44 @@ def test_a_logged_callback_whose_status_changed_is_reported_changed_not_ok():
     assert "1 changed" in summary([result])
     same = Result(payload, "s-1", None, Reply(200, {}, b""))
     assert same.ok and not same.changed
+
+
+def test_a_logged_callback_whose_error_type_changed_is_reported_changed():
+    """Same status, another reply class: Klarna shows the shopper another message."""
+    from callbacks.cli.samples import Payload
+    from callbacks.cli.verdicts import Reply, Result, report_line
+
+    logged = {"error_type": "approval_failed", "error_text": "[scrubbed]"}
+    payload = Payload("log #8", "address_update", {}, logged_status=400, logged_reply=logged)
+    now = b'{"error_type": "unsupported_shipping_address", "error_text": "x"}'
+    result = Result(payload, "s-1", None, Reply(400, {}, now))
+    assert result.changed and not result.ok
+    assert report_line(result).startswith("CHANGED")
+    assert "logged 400 approval_failed, now 400 unsupported_shipping_address" in report_line(result)
+    again = Result(payload, "s-1", None, Reply(400, {}, b'{"error_type": "approval_failed", "error_text": "y"}'))
+    assert again.ok
+
+
+def test_a_broken_reply_is_a_failure_even_when_it_also_changed():
+    from callbacks.cli.samples import Payload
+    from callbacks.cli.verdicts import Reply, Result, report_line, summary
+
+    result = Result(Payload("s.json", "address_update", {}, expect={"status": 200}), "s-1", None,
+                    Reply(502, {}, b"Bad Gateway"), ["server error 502"])
+    assert report_line(result).startswith("FAIL") and "expected 200, got 502" in report_line(result)
+    assert summary([result]) == "1 sent, 0 ok, 1 failed"
+
+
+def test_from_log_reports_changed_when_the_service_now_decides_otherwise(quiet_app, tmp_path):
+    """The whole path: an address_update logged as 200, replayed after the shop stopped
+    shipping there (here: the logged reply edited to what the old shop answered) → CHANGED."""
+    assert invoke(quiet_app, SAMPLES / "13-address_update-unsupported-shipping-country.json",
+                  "--session", "moved-1").exit_code == 0
+    log_id = _last_log_id(quiet_app)
+    with quiet_app.extensions["kco"].store.engine.begin() as conn:
+        conn.execute(callback_log.update().where(callback_log.c.id == log_id).values(status=200, reply={}))
+    result = invoke(quiet_app, "--from-log", log_id)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"CHANGED  log #{log_id}") and "(logged: 200)" in result.output
+    assert "logged 200, now 400 unsupported_shipping_address" in result.output
+    assert result.output.splitlines()[-1] == "1 sent, 0 ok, 1 changed"

@@ -18,6 +18,7 @@ from sandbox.deliveries import notification_schedule, push_schedule
 from sandbox.replies import SOMETHING_WENT_WRONG
 
 from .sandbox_fixtures import _QuietHandler, sample_order, start_sandbox  # noqa: F401 (fixture)
+from .waiting import DEADLINE, until
 
 FAST = {"SANDBOX_TIME_SCALE": 100_000,  # a Klarna minute is 0.6 ms
         "SANDBOX_CALLBACK_TIMEOUT": 0.5, "SANDBOX_VALIDATION_TIMEOUT": 0.5,
@@ -109,7 +110,7 @@ def log_of(sandbox, order_id: str) -> dict:
     return sandbox.control("GET", f"/orders/{order_id}/log")
 
 
-def wait_for(predicate, timeout: float = 10.0, every: float = 0.02):
+def wait_for(predicate, timeout: float = DEADLINE, every: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -360,7 +361,7 @@ def test_push_is_retried_until_the_order_is_acknowledged(sandbox, merchant):
 def test_an_unacknowledged_push_stops_after_48_hours(sandbox, merchant):
     order_id = new_order(sandbox, merchant)
     act(sandbox, order_id, "purchase")
-    wait_for(lambda: log_of(sandbox, order_id)["push"]["state"] == "gave_up", timeout=20)
+    wait_for(lambda: log_of(sandbox, order_id)["push"]["state"] == "gave_up")
     assert len(merchant.of("push")) == len(push_schedule())
 
 
@@ -392,9 +393,12 @@ def test_reset_stops_the_schedules_and_forgets_the_log(sandbox, merchant):
     order_id = new_order(sandbox, merchant)
     act(sandbox, order_id, "purchase")
     sandbox.control("POST", "/reset")
-    time.sleep(0.05)  # let an attempt that had already started finish
+    # An attempt that had already started finishes (the sandbox runs in this process: each
+    # attempt is a thread of its own); only then is the count final.
+    until(lambda: not any(t.name == "sandbox-delivery" and t.is_alive() for t in threading.enumerate()),
+          "the deliveries in flight at the reset to finish")
     sent = len(merchant.of("push"))
-    time.sleep(0.3)   # ≈ 500 Klarna minutes: several more pushes were due
+    time.sleep(0.3)   # ≈ 500 Klarna minutes: several more pushes were due; none may come
     assert len(merchant.of("push")) == sent < len(push_schedule())
     sandbox.control("GET", f"/orders/{order_id}/log", expect=(404,))
 

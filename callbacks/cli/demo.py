@@ -7,7 +7,9 @@ Finland, which switches the session to FI/EUR; the storefront runs suspend → P
 resume so Klarna's purchase country follows; the shopper buys; the push is acknowledged.
 Every step is checked, so the demo doubles as a smoke test: it exits 1 on the first surprise.
 
-By default it talks to the running service and sandbox (KCO_PUBLIC_URL, KLARNA_API_URL);
+By default it talks to the running service and sandbox: `--url` and `--sandbox-url`, else
+KCO_PUBLIC_URL and KLARNA_API_URL, which outside production come from `PORT` / `SANDBOX_PORT`
+or the running ./scripts/run.sh's run file when unset (callbacks/cli/where.py);
 `standalone()` starts both in this process on free ports instead, with a throwaway database.
 """
 from __future__ import annotations
@@ -65,8 +67,10 @@ def event_text(event: Mapping) -> str:
 
 class Demo:
     def __init__(self, service_url: str, sandbox_url: str, api_key: str,
-                 echo: Callable[[str], None] = print, sid: str | None = None):
+                 echo: Callable[[str], None] = print, sid: str | None = None,
+                 found: tuple[str, str] | None = None):
         self.service, self.sandbox = service_url.rstrip("/"), sandbox_url.rstrip("/")
+        self.found = found  # how each address was found (where.Place.source), for the messages
         self.echo = echo
         self.sid = sid or f"demo-{secrets.token_hex(4)}"
         self.http = requests.Session()
@@ -139,13 +143,17 @@ class Demo:
             try:
                 self.http.get(url, timeout=5).raise_for_status()
             except requests.RequestException as exc:
+                service, sandbox = (f" ({self.found[0]})", f" ({self.found[1]})") if self.found else ("", "")
                 raise DemoError(f"{url} does not answer ({type(exc).__name__}): kco-sync on "
-                                f"{self.service} and the sandbox on {self.sandbox} must be running; "
-                                "start them with ./scripts/run.sh (or run the demo with --standalone)") from exc
+                                f"{self.service}{service} and the sandbox on {self.sandbox}{sandbox} must "
+                                "be running; start them with ./scripts/run.sh (the demo then finds both), "
+                                "point --url and --sandbox-url at them, or run the demo with --standalone") from exc
 
     def run(self) -> float:
         self.check_running()
         self.echo(f"kco-sync demo: service {self.service}, sandbox {self.sandbox}, session {self.sid}")
+        if self.found:
+            self.detail(f"(service from {self.found[0]}, sandbox from {self.found[1]})")
         started = time.monotonic()
 
         self.step("storefront: PUT cart " + ", ".join(f"{i['quantity']} × {i['reference']}" for i in CART))
@@ -331,8 +339,11 @@ def main(config: Mapping, *, standalone_mode: bool = False, service_url: str | N
                 echo("--standalone: kco-sync and the sandbox started in this process on free ports")
                 Demo(service, sandbox, key, echo).run()
         else:
-            Demo(service_url or config["KCO_PUBLIC_URL"], sandbox_url or config["KLARNA_API_URL"],
-                 config["KCO_API_KEY"], echo).run()
+            from callbacks.cli import where
+
+            ours = where.locate(config, "KCO_PUBLIC_URL", "--url", service_url)
+            klarna = where.locate(config, "KLARNA_API_URL", "--sandbox-url", sandbox_url)
+            Demo(ours.url, klarna.url, config["KCO_API_KEY"], echo, found=(ours.source, klarna.source)).run()
     except DemoError as exc:
         echo(f"demo failed: {exc}")
         return 1

@@ -10,10 +10,13 @@ valid callback token, and its reply is judged (verdicts.py):
   is empty, a redirect has a `Location`, a 400 is `{error_type, error_text}` with one of
   Klarna's three error types, and no status outside those is one Klarna understands;
 * a 5xx is always a failure (Klarna would show its "something went wrong" or retry);
-* against the sample's `expect` (status, and error_type for a 400).
+* against the sample's `expect` (status, and error_type for a 400), or for a log entry against
+  the status and reply logged then: a reply Klarna accepts that differs is CHANGED, not ok.
 
 A sample with `klarna_order` (push, notification) needs Klarna to know a completed order of its
-session: replay makes one at the sandbox first (prepare.py), unless `--order-id` names one.
+session: replay makes one at the sandbox first (prepare.py), unless `--order-id` names one. The
+sandbox is `--sandbox-url`, else the app's KLARNA_API_URL, which outside production follows
+./scripts/run.sh when unset (where.py) — the Klarna the running service calls.
 
 No Flask here: the command in `callbacks/cli/commands.py` passes the app in, and this module
 only uses `app.config`, `app.test_client()`, the store and the Klarna client, so it can be
@@ -34,7 +37,7 @@ from urllib.parse import urlencode
 
 import click
 
-from callbacks.cli import prepare
+from callbacks.cli import prepare, where
 from callbacks.cli.samples import CALLBACKS, Payload, ReplayError, collect, fresh_session, from_log, load_sample
 from callbacks.cli.verdicts import Reply, Result, judge, report_line, rule_problems, summary, verbose_lines
 from callbacks.web.schemas import SESSION_ID
@@ -139,9 +142,10 @@ def _with_order_id(payload: Payload, order_id: str) -> Payload:
 
 
 def send_one(payload: Payload, send: Sender, secret: str, *, session: str | None = None,
-             order_id: str | None = None, app: Any = None) -> Result:
+             order_id: str | None = None, app: Any = None, klarna: str = "KLARNA_API_URL") -> Result:
     """Post one payload: `session` / `order_id` override the payload's (--session, --order-id).
-    With `app`, a payload that needs a Klarna order (and has no --order-id) gets one first."""
+    With `app`, a payload that needs a Klarna order (and has no --order-id) gets one first, at
+    the app's KLARNA_API_URL (`klarna` says how that was found, for the message)."""
     sid = session or payload.session or fresh_session()
     if not (order_id or session or payload.session or payload.klarna_order) and _order_id(payload):
         # A fresh session is a new shopper with a new Klarna order: the sample's own order id
@@ -150,7 +154,7 @@ def send_one(payload: Payload, send: Sender, secret: str, *, session: str | None
         order_id = str(uuid.uuid4())
     if not order_id and payload.klarna_order and app is not None:
         try:
-            order_id = prepare.klarna_order(app, sid, payload.klarna_order)
+            order_id = prepare.klarna_order(app, sid, payload.klarna_order, source=klarna)
         except prepare.NotPrepared as exc:
             return Result(payload, sid, None, Reply(0, {}, b""), [f"not sent: {exc}"])
     if order_id:
@@ -168,7 +172,7 @@ def send_one(payload: Payload, send: Sender, secret: str, *, session: str | None
 # -- the command -----------------------------------------------------------------------------
 def run(app: Any, paths: Sequence[str], *, url: str | None = None, session: str | None = None,
         log_ids: Sequence[int] = (), order_id: str | None = None, verbose: bool = False,
-        progress: bool | None = None) -> int:
+        progress: bool | None = None, sandbox_url: str | None = None) -> int:
     """What `flask kco replay` does; returns the exit code (0 all ok, 1 any failure).
     Raises ReplayError (exit 2) for bad input before anything is sent, or an unreachable URL."""
     if not paths and not log_ids:
@@ -179,6 +183,11 @@ def run(app: Any, paths: Sequence[str], *, url: str | None = None, session: str 
     store = app.extensions["kco"].store
     payloads += [from_log(store, log_id) for log_id in log_ids]
     send = over_http(url) if url else in_process(app)
+    klarna = where.locate(app.config, "KLARNA_API_URL", "--sandbox-url", sandbox_url)
+    if sandbox_url:
+        # Before the app's first Klarna call: its client is made from app.config when first used,
+        # so the orders made here and, in-process, the push's reads all go to this sandbox.
+        app.config["KLARNA_API_URL"] = klarna.url
     secret = app.config["KCO_CALLBACK_SECRET"]
     width = min(max(len(p.name) for p in payloads), 56)
     if progress is None:
@@ -190,8 +199,8 @@ def run(app: Any, paths: Sequence[str], *, url: str | None = None, session: str 
     if not url and not verbose:
         calllog.setLevel(logging.WARNING)
     try:
-        return _run(payloads, lambda p: send_one(p, send, secret, session=session,
-                                                 order_id=order_id, app=app),
+        return _run(payloads, lambda p: send_one(p, send, secret, session=session, order_id=order_id,
+                                                 app=app, klarna=klarna.source),
                     verbose=verbose, progress=progress, width=width)
     finally:
         calllog.setLevel(level)

@@ -39,6 +39,7 @@ class Payload:
     expect: Mapping | None = None    # {"status": 200, "error_type"?: "..."}
     note: str = ""
     logged_status: int | None = None  # --from-log: what the service answered back then
+    logged_reply: Any = None          # --from-log: its (scrubbed) reply body
     klarna_order: Mapping | None = None  # {"fraud_status": …}: replay makes this order first
 
 
@@ -150,7 +151,7 @@ def from_log(store: Any, log_id: int) -> Payload:
         body = None
     return Payload(f"log #{log_id}", callback, body, row["session"], row["order_id"], None,
                    f"logged {row['at']:%Y-%m-%d %H:%M:%S} UTC" if row.get("at") else "",
-                   logged_status=row["status"])
+                   logged_status=row["status"], logged_reply=row.get("reply"))
 
 
 def fresh_session() -> str:

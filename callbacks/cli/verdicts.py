@@ -1,5 +1,13 @@
 """Replay's verdicts: Klarna's rules for each callback's reply, the sample's `expect`, and the
-report lines (samples/README.md, "What is checked")."""
+report lines (samples/README.md, "What is checked").
+
+Three verdicts, because they ask for different work. FAIL: the reply breaks Klarna's contract (a
+5xx, no reply, a 200 Klarna would refuse, a status Klarna does not understand) or was not sent
+— something is broken. CHANGED: a reply Klarna would accept, but not the one expected — its
+status or its class (the error_type of a 400) differs from the sample's `expect` or from the
+status and reply the callback log recorded — the service now decides differently, which may be
+a fix or a regression; a person must look. ok: neither. Only ok exits 0.
+"""
 from __future__ import annotations
 
 import json
@@ -46,10 +54,15 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def changes(self) -> list[str]:
+        """How the reply differs from what was expected (the sample's `expect`) or answered
+        before (the logged status and reply): 200 then, 400 now; approval_failed then,
+        address_error now."""
+        return expect_problems(self.payload.expect, self.reply) + logged_changes(self.payload, self.reply)
+
+    @property
     def changed(self) -> bool:
-        """A replayed log entry whose status differs from the one logged (200 then, 400 now)."""
-        logged = self.payload.logged_status
-        return logged is not None and logged != self.reply.status
+        return bool(self.changes)
 
     @property
     def ok(self) -> bool:
@@ -107,8 +120,27 @@ def expect_problems(expect: Mapping | None, reply: Reply) -> list[str]:
     return []
 
 
+def reply_class(status: int, body: Any) -> str:
+    """What Klarna does with a reply, in a few words: its status, and for a 400 its error_type
+    (Klarna shows the shopper a different message for each)."""
+    if status == 400 and isinstance(body, dict) and isinstance(body.get("error_type"), str):
+        return f"400 {body['error_type']}"
+    return str(status)
+
+
+def logged_changes(payload: Payload, reply: Reply) -> list[str]:
+    """A replayed log entry against what the service answered back then."""
+    if payload.logged_status is None or reply.status == 0:
+        return []
+    then = reply_class(payload.logged_status, payload.logged_reply)
+    now = reply_class(reply.status, reply.json())
+    return [] if then == now else [f"logged {then}, now {now}"]
+
+
 def judge(payload: Payload, reply: Reply) -> list[str]:
-    return rule_problems(payload.callback, reply) + expect_problems(payload.expect, reply)
+    """What breaks Klarna's contract (FAIL); how the reply differs from `expect` or the log is
+    Result.changes (CHANGED)."""
+    return rule_problems(payload.callback, reply)
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -135,16 +167,19 @@ def describe(result: Result) -> str:
     return reply.text(120) or "(empty body)"
 
 
+def verdict(result: Result) -> str:
+    return "FAIL" if result.problems else "CHANGED" if result.changed else "ok"
+
+
 def report_line(result: Result, width: int = 32) -> str:
-    verdict = "ok  " if result.ok else "CHANGED" if result.changed and not result.problems else "FAIL"
-    line = (f"{verdict}  {result.payload.name:<{width}}  {result.payload.callback:<22}  "
+    line = (f"{verdict(result):<7}  {result.payload.name:<{width}}  {result.payload.callback:<22}  "
             f"{result.reply.status or '---':>3}  {describe(result)}")
     if result.payload.logged_status is not None:
         line += f"  (logged: {result.payload.logged_status})"
     if not result.ok:
-        line += "\n      " + "; ".join(result.problems)
+        line += "\n         " + "; ".join(result.problems + result.changes)
         if result.reply.status >= 400 or (result.reply.status == 0 and result.reply.ms):
-            line += f"\n      reply: {result.reply.text() or '(empty body)'}"
+            line += f"\n         reply: {result.reply.text() or '(empty body)'}"
     return line
 
 
@@ -166,9 +201,9 @@ def verbose_lines(result: Result) -> str:
 
 
 def summary(results: Sequence[Result]) -> str:
-    ok = sum(r.ok for r in results)
-    changed = sum(r.changed and not r.problems for r in results)
-    failed = len(results) - ok - changed
+    ok = sum(verdict(r) == "ok" for r in results)
+    changed = sum(verdict(r) == "CHANGED" for r in results)
+    failed = sum(verdict(r) == "FAIL" for r in results)
     return (f"{len(results)} sent, {ok} ok" + (f", {changed} changed" if changed else "")
             + (f", {failed} failed" if failed else ""))
 

@@ -30,6 +30,7 @@ from callbacks.web.tokens import callback_token, poll_token
 
 from ..conftest import kco_url
 from ..servers import gunicorn
+from ..waiting import until
 from . import figures
 from .contract import assert_our_error
 from .realserver import callback_path, env_for, post_head, prepared
@@ -220,8 +221,8 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
     base, port, database_url = server
     slow_clients, seconds = scale.pick(4, 6), scale.pick(3.0, 10.0)
     payload = json.dumps({**BODY, "pad": "x" * 4000}).encode()
-    threading.Event()
     sent_bytes = []
+    started_dribbling: set[int] = set()
 
     def dribble(n: int) -> None:
         sid = f"slow-{n}"
@@ -229,6 +230,7 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
         sock = socket.create_connection(("127.0.0.1", port), timeout=seconds + 10)
         try:
             sock.sendall(post_head(path, length=len(payload)))
+            started_dribbling.add(n)
             deadline, count = time.monotonic() + seconds, 0
             while time.monotonic() < deadline and count < len(payload) - 1:
                 try:
@@ -236,7 +238,7 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
                 except OSError:
                     break  # a wrong token is answered 401 before the body; the server may close
                 count += 1
-                time.sleep(0.05)
+                time.sleep(0.05)  # the client's pace: one byte per 50 ms
             sent_bytes.append(count)
         finally:
             sock.close()  # give up without the last byte
@@ -244,7 +246,7 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
     slow = [threading.Thread(target=dribble, args=(n,), daemon=True) for n in range(slow_clients)]
     for thread in slow:
         thread.start()
-    time.sleep(0.5)
+    until(lambda: len(started_dribbling) == slow_clients, "every slow client connected and its head sent")
     latencies = []
     http = requests.Session()
     http.trust_env = False
@@ -264,7 +266,9 @@ def test_slow_bodies_do_not_stop_the_server_and_record_nothing(server, scale):
     for thread in slow:
         thread.join(timeout=seconds + 15)
     time.sleep(0.5)  # let the server notice the closed connections
-    assert n >= 5 and max(latencies) < 1.0, f"slowest answer {max(latencies):.2f} s"
+    # Not a speed requirement (figures and BENCHMARKS.md have the speed): a server the slow
+    # bodies starved would answer only once they gave up, `seconds` after they began.
+    assert n >= 5 and max(latencies) < seconds / 2, f"slowest answer {max(latencies):.2f} s"
     engine = sa.create_engine(database_url)
     with engine.connect() as conn:
         slow_sessions = conn.execute(sa.select(sa.func.count()).select_from(sessions)
