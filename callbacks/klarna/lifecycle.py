@@ -109,7 +109,7 @@ class Lifecycle:
             if merchant_reference1 is not cart.KEEP:
                 self._set_reference(sid, merchant_reference1)
             state = self._state(sid)
-            payload = order_payload(self.shop, state, self.urls)
+            payload = order_payload(self.shop, state, self.urls, self.store.get_attachment(sid))
             order_id = state["klarna"]["order_id"]
             order, why = None, None
             if order_id:
@@ -153,8 +153,8 @@ class Lifecycle:
             state = self._session(sid)
             if not rules.sync_needed(state):
                 return None
-            return self._update_or_recreate(sid, state["klarna"]["order_id"],
-                                            order_payload(self.shop, state, self.urls))
+            return self._update_or_recreate(sid, state["klarna"]["order_id"], order_payload(
+                self.shop, state, self.urls, self.store.get_attachment(sid)))
 
     def change_market(self, sid: str, country: str, locale: str | None) -> dict[str, Any]:
         """PUT …/market: changes the session only; `sync` then brings the open Klarna order in
@@ -296,7 +296,7 @@ class Lifecycle:
                 return None  # a push or a load recorded it first
             return rules.order_completed(self.shop, tx.state, sid, order_id, om)
         if self.store.apply(sid, decide)[1] is not None:  # first recording: what was paid? (rules/paid.py)
-            record_mismatch(self.store, sid, order_id, om)
+            record_mismatch(self.store, sid, order_id, om, self.shop)
 
     @with_session
     def acknowledge(self, sid: str, order_id: str) -> str:
