@@ -47,7 +47,11 @@ Test controls (no auth; JSON in and out):
     GET    /_sandbox/clock · POST /_sandbox/clock {"advance": seconds}
     GET    /_sandbox/requests?endpoint=&order_id=          the API request log (attempts, keys,
     DELETE /_sandbox/requests                              User-Agent, bodies, statuses)
-    POST   /_sandbox/reset                       forget orders, faults, log; clock back to now
+    GET    /_sandbox/tms · PUT /_sandbox/tms {"countries"?: {"AT": [option, …]}, "failing"?}
+                                                 the Shipping Assistant's TMS table (assistant.py)
+    DELETE /_sandbox/tms                         the default table back
+    POST   /_sandbox/reset                       forget orders, faults, log; clock back to now;
+                                                 the default TMS table
 
 Endpoint names for faults: checkout.create_order, checkout.read_order, checkout.update_order,
 ordermanagement.read_order, ordermanagement.acknowledge_order.
@@ -84,6 +88,7 @@ from datetime import timedelta
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from sandbox.assistant import ShippingAssistant
 from sandbox.deliveries import CallbackLog, Deliveries, Scheduler
 from sandbox.faults import Faults, RequestLog
 from sandbox.orders import ApiError, Clock, OrderStore
@@ -125,6 +130,7 @@ class Sandbox:
     log: CallbackLog | None = None          # the callbacks sent, per order
     deliveries: Deliveries | None = None    # push and notification schedules
     shopper: Shopper | None = None
+    assistant: ShippingAssistant | None = None  # Klarna's Shipping Assistant and its TMS table
 
 
 def create_sandbox(config: Mapping | None = None) -> Flask:
@@ -139,8 +145,10 @@ def create_sandbox(config: Mapping | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's DefaultJSONProvider
 
     clock = Clock()
+    assistant = ShippingAssistant()
     orders = OrderStore(clock, ttl=timedelta(seconds=float(app.config["SANDBOX_ORDER_TTL"])),
-                        allow_http_callbacks=bool(app.config["SANDBOX_ALLOW_HTTP_CALLBACKS"]))
+                        allow_http_callbacks=bool(app.config["SANDBOX_ALLOW_HTTP_CALLBACKS"]),
+                        assistant=assistant)
     app.extensions["kco_sandbox"] = _sandbox_state(app.config, clock, orders)
 
     app.register_blueprint(api.checkout)
@@ -214,4 +222,4 @@ def _sandbox_state(config: Mapping, clock: Clock, orders: OrderStore) -> Sandbox
                         config["SANDBOX_DEFAULT_FRAUD_STATUS"])
     from sandbox import accounts
     return Sandbox(clock, orders, Faults(), RequestLog(), accounts.from_config(config), log,
-                   deliveries, Shopper(orders, log, deliveries, settings))
+                   deliveries, Shopper(orders, log, deliveries, settings), orders.assistant)

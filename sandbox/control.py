@@ -131,9 +131,28 @@ def clear_requests():
     return "", 204
 
 
+@control.get("/tms")
+def tms_table():
+    """The Shipping Assistant's transport management system: its options by country."""
+    return jsonify(sandbox().assistant.describe())
+
+
+@control.put("/tms")
+def set_tms_table():
+    sandbox().assistant.configure(_body())
+    return jsonify(sandbox().assistant.describe())
+
+
+@control.delete("/tms")
+def reset_tms_table():
+    sandbox().assistant.reset()
+    return jsonify(sandbox().assistant.describe())
+
+
 @control.post("/reset")
 def reset():
     box = sandbox()
+    box.assistant.reset()
     box.orders.reset()
     box.faults.clear()
     box.requests.clear()

@@ -30,7 +30,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from sandbox.api import base_url, sandbox
 from sandbox.orders import ApiError, Order, bad_value
-from sandbox.shopper import current_option, sample_person
+from sandbox.shopper import current_option, customer_types, sample_person, separate_shipping_allowed
 
 frame = Blueprint("sandbox_frame", __name__, template_folder="templates",
                   static_folder="static", static_url_path="/sandbox/static")
@@ -69,7 +69,8 @@ def frame_state(order: Order, suspended: bool = False) -> dict:
     billing_countries = _allowed(data.get("billing_countries"), shipping_countries)
     billing = data.get("billing_address") or sample_person(purchase_country)
     options = data.get("options") or {}
-    option = current_option(data)
+    option = current_option(data, order.ksa)
+    offered = (order.ksa or {}).get("offered") if order.ksa is not None else data.get("shipping_options")
     return {
         "order_id": order.order_id, "status": order.status, "suspended": suspended,
         "purchase_country": purchase_country, "purchase_currency": data.get("purchase_currency"),
@@ -77,12 +78,17 @@ def frame_state(order: Order, suspended: bool = False) -> dict:
         "order_tax_amount": data.get("order_tax_amount"),
         "order_lines": [{k: line.get(k) for k in LINE_FIELDS if line.get(k) is not None}
                         for line in data.get("order_lines") or [] if isinstance(line, Mapping)],
-        "shipping_options": [o for o in data.get("shipping_options") or [] if isinstance(o, Mapping)],
+        "shipping_options": [o for o in offered or [] if isinstance(o, Mapping)],
+        # Klarna's Shipping Assistant: "tms" (the sandbox's TMS table) or "fallback" (the
+        # merchant's options, the TMS not answering); None when the merchant prices shipping.
+        "shipping_assistant": (order.ksa or {}).get("source") if order.ksa is not None else None,
         "selected_shipping_option": option.get("id") if option else None,
         "prefilled": bool(data.get("billing_address")),
         "billing_address": billing,
         "shipping_address": data.get("shipping_address") or billing,
-        "customer": data.get("customer") or {"type": "person"},
+        "customer": data.get("customer") or {"type": customer_types(data)[0]},
+        "customer_types": customer_types(data),
+        "separate_shipping": separate_shipping_allowed(data),
         "billing_countries": [country(c) for c in billing_countries],
         "shipping_countries": [country(c) for c in shipping_countries],
         "regions": {c: regions(c) for c in REGION_REQUIRED
@@ -177,11 +183,26 @@ def _displayed(value: Any) -> dict | None:
             "purchase_currency": currency[:3] if isinstance(currency, str) else None}
 
 
+def _buyer(body: Any, order_id: str) -> dict:
+    """A business purchase (Klarna's B2B flow): the organisation's name on the billing
+    address and a test registration number, as Klarna's iframe would collect them."""
+    if not isinstance(body, Mapping) or body.get("customer_type") in (None, "person"):
+        return {"customer": {"type": "person"}} if isinstance(body, Mapping) and body.get("customer_type") else {}
+    if body.get("customer_type") != "organization":
+        raise bad_value(["customer_type"])
+    order = sandbox().orders.read(order_id)
+    billing = dict(order.data.get("billing_address") or sample_person(order.data["purchase_country"]))
+    name = body.get("organization_name")
+    billing["organization_name"] = name.strip()[:255] if isinstance(name, str) and name.strip() else "Testbolaget AB"
+    return {"customer": {"type": "organization", "organization_registration_id": "556036-0793"},
+            "billing_address": billing}
+
+
 @frame.post(PREFIX + "/purchase")
 def frame_purchase(order_id: str):
     body = request.get_json(silent=True)
     displayed = _displayed(body.get("displayed")) if isinstance(body, dict) else None
-    return _answer(order_id, sandbox().shopper.purchase(order_id, {}, displayed=displayed))
+    return _answer(order_id, sandbox().shopper.purchase(order_id, _buyer(body, order_id), displayed=displayed))
 
 
 @frame.post(PREFIX + "/suspend")

@@ -18,6 +18,7 @@ Every violation becomes Klarna's `Bad value: <field>` with the field's path, e.g
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -212,7 +213,9 @@ ORDER = obj({
     "merchant_reference1": text(255),
     "merchant_reference2": text(255),
     "options": OPTIONS,
-    "attachment": obj({"body": STRING, "content_type": STRING}, required=("body", "content_type")),
+    # Extra merchant data: "the content of the extra merchant data … serialised to JSON" [S21].
+    "attachment": obj({"body": {"type": "string", "format": "json-text"}, "content_type": text(min_length=1)},
+                      required=("body", "content_type")),
     "external_payment_methods": array(PAYMENT_PROVIDER),
     "external_checkouts": array(PAYMENT_PROVIDER),
     "shipping_countries": array(COUNTRY_CODE),
@@ -255,6 +258,16 @@ def _is_date(value: object) -> bool:
         return False
 
 
+def _is_json_text(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _strict_integer(checker, value) -> bool:
     """JSON Schema counts 2.0 as an integer and True as none; Klarna's minor units are whole
     numbers written as such, like the amount rules want them."""
@@ -271,6 +284,7 @@ def _validator(allow_http: bool) -> Any:
     formats = FormatChecker(formats=())
     formats.checks("url")(_is_url)
     formats.checks("date")(_is_date)
+    formats.checks("json-text")(_is_json_text)
 
     @formats.checks("https-url")
     def _https(value: object) -> bool:
@@ -303,11 +317,31 @@ def schema_errors(order: Mapping, *, allow_http_callbacks: bool = False) -> list
     return list(dict.fromkeys(found))
 
 
+def fallback_errors(order: Mapping) -> list[str]:
+    """An order without a shipping_option_update URL has Klarna put its shipping options in the
+    cart itself — the Shipping Assistant's fallback (docs/klarna.md §4.6): each one must be
+    one Klarna can pick by its id, and at most one preselected."""
+    urls = order.get("merchant_urls")
+    options = order.get("shipping_options")
+    if not isinstance(urls, Mapping) or "shipping_option_update" in urls or not isinstance(options, list):
+        return []
+    errors, seen = [], set()
+    for i, option in enumerate(options):
+        if isinstance(option, Mapping) and isinstance(option.get("id"), str):
+            if option["id"] in seen:
+                errors.append(f"shipping_options[{i}].id")
+            seen.add(option["id"])
+    if sum(1 for o in options if isinstance(o, Mapping) and o.get("preselected") is True) > 1:
+        errors.append("shipping_options")
+    return errors
+
+
 def order_errors(order: Mapping, *, allow_http_callbacks: bool = False) -> list[str]:
     """Every field Klarna would answer `Bad value: <field>` for; [] when the order is fine.
     `order` is the whole order (for an update: the stored one with the update applied)."""
     errors = schema_errors(order, allow_http_callbacks=allow_http_callbacks)
     if isinstance(order.get("shipping_options"), list):
         errors += amounts.shipping_option_errors(order["shipping_options"])
+        errors += fallback_errors(order)
     errors += amounts.order_errors(order)  # line and order totals, taxes within ±1
     return list(dict.fromkeys(errors))

@@ -79,6 +79,7 @@ class Order:
     shopper_entered_address: bool = False   # then address updates are ignored (docs/klarna.md §4.4)
     displayed_at_purchase: dict | None = None  # what the iframe showed as Buy was pressed
     account: str | None = None              # the API username that created it (accounts.py)
+    ksa: dict | None = None  # the Shipping Assistant's offer and choice (assistant.py), or None
 
     @property
     def complete(self) -> bool:
@@ -121,8 +122,10 @@ class Order:
 
 
 class OrderStore:
-    def __init__(self, clock: Clock, *, ttl: timedelta = ORDER_TTL, allow_http_callbacks: bool = False):
+    def __init__(self, clock: Clock, *, ttl: timedelta = ORDER_TTL, allow_http_callbacks: bool = False,
+                 assistant: Any = None):
         self.clock = clock
+        self.assistant = assistant  # assistant.ShippingAssistant: plays KSA for the orders it serves
         self.ttl = ttl
         self.allow_http_callbacks = allow_http_callbacks
         self.lock = threading.RLock()
@@ -152,6 +155,7 @@ class OrderStore:
             self._prune_expired()
             now = self.clock.now()
             order = Order(str(uuid.uuid4()), data, now, now, now, account=account)
+            self.shipping_assistant(order)
             self._orders[order.order_id] = order
             if scoped:
                 self._create_keys[scoped] = order.order_id
@@ -184,7 +188,13 @@ class OrderStore:
                 raise bad_value(errors)
             now = self.clock.now()
             order.data, order.last_modified_at, order.touched_at = merged, now, now
+            self.shipping_assistant(order)
             return copy.deepcopy(order)
+
+    def shipping_assistant(self, order: Order, wanted: str | None = None) -> None:
+        """Klarna's Shipping Assistant adds its shipping line after every change (lock held)."""
+        if self.assistant is not None:
+            self.assistant.refresh(order, wanted)
 
     # Order Management API
 

@@ -62,9 +62,29 @@ def selected_option(options: Any, chosen_id: str | None) -> dict | None:
                          or (options[0] if options else None))
 
 
-def current_option(data: Mapping) -> dict | None:
+def current_option(data: Mapping, ksa: Mapping | None = None) -> dict | None:
+    """The option the shopper has: the Shipping Assistant's choice for a KSA order (`ksa`,
+    the order's), else the merchant's option selected as Klarna selects."""
+    if ksa is not None:
+        return copy.deepcopy(ksa.get("selected"))
     return selected_option(data.get("shipping_options"),
                            (data.get("selected_shipping_option") or {}).get("id"))
+
+
+def separate_shipping_allowed(data: Mapping) -> bool:
+    """Klarna makes the shipping address the billing address unless the order has
+    options.allow_separate_shipping_address (docs/klarna.md §4.5). The sandbox takes the
+    option's absence as allowed (how kco-sync's orders ran before they sent it); only an
+    explicit false is held to Klarna's rule."""
+    return (data.get("options") or {}).get("allow_separate_shipping_address") is not False
+
+
+def customer_types(data: Mapping) -> list[str]:
+    """Who may buy: options.allowed_customer_types, by default a private person only."""
+    allowed = (data.get("options") or {}).get("allowed_customer_types")
+    if not isinstance(allowed, list) or not allowed:
+        return ["person"]
+    return [t for t in allowed if t in ("person", "organization")] or ["person"]
 
 
 def shipping_service_body(data: Mapping, **changes) -> dict:
@@ -113,9 +133,15 @@ def purchaser(data: Mapping, details: Mapping) -> dict:
     shipping = data.get("shipping_address") or billing
     if details.get("shipping_address") is not None:
         shipping = _address(details["shipping_address"], "shipping_address", shipping_countries)
-    customer = details.get("customer") or data.get("customer") or {"type": "person"}
+    if not separate_shipping_allowed(data):
+        shipping = billing
+    allowed = customer_types(data)
+    customer = details.get("customer") or data.get("customer") or {"type": allowed[0]}
     if not isinstance(customer, Mapping):
         raise bad_value(["customer"])
+    if customer.get("type", "person") not in allowed:
+        raise ApiError(400, "BAD_VALUE", [f"Bad value: customer.type ({customer.get('type')} is not one "
+                                          f"of the order's allowed_customer_types: {', '.join(allowed)})"])
     return {"billing_address": copy.deepcopy(dict(billing)),
             "shipping_address": copy.deepcopy(dict(shipping)), "customer": dict(customer)}
 
@@ -137,6 +163,8 @@ class Shopper:
         shipping_countries = _countries(data.get("shipping_countries"), [purchase_country])
         billing = _address(billing, "billing_address",
                            _countries(data.get("billing_countries"), shipping_countries))
+        if not separate_shipping_allowed(data):
+            shipping = None  # Klarna: the shipping address is the billing address
         shipping = _address(shipping if shipping is not None else billing, "shipping_address",
                             shipping_countries)
         old_country = ((data.get("billing_address") or {}).get("country") or purchase_country).upper()
@@ -145,12 +173,14 @@ class Shopper:
         if callback not in urls and "address_update" in urls:
             callback = "address_update"   # one callback per change (docs/klarna.md §2.3)
         body = shipping_service_body(data, billing_address=billing, shipping_address=shipping,
-                                     selected_shipping_option=current_option(data))
+                                     selected_shipping_option=current_option(data, order.ksa))
         return self._shipping_service("address", order, callback, body,
                                       billing=billing, shipping=shipping)
 
     def select_shipping_option(self, order_id: str, option_id: Any) -> dict:
         order = self._open(order_id)
+        if order.ksa is not None:
+            return self._assistant_selects(order, option_id)
         option = next((o for o in order.data.get("shipping_options") or []
                        if isinstance(o, Mapping) and o.get("id") == option_id), None)
         if option is None:
@@ -168,7 +198,9 @@ class Shopper:
         if fraud_status not in FRAUD_STATUSES:
             raise bad_value(["fraud_status"])
         people = purchaser(order.data, details)
-        option = current_option(order.data)
+        option = current_option(order.data, order.ksa)
+        if order.ksa is not None and option is not None:
+            option = self.orders.assistant.reserve(option)  # the TMS reserves the shipment
         body = {**order.checkout_view(), **copy.deepcopy(people)}
         if option:
             body["selected_shipping_option"] = option
@@ -250,7 +282,10 @@ class Shopper:
         order_id = order.order_id
         template = (order.data.get("merchant_urls") or {}).get(callback)
         if not template:  # no URL for it: the shopper's change simply holds
-            self.orders.mutate(order_id, lambda o: self._set_addresses(o, billing, shipping))
+            def hold(o: Order) -> None:
+                self._set_addresses(o, billing, shipping)
+                self.orders.shipping_assistant(o)
+            self.orders.mutate(order_id, hold)
             entry = self.log.record(order_id, callback, None, body, None, "no_url")
             return self._result(action, entry, Verdict(APPLIED))
         url = callback_url(template, order_id)
@@ -265,6 +300,22 @@ class Shopper:
                                 problems=verdict.problems, shopper_sees=verdict.shopper_sees,
                                 timeout_seconds=self.settings.callback_timeout)
         return self._result(action, entry, verdict)
+
+    def _assistant_selects(self, order: Order, option_id: Any) -> dict:
+        """A KSA order: the shopper picks one of the Shipping Assistant's options; Klarna puts
+        its line in the cart itself and calls no shipping_option_update (docs/klarna.md §4.6)."""
+        offered = (order.ksa or {}).get("offered") or []
+        if not any(isinstance(o, Mapping) and o.get("id") == option_id for o in offered):
+            raise bad_value(["shipping_option.id"])
+
+        def choose(o: Order) -> None:
+            self.orders.shipping_assistant(o, wanted=option_id)
+            self._touched(o)
+        self.orders.mutate(order.order_id, choose)
+        entry = self.log.record(order.order_id, "shipping_assistant", None, None, None,
+                                "klarna_added_shipping", selected=option_id,
+                                source=(order.ksa or {}).get("source"))
+        return self._result("shipping_option", entry, Verdict(APPLIED))
 
     def _klarna_adds_shipping(self, order: Order, option: Mapping) -> dict:
         def add(o: Order):
@@ -290,6 +341,7 @@ class Shopper:
                 order.data[key] = copy.deepcopy(reply[key])
         self._set_addresses(order, billing, shipping)
         self._select(order, selected_option(order.data.get("shipping_options"), chosen))
+        self.orders.shipping_assistant(order)  # a KSA order: Klarna's line for the new address
 
     def _set_addresses(self, order: Order, billing, shipping) -> None:
         if billing is not None:

@@ -249,3 +249,41 @@ def test_a_writer_that_bypasses_the_service_is_seen_by_the_periodic_check(
                      .values(prices={"SEK": 11100}, version=version, digest=sa.literal("x")))
     monkeypatch.setattr(cache, "RECHECK", 0.0)  # the time has passed
     assert put_cart(client, api_headers, "s-sql", ("LAMP-9", 2)).get_json()["order"]["order_lines"][0]["unit_price"] == 11100
+
+
+# -- Klarna's shipping_attributes (the Shipping Assistant, docs/design.md §5.8) ---------------------
+SHIPPING_CSV = ("reference,name,tax_class,price_SEK,price_EUR,shipping_weight,shipping_height,"
+                "shipping_width,shipping_length,shipping_tags\n"
+                "LAMP-2,Floor lamp,standard,99900,9990,4200,1500,300,300,\"bulky, fragile\"\n"
+                "LAMP-3,Bulb,standard,4900,490,,,,,\n")
+
+
+def test_shipping_attributes_come_from_the_catalog_to_a_shipping_assistant_order(app, run_import):
+    from callbacks.klarna.order import order_payload
+    from callbacks.rules import checkout
+    from callbacks.rules.pricing import CartItem
+
+    result = run_import(SHIPPING_CSV)
+    assert result.exit_code == 0, result.output
+    shop = app.extensions["kco"].shop
+    assert shop.products["LAMP-3"].shipping_attributes is None
+    state = {**checkout.new_state(shop, "s-at", country="AT",
+                                  items=[CartItem("LAMP-2", 1), CartItem("LAMP-3", 1)]), "version": 1}
+    lines = order_payload(shop, state, app.extensions["kco"].lifecycle.urls)["order_lines"]
+    assert lines[0]["shipping_attributes"] == {"weight": 4200, "tags": ["bulky", "fragile"],
+                                               "dimensions": {"height": 1500, "width": 300, "length": 300}}
+    assert "shipping_attributes" not in lines[1]
+    again = run_import(SHIPPING_CSV)
+    assert "0 new, 0 changed, 2 unchanged" in again.output  # the attributes are part of the digest
+
+
+def test_the_catalog_api_takes_and_shows_shipping_attributes(client, api_headers):
+    body = {"name": "Kettle", "tax_class": "standard", "prices": {"SEK": 39900},
+            "shipping_attributes": {"weight": 1300, "dimensions": {"height": 250}, "tags": ["hot"]}}
+    put = client.put("/api/catalog/products/KETTLE-1", headers=api_headers, json=body)
+    assert put.status_code == 201, put.get_json()
+    got = client.get("/api/catalog/products/KETTLE-1", headers=api_headers).get_json()["product"]
+    assert got["shipping_attributes"] == body["shipping_attributes"]
+    bad = client.put("/api/catalog/products/KETTLE-1", headers=api_headers,
+                     json={**body, "shipping_attributes": {"weight": -5}})
+    assert bad.status_code == 422 and "shipping_attributes.weight" in bad.get_json()["errors"]

@@ -298,12 +298,12 @@ def test_migrate_command_brings_a_new_database_up_to_date(tmp_path):
     cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "kco", "migrate"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "migrated from an empty schema to revision 0006" in out.stderr  # its one line
+    assert "migrated from an empty schema to revision 0007" in out.stderr  # its one line
     tables = set(sa.inspect(sa.create_engine(url)).get_table_names())
     assert {"sessions", "events", "callback_log", "alembic_version", "products", "catalog_state",
             "activity"} <= tables
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "is at revision 0006: nothing to migrate" in again.stdout
+    assert again.returncode == 0 and "is at revision 0007: nothing to migrate" in again.stdout
 
 
 def test_head_is_alembics_newest_revision():
@@ -339,7 +339,7 @@ def test_events_written_before_revision_0004_stay_in_the_feed(database_url):
             conn.execute(sa.text("INSERT INTO events (session, type, version, at, data)"
                                  " VALUES ('s-old', 'cart_updated', :v, :at, '{}')"),
                          {"v": version, "at": datetime(2026, 11, 1)})
-    assert store.migrate() == "0006"
+    assert store.migrate() == "0007"
     with store.session("s-new") as tx:
         tx.save({"n": 1}, "cart_updated", {"n": 1})
     _until(lambda: len(store.events_after(0)) == 3, "every event to be readable")

@@ -56,6 +56,8 @@ class CatalogProductSchema(Reply):
     tax_class = Str()
     prices = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     stock = Opt(fields.Integer())
+    shipping_attributes = fields.Dict(keys=fields.String(), metadata={"description": (
+        "Klarna's shipping_attributes: weight (g), dimensions {height, width, length} (mm), tags.")})
 
 
 class ProductReplySchema(Reply):

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from callbacks.rules import ksa
 from callbacks.rules.amounts import MAX_AMOUNT
 from callbacks.rules.shop import PRODUCT_TYPES, Product, Shop
 from callbacks.web.errors import flatten
@@ -45,6 +46,9 @@ class ProductSchema(Schema):
     prices = fields.Dict(required=True)
     stock = fields.Integer(strict=True, allow_none=True, load_default=None,
                            validate=validate.Range(0, 10**9, error="Must be from 0 to 1000000000."))
+    # Klarna's shipping_attributes (weight g, dimensions mm, tags), for the Shipping Assistant;
+    # checked by the shop file's own rule (rules/ksa.py) in `entries`.
+    shipping_attributes = fields.Raw(allow_none=True, load_default=None)
 
     @validates_schema(skip_on_field_errors=False)  # every bad field at once, not the first few
     def entries(self, data, **_):
@@ -64,6 +68,12 @@ class ProductSchema(Schema):
             elif not isinstance(name, str) or not 1 <= len(name) <= 255 or not PRINTABLE.match(name):
                 errors[f"names.{language}"] = ["Must be 1 to 255 characters without control "
                                                "characters."]
+        attributes = data.get("shipping_attributes")
+        if attributes is not None:
+            try:
+                data["shipping_attributes"] = ksa.parse_shipping_attributes(attributes, "shipping_attributes")
+            except ksa.AttributesError as exc:
+                errors[exc.key] = [exc.problem[:1].upper() + exc.problem[1:] + "."]
         if errors:
             raise ValidationError(errors)
 
@@ -102,9 +112,13 @@ def checked(shop: Shop, data: Mapping, *, reference: str | None = None) -> tuple
     problems = taxable_everywhere(shop, data["tax_class"])
     if problems:
         return None, {"tax_class": problems}
+    attributes = data.get("shipping_attributes")
+    if attributes is not None and not isinstance(attributes, MappingProxyType):
+        attributes = ksa.parse_shipping_attributes(attributes, "shipping_attributes")
     return Product(sku=data["reference"], name=data["name"], type=data["type"],
                    tax_class=data["tax_class"], prices=MappingProxyType(data["prices"]),
-                   names=MappingProxyType(data["names"]), stock=data["stock"]), {}
+                   names=MappingProxyType(data["names"]), stock=data["stock"],
+                   shipping_attributes=attributes), {}
 
 
 def taxable_everywhere(shop: Shop, tax_class: str) -> list[str]:
@@ -117,7 +131,12 @@ def taxable_everywhere(shop: Shop, tax_class: str) -> list[str]:
 
 
 # -- the flat shape of CSV and JSON Lines -----------------------------------------------------
-INTEGER_COLUMNS = ("stock",)
+# shipping_attributes, flat: shipping_weight (g), shipping_height/_width/_length (mm) and
+# shipping_tags (comma-separated in CSV, a list in JSON Lines).
+FLAT_SHIPPING = {"shipping_weight": ("weight",), "shipping_height": ("dimensions", "height"),
+                 "shipping_width": ("dimensions", "width"), "shipping_length": ("dimensions", "length"),
+                 "shipping_tags": ("tags",)}
+INTEGER_COLUMNS = ("stock", "shipping_weight", "shipping_height", "shipping_width", "shipping_length")
 
 
 def nest(row: Mapping, *, from_csv: bool) -> tuple[dict, dict[str, str], dict]:
@@ -146,7 +165,16 @@ def nest(row: Mapping, *, from_csv: bool) -> tuple[dict, dict[str, str], dict]:
                 errors[column] = ["Not a whole number."]
                 continue
             value = int(value)
-        if key is None:
+        if column in FLAT_SHIPPING:
+            path = FLAT_SHIPPING[column]
+            if column == "shipping_tags" and from_csv:
+                value = [tag.strip() for tag in value.split(",") if tag.strip()]
+            target_table = nested.setdefault("shipping_attributes", {})
+            for part in path[:-1]:
+                target_table = target_table.setdefault(part, {})
+            target_table[path[-1]] = value
+            columns["shipping_attributes." + ".".join(path)] = column
+        elif key is None:
             nested[column] = value
             columns[column] = column
         else:

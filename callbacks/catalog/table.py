@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from callbacks.rules import ksa
 from callbacks.rules.shop import Product
 from callbacks.store.database import _dialect_insert, metadata, utcnow
 
@@ -32,6 +33,7 @@ products = sa.Table(
     sa.Column("tax_class", sa.String(64), nullable=False),
     sa.Column("prices", sa.JSON, nullable=False),
     sa.Column("stock", sa.Integer),
+    sa.Column("shipping_attributes", sa.JSON),  # Klarna's, for the Shipping Assistant (rules/ksa.py)
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False, index=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -63,24 +65,30 @@ class Written:
 
 
 def digest(product: Product) -> str:
-    canonical = json.dumps(row_values(product, with_digest=False), sort_keys=True,
-                           separators=(",", ":"))
+    values = row_values(product, with_digest=False)
+    if values["shipping_attributes"] is None:  # so rows written before the column keep theirs
+        del values["shipping_attributes"]
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def row_values(product: Product, *, with_digest: bool = True) -> dict:
     values = {"sku": product.sku, "name": product.name, "names": dict(product.names),
               "type": product.type, "tax_class": product.tax_class,
-              "prices": dict(product.prices), "stock": product.stock}
+              "prices": dict(product.prices), "stock": product.stock,
+              "shipping_attributes": ksa.line_attributes(product)}
     if with_digest:
         values["digest"] = digest(product)
     return values
 
 
 def product_from_row(row) -> Product:
+    attributes = row.shipping_attributes
     return Product(sku=row.sku, name=row.name, type=row.type, tax_class=row.tax_class,
                    prices=MappingProxyType(dict(row.prices)),
-                   names=MappingProxyType(dict(row.names)), stock=row.stock)
+                   names=MappingProxyType(dict(row.names)), stock=row.stock,
+                   shipping_attributes=(ksa.parse_shipping_attributes(attributes, "shipping_attributes")
+                                        if attributes else None))
 
 
 def current_version(conn: sa.Connection) -> int:
@@ -121,7 +129,8 @@ def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Writ
     statement = insert.on_conflict_do_update(
         index_elements=["sku"],
         set_={c: insert.excluded[c] for c in ("name", "names", "type", "tax_class", "prices",
-                                              "stock", "digest", "version", "updated_at")})
+                                              "stock", "shipping_attributes", "digest", "version",
+                                              "updated_at")})
     for start in range(0, len(changed), CHUNK):
         batch = changed[start:start + CHUNK]
         conn.execute(statement, [{**v, "version": version, "updated_at": now} for v in batch])
@@ -131,9 +140,13 @@ def upsert(conn: sa.Connection, items: Iterable[Product], progress=None) -> Writ
 
 
 def as_json(product: Product) -> dict:
-    return {"reference": product.sku, "name": product.name, "names": dict(product.names),
-            "type": product.type, "tax_class": product.tax_class,
-            "prices": dict(product.prices), "stock": product.stock}
+    out = {"reference": product.sku, "name": product.name, "names": dict(product.names),
+           "type": product.type, "tax_class": product.tax_class,
+           "prices": dict(product.prices), "stock": product.stock}
+    attributes = ksa.line_attributes(product)
+    if attributes:
+        out["shipping_attributes"] = attributes
+    return out
 
 
 def fetch(conn: sa.Connection, sku: str) -> Product | None:

@@ -144,7 +144,8 @@ class Lifecycle:
         it; a new one is made at the account of the session's market."""
         state = self._state(sid)
         account = self.shop.account_of(state["market"]["country"])
-        payload = order_payload(self.shop, state, self.urls, account)
+        payload = order_payload(self.shop, state, self.urls, account,
+                                attachment=self.store.get_attachment(sid))
         order_id = state["klarna"]["order_id"]
         held_by = rules.order_account(state)
         order, why = None, None
@@ -198,7 +199,8 @@ class Lifecycle:
                 return self._load(sid)
             account = rules.order_account(state)
             return self._update_or_recreate(sid, state["klarna"]["order_id"],
-                                            order_payload(self.shop, state, self.urls, account),
+                                            order_payload(self.shop, state, self.urls, account,
+                                                          attachment=self.store.get_attachment(sid)),
                                             account)
 
     def change_market(self, sid: str, country: str, locale: str | None) -> dict[str, Any]:
@@ -362,7 +364,7 @@ class Lifecycle:
                 return None  # a push or a load recorded it first
             return rules.order_completed(self.shop, tx.state, sid, order_id, om, account)
         if self.store.apply(sid, decide)[1] is not None:  # first recording: what was paid? (rules/paid.py)
-            record_mismatch(self.store, sid, order_id, om)
+            record_mismatch(self.store, sid, order_id, om, self.shop)
 
     @with_session
     def acknowledge(self, sid: str, order_id: str) -> str:

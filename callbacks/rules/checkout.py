@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from callbacks.rules import compare, markets, pricing
+from callbacks.rules import compare, ksa, markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType, SessionState
@@ -90,7 +90,8 @@ def reprice(shop: Shop, state: Mapping[str, Any]) -> dict[str, Any]:
     priced = pricing.price_order(
         shop, cart_items(state), currency=state["market"]["currency"], tax_market=tax_market,
         language=markets.language(state["market"]["locale"]), coupon=coupon, region=region,
-        selected_shipping=state["selected_shipping_option"])
+        selected_shipping=state["selected_shipping_option"],
+        shipping_assistant=ksa.applies(shop, state))
     return {**state, "order": priced.order(), "shipping_options": priced.shipping_options,
             "selected_shipping_option": priced.selected_shipping_option}
 
@@ -293,9 +294,21 @@ class CartChanged(Exception):
     """Klarna's order no longer matches our cart: deny with a 303 to the checkout page."""
 
 
+def order_mismatch(shop: Shop, expected: Mapping[str, Any], body: Mapping[str, Any]) -> list[str]:
+    """Validation's comparison of Klarna's order with `expected` (a priced state): every line
+    ours (compare.py), except that where Klarna's Shipping Assistant prices the shipping, one
+    shipping line of Klarna's may sit on top of our goods (ksa.py)."""
+    if not ksa.applies(shop, expected):
+        return compare.mismatch(expected, body)
+    taxed_in = tax_country(shop, expected)
+    tax_market = shop.market(taxed_in) or shop.market(expected["market"]["country"])
+    assert tax_market is not None, "a state's market is one of the shop's"
+    return ksa.mismatch(expected, body, ksa.shipping_tax_rate(tax_market))
+
+
 def validation(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
-        mismatch = compare.mismatch(state, body)  # against the completed order, re-pricing nothing
+        mismatch = order_mismatch(shop, state, body)  # against the completed order, re-pricing nothing
         if mismatch:
             return Decision(state, None, {}, CartChanged(mismatch))
         return _unchanged(state)
@@ -309,7 +322,7 @@ def validation(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping
         result = {"result": "failed", "reason": "out_of_stock", "order_id": order_id}
         return _failed(state, {**expected, "validation": result}, result,
                        Rejected("approval_failed", short))
-    mismatch = compare.mismatch(expected, body)
+    mismatch = order_mismatch(shop, expected, body)
     if mismatch:
         result = {"result": "failed", "reason": "cart_changed", "order_id": order_id,
                   "details": mismatch}

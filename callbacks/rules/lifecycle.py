@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from callbacks.rules import checkout
+from callbacks.rules import checkout, ksa
 from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete, changed, is_complete
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType
@@ -130,7 +130,12 @@ def order_completed(shop: Shop, state: Mapping[str, Any] | None, sid: str, order
                     om: Mapping[str, Any], account: str | None = None) -> Decision:
     """Order Management confirmed the purchase of `order_id` (a push, or a load that found the
     order complete) at Klarna account `account`. Call it only for the first recording of the
-    order (Store's record_completed decides that); the order starts unacknowledged."""
+    order (Store's record_completed decides that); the order starts unacknowledged.
+
+    The event also says who bought — `customer.type`, "person" or "organization" (Klarna's
+    B2B flow), and nothing else of the customer — and, where Klarna's Shipping Assistant
+    priced the shipping, the option its selector sold (`selected_shipping_option` with the
+    TMS's `tms_reference` and the delivery details, none of the shopper's data; ksa.py)."""
     base = state if state is not None else checkout.new_state(shop, sid)
     reference = om.get("merchant_reference1") or base.get("merchant_reference1")
     klarna = {k: v for k, v in base["klarna"].items() if k != "account"}
@@ -139,10 +144,16 @@ def order_completed(shop: Shop, state: Mapping[str, Any] | None, sid: str, order
     if account is not None:
         klarna["account"] = account
     new = {**base, "merchant_reference1": reference, "klarna": klarna}
-    return Decision(new, EventType.ORDER_COMPLETED,
-                    {"order_id": order_id, "order_amount": om.get("order_amount"),
-                     "purchase_currency": om.get("purchase_currency"),
-                     "fraud_status": om.get("fraud_status"), "merchant_reference1": reference})
+    data = {"order_id": order_id, "order_amount": om.get("order_amount"),
+            "purchase_currency": om.get("purchase_currency"),
+            "fraud_status": om.get("fraud_status"), "merchant_reference1": reference}
+    customer_type = ksa.customer_type(om)
+    if customer_type:
+        data["customer"] = {"type": customer_type}
+    option = ksa.completed_option(om)
+    if option is not None and (ksa.applies(shop, base) or option.get("tms_reference")):
+        data["selected_shipping_option"] = option
+    return Decision(new, EventType.ORDER_COMPLETED, data)
 
 
 def order_acknowledged(state: Mapping[str, Any], order_id: str) -> Decision:

@@ -30,16 +30,29 @@ def _same(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     return tax <= TAX_TOLERANCE
 
 
-def mismatch(priced: Mapping[str, Any], paid: Mapping[str, Any]) -> dict[str, Any] | None:
+def mismatch(priced: Mapping[str, Any], paid: Mapping[str, Any], *,
+             klarna_shipping: bool = False) -> dict[str, Any] | None:
     """None when the paid order is the priced cart; else both sides' totals and the differing
     line references, sorted. `priced` is the session state (its `order` and `market`), `paid`
-    Order Management's order."""
+    Order Management's order. With `klarna_shipping` (Klarna's Shipping Assistant priced the
+    shipping, rules/ksa.py) one shipping line of Klarna's is expected on top of our goods:
+    validation judged it, so here it only adds to the total we expect."""
     order = priced.get("order") or {}
-    expected = {"order_amount": order.get("order_amount"),
+    paid_lines = list(paid.get("order_lines") or [])
+    extra = 0
+    if klarna_shipping:
+        fees = [line for line in paid_lines if line.get("type") == "shipping_fee"]
+        if len(fees) == 1:
+            paid_lines.remove(fees[0])
+            extra = fees[0].get("total_amount") or 0
+    amount = order.get("order_amount")
+    if extra and isinstance(amount, int):
+        amount += extra
+    expected = {"order_amount": amount,
                 "purchase_currency": (priced.get("market") or {}).get("currency")}
     got = {"order_amount": paid.get("order_amount"),
            "purchase_currency": (paid.get("purchase_currency") or "").upper() or None}
-    ours, theirs = _lines(order.get("order_lines")), _lines(paid.get("order_lines"))
+    ours, theirs = _lines(order.get("order_lines")), _lines(paid_lines)
     references = set()
     for key in ours.keys() | theirs.keys():
         a, b = ours.get(key, []), theirs.get(key, [])

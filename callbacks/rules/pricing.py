@@ -80,8 +80,12 @@ def _merged(items: Iterable[CartItem]) -> dict[str, int]:
 
 def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_market: Market,
                 language: str, coupon: Coupon | None = None, region: str | None = None,
-                selected_shipping: str | None = None) -> PricedOrder:
+                selected_shipping: str | None = None, shipping_assistant: bool = False) -> PricedOrder:
     """Price `items` in `currency` under `tax_market`'s tax rules.
+
+    With `shipping_assistant` Klarna prices the shipping (rules/ksa.py, docs/design.md §5.8):
+    the order gets no shipping line of ours and the options are priced as KSA's fallback (the
+    selected one is the fallback Klarna would preselect).
 
     Raises UnknownSku, NoPrice (the product has no price in `currency`) or LimitExceeded
     (an amount over Klarna's 100 000 000 or more than 1000 order lines).
@@ -111,13 +115,14 @@ def price_order(shop: Shop, items: Sequence[CartItem], *, currency: str, tax_mar
     goods_total = sum(line["total_amount"] for line in lines)
 
     options, selected = _shipping(tax_market, currency, goods_total, language, selected_shipping)
-    if selected is not None:
+    if selected is not None and not shipping_assistant:
         lines.append(_finish({"type": "shipping_fee", "reference": selected["id"],
                               "name": selected["name"], "quantity": 1,
                               "unit_price": selected["price"], "tax_rate": selected["tax_rate"]}, 0))
 
     if net_prices:
-        taxable = goods_total + (lines[-1]["total_amount"] if selected and tax_market.tax_shipping else 0)
+        shipped = selected is not None and tax_market.tax_shipping and not shipping_assistant
+        taxable = goods_total + (lines[-1]["total_amount"] if shipped else 0)
         sales_tax = round_half_up(taxable * tax_market.sales_tax_rate(region), 10000)
         lines.append({"type": "sales_tax", "reference": "sales_tax", "name": "Sales tax",
                       "quantity": 1, "unit_price": sales_tax, "tax_rate": 0,

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from callbacks.rules import regions
+from callbacks.rules import ksa, options, regions
 from callbacks.rules.amounts import MAX_AMOUNT
 from callbacks.rules.texts import MESSAGES, PLACEHOLDER, parameters
 
@@ -80,6 +80,11 @@ class Market:
     sales_tax: Mapping[str, int] = field(default_factory=lambda: _frozen({}))
     tax_shipping: bool = False
     klarna_account: str | None = None  # a name of [klarna_accounts]; None: the environment's
+    # Klarna's checkout options for this market's orders (rules/options.py), and whether
+    # Klarna's Shipping Assistant prices its shipping (rules/ksa.py; `shipping` is then KSA's
+    # fallback).
+    options: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+    shipping_assistant: bool = False
 
     @property
     def default_locale(self) -> str:
@@ -100,6 +105,9 @@ class Product:
     prices: Mapping[str, int]
     names: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     stock: int | None = None  # None: unlimited
+    # Klarna's shipping_attributes (weight in g, dimensions in mm, tags), for the Shipping
+    # Assistant; None when the shop gives none (rules/ksa.py).
+    shipping_attributes: Mapping[str, Any] | None = None
 
     def display_name(self, language: str) -> str:
         return self.names.get(language, self.name)
@@ -279,7 +287,8 @@ class _Parser:
         if not SKU_RE.fullmatch(sku):
             self.fail(key, "a SKU is 1–255 characters without spaces")
         raw = self.table(raw, key)
-        self.known(raw, key, {"name", "names", "type", "tax_class", "prices", "stock"})
+        self.known(raw, key, {"name", "names", "type", "tax_class", "prices", "stock",
+                              "shipping_attributes"})
         ptype = raw.get("type", "physical")
         if ptype not in PRODUCT_TYPES:
             self.fail(f"{key}.type", f"{ptype!r} is not physical or digital")
@@ -289,6 +298,13 @@ class _Parser:
         stock = raw.get("stock")
         if stock is not None:
             stock = self.integer(stock, f"{key}.stock", 0, 10**9, "a whole number ≥ 0")
+        attributes = None
+        if "shipping_attributes" in raw:
+            try:
+                attributes = ksa.parse_shipping_attributes(raw["shipping_attributes"],
+                                                           f"{key}.shipping_attributes")
+            except ksa.AttributesError as exc:
+                self.fail(exc.key, exc.problem)
         return Product(
             sku=sku,
             name=self.string(raw.get("name"), f"{key}.name"),
@@ -297,6 +313,7 @@ class _Parser:
             prices=prices,
             names=self.names(raw.get("names", {}), f"{key}.names"),
             stock=stock,
+            shipping_attributes=attributes,
         )
 
     def market(self, country: str, raw: Any, products: Mapping[str, Product]) -> Market:
@@ -304,7 +321,8 @@ class _Parser:
         self.string(country, key, COUNTRY_RE, "an upper-case ISO 3166 country code like SE")
         raw = self.table(raw, key)
         self.known(raw, key, {"currency", "locales", "tax", "shipping_tax_class", "shipping",
-                              "prices_include_tax", "sales_tax", "tax_shipping"})
+                              "prices_include_tax", "sales_tax", "tax_shipping", "options",
+                              "shipping_assistant"})
         currency = self.string(raw.get("currency"), f"{key}.currency", CURRENCY_RE,
                                "an ISO 4217 currency code like SEK")
         locales = raw.get("locales")
@@ -345,8 +363,20 @@ class _Parser:
         for i, sid in enumerate(ids):
             if ids.index(sid) != i:
                 self.fail(f"{key}.shipping[{i}].id", f"{sid!r} is used twice in this market")
+        try:
+            market_options = options.parse(raw.get("options", {}), f"{key}.options")
+        except options.OptionsError as exc:
+            self.fail(exc.key, exc.problem)
+        assistant = raw.get("shipping_assistant", False)
+        if not isinstance(assistant, bool):
+            self.fail(f"{key}.shipping_assistant", "must be true or false")
+        if assistant and not include and tax_shipping:
+            # The sales-tax line would have to tax a shipping price only Klarna knows, and
+            # Klarna adds its line after our reply (docs/design.md §5.8).
+            self.fail(f"{key}.shipping_assistant", "Klarna's Shipping Assistant prices shipping "
+                      "itself, so a net-price market cannot also tax it (tax_shipping = true)")
         return Market(country, currency, tuple(locales), _frozen(tax), shipping, ship_class,
-                      include, _frozen(sales_tax), tax_shipping)
+                      include, _frozen(sales_tax), tax_shipping, market_options, assistant)
 
     def shipping(self, key: str, raw: Any) -> ShippingOption:
         raw = self.table(raw, key)

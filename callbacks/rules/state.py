@@ -35,6 +35,9 @@ class EventType(StrEnum):
     AUTHORIZATION_RELEASED = "authorization_released"
     MERCHANT_REFERENCE_UPDATED = "merchant_reference_updated"
     ORDER_MISMATCH = "order_mismatch"
+    # The merchant's back end set the session's extra merchant data (the order's `attachment`);
+    # the event names its content type and size, never its body (rules/attachment.py).
+    ATTACHMENT_UPDATED = "attachment_updated"
 
 
 class CartLine(TypedDict):

@@ -32,6 +32,7 @@ from callbacks.store.tables import checkout_locks as checkout_locks
 from callbacks.store.tables import events as events
 from callbacks.store.tables import klarna_orders as klarna_orders
 from callbacks.store.tables import metadata as metadata
+from callbacks.store.tables import session_attachments as session_attachments
 from callbacks.store.tables import sessions as sessions
 from callbacks.web import jsonprovider
 from callbacks.webhooks import outbox
@@ -135,6 +136,19 @@ class SessionTx:
     def order_owners(self, order_id: str) -> set[str]:
         """The sessions bound to `order_id`, read inside this session's transaction."""
         return _order_owners(self.conn, order_id)
+
+    # -- extra merchant data (the order's `attachment`), kept apart from the state ------------
+    def attachment_digest(self) -> str | None:
+        """The digest of the session's attachment, read inside this session's transaction."""
+        return self.conn.execute(sa.select(session_attachments.c.digest)
+                                 .where(session_attachments.c.sid == self.sid)).scalar_one_or_none()
+
+    def set_attachment(self, content_type: str, body: str, digest: str) -> None:
+        """Store (or replace) the session's attachment in this transaction, beside the state
+        version that records that it changed."""
+        values = {"content_type": content_type, "body": body, "digest": digest, "updated_at": utcnow()}
+        insert = _dialect_insert(self.conn)(session_attachments).values(sid=self.sid, **values)
+        self.conn.execute(insert.on_conflict_do_update(index_elements=["sid"], set_=values))
 
     def set_fraud_status(self, order_id: str, fraud_status: str | None) -> None:
         self.conn.execute(klarna_orders.update().where(klarna_orders.c.order_id == order_id)
@@ -362,6 +376,13 @@ class Store:
         with self.reads.connect() as conn:
             row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
         return dict(row.state) if row else None
+
+    def get_attachment(self, sid: str) -> dict[str, str] | None:
+        """The session's extra merchant data, `{content_type, body}`, or None."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(session_attachments.c.content_type, session_attachments.c.body)
+                               .where(session_attachments.c.sid == sid)).first()
+        return {"content_type": row.content_type, "body": row.body} if row else None
 
     def get_state_json(self, sid: str) -> bytes | None:
         """get_state(sid) as the JSON stored, not parsed: what the state read sends."""

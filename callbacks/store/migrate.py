@@ -24,7 +24,7 @@ MIGRATION_LOCK = 0x6B636F2D6D  # "kco-m"
 # The newest revision in migrations/versions (tests/test_store.py holds it to Alembic's head).
 # A worker whose database is already there does not import Alembic at all: Alembic, Mako and
 # Pygments were ~11 MiB of every gunicorn worker's memory, used once at start-up.
-HEAD = "0006"
+HEAD = "0007"
 
 log = logging.getLogger(__name__)
 # Alembic logs its plugins (when imported), its DDL mode and every step at INFO; the one line

@@ -58,6 +58,17 @@ klarna_orders = sa.Table(
     sa.Column("klarna_account", sa.String(64)),  # NULL: the environment's account
 )
 
+# Extra merchant data (docs/design.md §7.5): the body Klarna gets as the order's `attachment`,
+# one per session. Apart from the state so it never reaches the events, the feeds or a log.
+session_attachments = sa.Table(
+    "session_attachments", metadata,
+    sa.Column("sid", sa.String(128), primary_key=True),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
 checkout_locks = sa.Table(
     "checkout_locks", metadata,
     sa.Column("sid", sa.String(128), primary_key=True),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, post_load, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 from marshmallow.utils import missing
 
+from callbacks.rules import attachment
 from callbacks.rules.amounts import MAX_LINES
 from callbacks.rules.state import EventType
 from callbacks.store.notify import MAX_WAIT
@@ -71,6 +72,23 @@ class MarketChangeSchema(ApiSchema):
     def upper(self, data, **_):
         data["country"] = data["country"].upper()
         return data
+
+
+def _emd_body(value: str) -> None:
+    problem = attachment.body_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+class AttachmentSchema(ApiSchema):
+    """PUT …/attachment: the order's extra merchant data, as Klarna takes it."""
+
+    content_type = fields.String(required=True, validate=validate.OneOf(
+        [attachment.EMD_CONTENT_TYPE], error=f"Must be {attachment.EMD_CONTENT_TYPE}."),
+        metadata={"description": "Klarna's content type for extra merchant data."})
+    body = fields.String(required=True, validate=_emd_body, metadata={
+        "description": "A JSON object serialised to a string, at most 100 kB (Klarna's EMD "
+                       "packages, e.g. customer_account_info)."})
 
 
 # -- query strings (unknown parameters are ignored there: webargs loads them with EXCLUDE) -----
@@ -261,6 +279,15 @@ class CheckoutReplySchema(BrowserTokenSchema):
 
 class NewBrowserTokenSchema(BrowserTokenSchema):
     session = Str()
+
+
+class AttachmentReplySchema(Reply):
+    """PUT …/attachment's reply: what is stored, never the body itself."""
+
+    session = Str()
+    content_type = Str()
+    size = Num(metadata={"description": "The body's length in bytes (UTF-8)."})
+    version = Num(metadata={"description": "The session's version after the change."})
 
 
 class EventSchema(Reply):

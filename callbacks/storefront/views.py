@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, request
 from flask_smorest import abort
 
 from callbacks.klarna.lifecycle import EmptyCart, KlarnaUnavailable, NoSession, NotSynced
+from callbacks.rules import attachment
 from callbacks.rules.cart import KEEP, CartRefused, set_cart
 from callbacks.rules.checkout import OrderComplete
 from callbacks.rules.pricing import CartItem, PricingError
@@ -137,6 +138,36 @@ def put_market(change: dict, sid: str):
     app.lifecycle.change_market(sid, market.country, locale)
     app.lifecycle.sync(sid)
     return app.store.get_state(sid), STATE_HEADERS
+
+
+@bp.put("/sessions/<sid:sid>/attachment")
+@bp.arguments(schemas.AttachmentSchema)
+@bp.response(200, schemas.AttachmentReplySchema, description="What is stored (never the body).")
+@bp.documents(400, 401, 404, 409, 413, 422, 502, 503)
+def put_attachment(body: dict, sid: str):
+    """Set the order's extra merchant data
+
+    For the merchant's back end (API key only): Klarna's extra merchant data (EMD) for this
+    session's orders, sent as the order's `attachment` on every create and update. It is kept
+    apart from the state, the events and the logs (docs/design.md §7.5). Setting it again
+    replaces it; once the order is complete it cannot change (409)."""
+    app = kco()
+    content_type, text = body["content_type"], body["body"]
+
+    def decide(tx):
+        if tx.state is None:
+            raise NoSession(sid)
+        old = tx.attachment_digest()
+        decision = attachment.attachment_set(tx.state, sid, content_type, text, old)
+        if decision.event_type:
+            tx.set_attachment(content_type, text, attachment.digest(content_type, text))
+        return decision
+
+    state, decision = app.store.apply(sid, decide)
+    if decision.event_type:
+        app.lifecycle.sync(sid)  # the open Klarna order gets it now
+    return {"session": sid, "content_type": content_type,
+            "size": len(text.encode("utf-8", "surrogatepass")), "version": state["version"]}
 
 
 @bp.get("/sessions/<sid:sid>/state")

@@ -140,9 +140,20 @@
     SHIPPING.forEach(function (key) { field("shipping_" + key).value = shipping[key] || ""; });
     var separate = ["given_name", "family_name", "street_address", "postal_code", "city", "region", "country"]
       .some(function (key) { return (shipping[key] || "") !== (billing[key] || ""); });
-    field("separate_shipping").checked = separate;
+    field("separate_shipping").checked = separate && state.separate_shipping !== false;
+    $('[data-sandbox="separate-shipping"]').hidden = state.separate_shipping === false;
     regionList();
     shippingFields();
+  }
+  function customerTypes() {   // Klarna's B2B flow: options.allowed_customer_types
+    var types = state.customer_types || ["person"], select = field("customer_type");
+    var section = $('[data-sandbox="customer-type"]');
+    section.hidden = types.indexOf("organization") < 0;
+    Array.prototype.forEach.call(select.options, function (option) {
+      option.disabled = types.indexOf(option.value) < 0;
+    });
+    if (types.indexOf(select.value) < 0) { select.value = types[0]; }
+    $('[data-sandbox="organization-field"]').hidden = select.value !== "organization";
   }
   function regionList() {
     var list = d.getElementById("sandbox-regions"), regions = (state.regions || {})[field("billing_country").value] || [];
@@ -183,6 +194,12 @@
     $('[data-sandbox="locale"]').textContent = state.locale || "";
     $('[data-sandbox="purchase-country"]').textContent = state.purchase_country;
 
+    var assistant = $('[data-sandbox="shipping-assistant"]');
+    assistant.hidden = !state.shipping_assistant;
+    assistant.textContent = state.shipping_assistant === "tms"
+      ? "Delivery options from the shop's delivery partner (Klarna Shipping Assistant)."
+      : "Delivery options (Klarna Shipping Assistant; the delivery partner did not answer).";
+    $('[data-sandbox="shipping"]').setAttribute("data-shipping-assistant", state.shipping_assistant || "");
     var list = $('[data-sandbox="shipping-options"]');
     list.textContent = "";
     state.shipping_options.forEach(function (option) {
@@ -193,7 +210,9 @@
       radio.name = "shipping_option";
       radio.value = option.id;
       radio.checked = option.id === state.selected_shipping_option;
-      name.textContent = option.name + (option.description ? " — " + option.description : "");
+      var details = option.delivery_details || {}, where = details.pickup_location;
+      name.textContent = option.name + (option.description ? " — " + option.description : "") +
+        (where && where.name ? " (" + where.name + ")" : "");
       price.className = "price";
       price.textContent = money(option.price, currency);
       label.appendChild(radio); label.appendChild(name); label.appendChild(price);
@@ -227,6 +246,7 @@
   function show(next) {
     state = next;
     if (!dirty) { fillAddress(); } else { regionList(); }
+    customerTypes();
     renderOrder();
   }
 
@@ -328,7 +348,12 @@
           say((verdict && verdict.message) || "The shop stopped the purchase.");
           return null;
         }
-        return request("POST", "/purchase", { displayed: displayed }).then(function (result) {
+        var buyer = { displayed: displayed };
+        if (!$('[data-sandbox="customer-type"]').hidden) {
+          buyer.customer_type = field("customer_type").value;
+          buyer.organization_name = field("organization_name").value.trim();
+        }
+        return request("POST", "/purchase", buyer).then(function (result) {
           show(result.order);
           if (result.order.status === "checkout_complete") {
             post("redirect_initiated", {});
@@ -372,9 +397,10 @@
   // --- wiring -----------------------------------------------------------------------------
 
   var COUNTRIES = { billing_country: 1, shipping_country: 1 };
+  var BUYER = { customer_type: 1, organization_name: 1 };   // sent with Buy, not with the address
   form.addEventListener("input", function (event) {
     var name = event.target.name;
-    if (name && !COUNTRIES[name] && name !== "shipping_option" && name.indexOf("checkbox_") !== 0) {
+    if (name && !COUNTRIES[name] && !BUYER[name] && name !== "shipping_option" && name.indexOf("checkbox_") !== 0) {
       edited(true);
     }
   });
@@ -394,6 +420,9 @@
       }
       edited(true);
       act(saveAddress);
+    } else if (name === "customer_type") {
+      customerTypes();
+      post("customer", { type: event.target.value });
     } else if (name === "separate_shipping") {
       edited(true);
       shippingFields();
