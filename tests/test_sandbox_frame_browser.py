@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 
 import pytest
 import requests
@@ -19,6 +20,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.sandbox_fixtures import CREDENTIALS, HOST, SandboxServer, _QuietHandler, sample_order
+from tests.waiting import DEADLINE
 
 pytestmark = pytest.mark.browser
 
@@ -310,6 +312,11 @@ def test_a_country_is_sent_as_it_is_chosen_and_buy_waits_for_it(tab, servers):
     frame.locator('select[name="billing_country"]').select_option("FI")
     frame.locator('body[data-busy="true"]').wait_for()
     expect(buy).to_be_disabled()
+    # The route's handler runs when Playwright next dispatches events: wait for it (the sync
+    # API dispatches while it waits), up to a deadline, rather than expecting it already ran.
+    deadline = time.monotonic() + DEADLINE
+    while not release and time.monotonic() < deadline:
+        tab.wait_for_timeout(20)
     assert release, "the country went nowhere"
     release[0].continue_()
     wait_event(tab, "billing_address_change")

@@ -339,6 +339,7 @@ def test_production_config_forces_the_ssrf_check(monkeypatch):
     for name, value in {"KCO_CALLBACK_SECRET": secrets.token_urlsafe(32),
                         "KCO_API_KEY": secrets.token_urlsafe(32), "KLARNA_PASSWORD": secrets.token_urlsafe(32),
                         "KLARNA_API_URL": "https://api.klarna.com", "KCO_PUBLIC_URL": "https://shop.example",
+                        "KLARNA_NA_PASSWORD": secrets.token_urlsafe(32),
                         "KCO_WEBHOOK_PRIVATE_URLS": "1"}.items():
         monkeypatch.setenv(name, value)
     assert ProductionConfig().KCO_WEBHOOK_PRIVATE_URLS is False

@@ -376,7 +376,8 @@ class _Parser:
             self.fail(f"{key}.shipping_assistant", "Klarna's Shipping Assistant prices shipping "
                       "itself, so a net-price market cannot also tax it (tax_shipping = true)")
         return Market(country, currency, tuple(locales), _frozen(tax), shipping, ship_class,
-                      include, _frozen(sales_tax), tax_shipping, market_options, assistant)
+                      include, _frozen(sales_tax), tax_shipping, options=market_options,
+                      shipping_assistant=assistant)
 
     def shipping(self, key: str, raw: Any) -> ShippingOption:
         raw = self.table(raw, key)
