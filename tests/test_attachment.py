@@ -97,7 +97,7 @@ def test_a_load_brings_an_attachment_klarna_missed_in_step(app, api):
     cart("s-missed", api)
     order_id = api("POST", "/api/sessions/s-missed/checkout").get_json()["order_id"]
     app.sandbox.fail("checkout.update_order", 503, count=5)   # the update and its retries
-    app.sandbox.fail("checkout.create_order", 503, count=1)   # and the new order after them
+    app.sandbox.fail("checkout.create_order", 503, count=5)   # and the new order after them (keyed: retried too)
     assert attach(api, "s-missed").status_code == 502   # saved, Klarna not reached
     app.sandbox.control("DELETE", "/faults")
     assert "attachment" not in app.sandbox.client().read_order(order_id)
