@@ -119,7 +119,11 @@ def test_database_taken_away_under_concurrent_writes(pg_through_proxy, caplog):
         writers.join()
 
     statuses = Counter(status for _, _, _, status, _ in writers.answers)
-    assert set(statuses) <= {200, 503}, statuses
+    # A 409 "Saved, but checkout … is busy" is designed: the cart was written, and the lease of
+    # a request the cut interrupted is still held (it expires by itself); nothing else but 503.
+    busy = [b for _, k, _, s, b in writers.answers if s == 409]
+    assert all(b and b["message"].startswith("Saved, but checkout") for b in busy), busy[:3]
+    assert set(statuses) <= {200, 409, 503}, statuses
     for _, kind, _, status, body in writers.answers:
         if status == 503:  # in the contract's shape of each endpoint
             assert (body.keys() == {"error_type", "error_text"} if kind == "address_update"

@@ -176,7 +176,7 @@ def test_schemathesis_against_openapi(rel_app, scale, mode):
     headers = {"Authorization": f"Bearer {rel_app.config['KCO_API_KEY']}"}
     checks = [not_a_server_error, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 25  # 24 under /api (3 the catalog, 6 webhooks, 7 orders), plus /healthz
+    assert len(operations) == 26  # 25 under /api (3 the catalog, 6 webhooks, 7 orders, the attachment), plus /healthz
     for operation in operations:
         strategy = operation.as_strategy(generation_mode=mode)
 
