@@ -118,18 +118,15 @@ def settle_environment(path: Path | None = None) -> dict[str, str]:
     run = read_run_file(path)
     label = _label(path)
     chosen: dict[str, tuple[str, str]] = {}
-    if settings.raw("KCO_PUBLIC_URL") is None:
-        port = _port_url("PORT")
+    for name, port_name, key in (("KCO_PUBLIC_URL", "PORT", "public_url"),
+                                 ("KLARNA_API_URL", "SANDBOX_PORT", "klarna_api_url")):
+        if settings.raw(name) is not None:
+            continue
+        port = _port_url(port_name)
         if port:
-            chosen["KCO_PUBLIC_URL"] = (port, "PORT")
-        elif run.get("public_url"):
-            chosen["KCO_PUBLIC_URL"] = (run["public_url"], label)
-    if settings.raw("KLARNA_API_URL") is None:
-        port = _port_url("SANDBOX_PORT")
-        if port:
-            chosen["KLARNA_API_URL"] = (port, "SANDBOX_PORT")
-        elif run.get("klarna_api_url"):
-            chosen["KLARNA_API_URL"] = (run["klarna_api_url"], label)
+            chosen[name] = (port, port_name)
+        elif run.get(key):
+            chosen[name] = (run[key], label)
     os.environ.update({name: value for name, (value, _) in chosen.items()})
     settled.update({name: source for name, (_, source) in chosen.items()})
     return {name: value for name, (value, _) in chosen.items()}
