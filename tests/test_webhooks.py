@@ -119,10 +119,12 @@ def test_retries_keep_the_webhook_id_and_hold_back_only_that_session(store, rece
     ep = endpoints.create(store, r.url)
     write(store, "s-bad", 3)
     write(store, "s-good", 3)
-    w = worker(store, backoff=(0, 0.2, 0.2, 0.2))
+    w = worker(store, backoff=(0, 0.5, 0.5, 0.5))
     drain(w, lambda: sum(b["data"]["session"] == "s-good" for b in r.bodies()) == 3)
     bad = [b for b in r.bodies() if b["data"]["session"] == "s-bad"]
-    assert [b["data"]["n"] for b in bad] == [0]  # held back: its later ones wait
+    # Held back: s-bad's later messages wait while its first is failing. How many tries of
+    # the first have happened by now depends on the machine's speed, not on the contract.
+    assert bad and {b["data"]["n"] for b in bad} == {0}
     drain(w, lambda: len(r.received) == 8)
     per_session = {}
     for got in r.received:
