@@ -11,6 +11,9 @@
  * wait for "Save address"), and Buy is disabled while the checkout is suspended, while a
  * callback it sent is unanswered, and while it shows edits it has not sent. The purchase
  * carries what the page showed (total and currency) for the sandbox to record.
+ *
+ * Its own words are the order's language (state.texts, from sandbox/texts.py): rendered by the
+ * template, re-applied to every [data-t] element when a resume brings another locale.
  */
 (function () {
   "use strict";
