@@ -19,6 +19,8 @@ What it does (BENCHMARKS.md has the results and the reasoning):
 * runs the same wrk scripts against bench/bare_app.py under the same gunicorn command;
 * a webhooks cell per database (bench/webhooks.py): delivery lag at 100 events/s and one
   worker's drain rate, with `flask kco deliver` as the Procfile starts it;
+* optionally (`--tabs N`), a two-tab cell in Chromium (bench/two_tabs.py): N cart changes in
+  one tab, each timed until the other tab's Klarna iframe shows the new total;
 * prints a table of medians (req/s, p50, p99, max; peak RSS of any one worker; worker CPU
   per request; throughput relative to the bare app at the same connections) and writes it as
   Markdown and JSON to bench/last-run.md and bench/last-run.json.
@@ -486,7 +488,8 @@ def machine(pg_url: str | None) -> dict:
 
 
 def report(args, info: dict, command: list[str], rows: list[dict], longpolls: dict,
-           seconds: float, webhook_results: list[dict] | None = None) -> str:
+           seconds: float, webhook_results: list[dict] | None = None,
+           two_tabs: dict | None = None) -> str:
     lines = [f"Command: `{' '.join(['bench/run.sh', *sys.argv[1:]])}` "
              f"({args.runs} runs × {args.duration} s per cell, round-robin; figures are "
              f"medians of the runs, peak RSS the largest seen; total {seconds / 60:.1f} min)",
@@ -512,6 +515,9 @@ def report(args, info: dict, command: list[str], rows: list[dict], longpolls: di
         lines += ["", f"Webhooks (bench/webhooks.py): {args.webhooks_seconds} s at 100 events/s, "
                   f"then a backlog of {args.webhooks_backlog} drained by one worker", "",
                   webhooks.markdown(webhook_results)]
+    if two_tabs:
+        from bench import two_tabs as tabs
+        lines += ["", f"{tabs.summary(two_tabs)} (bench/two_tabs.py, Chromium)"]
     return "\n".join(lines) + "\n"
 
 
@@ -544,6 +550,10 @@ def parse_args(argv=None):
                         help="the webhooks cell's steady phase at 100 events/s (0: skip the cell)")
     parser.add_argument("--webhooks-backlog", type=int, default=2000,
                         help="messages the webhooks cell's worker drains flat out")
+    parser.add_argument("--tabs", type=int, default=0, metavar="N",
+                        help="the two-tab cell (bench/two_tabs.py): N cart changes in one tab of "
+                             "Chromium, each timed until the other tab's iframe shows the new "
+                             "total (0: skip the cell; needs Chromium)")
     parser.add_argument("--profile", action="append", default=[],
                         metavar="ENDPOINT:CART:CONNS:DB",
                         help="py-spy the workers during the first run of matching cells (empty "
@@ -575,6 +585,7 @@ def main(argv=None) -> int:
     cells: list[Cell] = []
     longpolls: dict = {}
     webhook_results: list[dict] = []
+    two_tabs: dict | None = None
     command: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kco-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -616,6 +627,10 @@ def main(argv=None) -> int:
             webhook_results = webhooks.run(args.dbs, webhooks.parse_args(
                 ["--seconds", str(args.webhooks_seconds), "--backlog", str(args.webhooks_backlog),
                  "--pg", f"{args.pg}_webhooks"]), tmp)
+        if args.tabs:
+            from bench import two_tabs as tabs  # Playwright only when asked for
+            print(f"== two tabs in Chromium, {args.tabs} cart changes", flush=True)
+            two_tabs = tabs.measure(args.tabs, log=lambda line: print("  " + line, flush=True))
         if args.bare:
             print("== bare Flask app", flush=True)
             with gunicorn("bench.bare_app:app", {}, tmp, "bare") as server:
@@ -635,13 +650,14 @@ def main(argv=None) -> int:
     rows = summarize(cells)
     print()
     print(table_text(rows))
-    text = report(args, info, command, rows, longpolls, seconds, webhook_results)
+    text = report(args, info, command, rows, longpolls, seconds, webhook_results, two_tabs)
     args.out.with_suffix(".md").write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(
         {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
          "machine": info, "gunicorn": command, "rows": rows, "longpoll": longpolls,
          "webhooks": webhook_results,
-         "runs": [{"key": c.key, "runs": c.runs} for c in cells], "seconds": seconds},
+         "runs": [{"key": c.key, "runs": c.runs} for c in cells], "seconds": seconds,
+         **({"two_tabs": two_tabs} if two_tabs else {})},
         indent=1))
     print(f"\n{text.split(chr(10) + chr(10) + '|')[0]}")
     if longpolls:
@@ -649,6 +665,9 @@ def main(argv=None) -> int:
     if webhook_results:
         from bench import webhooks
         print("\n" + webhooks.markdown(webhook_results))
+    if two_tabs:
+        from bench import two_tabs as tabs
+        print("\n" + tabs.summary(two_tabs))
     print(f"\nwritten: {args.out.with_suffix('.md')} and .json ({seconds / 60:.1f} min)")
     return 0
 

@@ -31,6 +31,7 @@ from flask import Blueprint, jsonify, render_template, request
 from sandbox.api import base_url, sandbox
 from sandbox.orders import ApiError, Order, bad_value
 from sandbox.shopper import current_option, customer_types, sample_person, separate_shipping_allowed
+from sandbox.texts import country_name, language, texts
 
 frame = Blueprint("sandbox_frame", __name__, template_folder="templates",
                   static_folder="static", static_url_path="/sandbox/static")
@@ -41,11 +42,12 @@ REGION_REQUIRED = ("US",)   # Klarna's US addresses carry the state in `region`
 
 
 @lru_cache(maxsize=512)
-def country(code: str) -> dict:
-    """A select option; `alpha3` in lower case is how the client-side events name a country."""
+def country(code: str, locale: str | None = None) -> dict:
+    """A select option, named in the order's language; `alpha3` in lower case is how the
+    client-side events name a country."""
     known = pycountry.countries.get(alpha_2=code)
     return {"code": code, "alpha3": known.alpha_3.lower() if known else code.lower(),
-            "name": known.name if known else code}
+            "name": country_name(known.name, locale) if known else code}
 
 
 @lru_cache(maxsize=8)
@@ -71,10 +73,14 @@ def frame_state(order: Order, suspended: bool = False) -> dict:
     options = data.get("options") or {}
     option = current_option(data, order.ksa)
     offered = (order.ksa or {}).get("offered") if order.ksa is not None else data.get("shipping_options")
+    locale = data.get("locale") if isinstance(data.get("locale"), str) else None
     return {
         "order_id": order.order_id, "status": order.status, "suspended": suspended,
         "purchase_country": purchase_country, "purchase_currency": data.get("purchase_currency"),
         "locale": data.get("locale"), "order_amount": data.get("order_amount"),
+        # The iframe's own words in the order's language (sandbox/texts.py); the shop's words
+        # (lines, shipping options) are the order's, as the merchant sent them.
+        "language": language(locale), "texts": texts(locale),
         "order_tax_amount": data.get("order_tax_amount"),
         "order_lines": [{k: line.get(k) for k in LINE_FIELDS if line.get(k) is not None}
                         for line in data.get("order_lines") or [] if isinstance(line, Mapping)],
@@ -89,8 +95,8 @@ def frame_state(order: Order, suspended: bool = False) -> dict:
         "customer": data.get("customer") or {"type": customer_types(data)[0]},
         "customer_types": customer_types(data),
         "separate_shipping": separate_shipping_allowed(data),
-        "billing_countries": [country(c) for c in billing_countries],
-        "shipping_countries": [country(c) for c in shipping_countries],
+        "billing_countries": [country(c, locale) for c in billing_countries],
+        "shipping_countries": [country(c, locale) for c in shipping_countries],
         "regions": {c: regions(c) for c in REGION_REQUIRED
                     if c in billing_countries or c in shipping_countries},
         "require_client_validation": bool(options.get("require_client_validation")),

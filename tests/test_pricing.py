@@ -900,3 +900,19 @@ def test_thousand_cart_lines_of_few_skus_are_one_line_each(seed):
     items = [CartItem(rnd.choice(example_skus[:7]), rnd.randint(1, 2)) for _ in range(1000)]
     priced = judge(SHOP, items, currency="SEK", tax_market=SHOP.markets["SE"])
     assert priced is not None and len(priced.order_lines) <= 8
+
+
+@pytest.mark.parametrize("language, name, description", [
+    ("sv", "PostNord hemleverans", "Levereras hem till dörren på kvällen, 1–3 arbetsdagar."),
+    ("en", "PostNord home delivery", "Delivered to your door in the evening, 1–3 working days."),
+    ("fi", "PostNord home delivery", "Delivered to your door in the evening, 1–3 working days."),
+])
+def test_shipping_options_and_the_shipping_line_speak_the_shoppers_language(language, name, description):
+    """The shop file's names and descriptions by language (docs/design.md §4), else its
+    defaults: what Klarna shows in the iframe and what the order line says."""
+    priced = example_price([CartItem("TSHIRT-BLUE-M", 1)], "SE", language=language,
+                           selected_shipping="postnord-home")
+    home = next(o for o in priced.shipping_options if o["id"] == "postnord-home")
+    assert (home["name"], home["description"]) == (name, description)
+    line = next(ln for ln in priced.order()["order_lines"] if ln["type"] == "shipping_fee")
+    assert (line["reference"], line["name"]) == ("postnord-home", name)

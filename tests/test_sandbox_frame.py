@@ -72,9 +72,9 @@ def test_frame_page_has_the_hooks_and_the_order_as_the_shopper_sees_it(client):
     for hook in HOOKS:
         assert hook in page, hook
     state = state_of(page)
-    assert state["billing_countries"] == [
-        {"code": "SE", "alpha3": "swe", "name": "Sweden"}, {"code": "FI", "alpha3": "fin", "name": "Finland"},
-        {"code": "US", "alpha3": "usa", "name": "United States"}]
+    assert state["billing_countries"] == [  # named in the order's language (sv-SE)
+        {"code": "SE", "alpha3": "swe", "name": "Sverige"}, {"code": "FI", "alpha3": "fin", "name": "Finland"},
+        {"code": "US", "alpha3": "usa", "name": "USA"}]
     assert [c["code"] for c in state["shipping_countries"]] == ["SE", "FI"]
     assert {"code": "CA", "name": "California"} in state["regions"]["US"]
     assert state["selected_shipping_option"] == "pickup"
@@ -155,7 +155,39 @@ def test_purchase_completes_and_names_the_confirmation_page(client, monkeypatch)
     assert body["redirect_to"] == f"http://127.0.0.1:8000/confirmation?klarna_order_id={order_id}"
     assert_klarna_error(client.post(frame_url(order_id, "/purchase"), json={}), 409, "CONFLICT")
     page = client.get(frame_url(order_id, "/confirmation")).get_data(as_text=True)
-    assert "Thank you for your purchase" in page and f'data-value="{62700}"' in page
+    assert "Tack för ditt köp" in page and f'data-value="{62700}"' in page  # the order's sv-SE
+
+
+@pytest.mark.parametrize("locale, lang, buy, save, heading, country", [
+    ("de-DE", "de", "Kaufen", "Adresse speichern", "Rechnungsadresse", "Schweden"),
+    ("de-AT", "de", "Kaufen", "Adresse speichern", "Rechnungsadresse", "Schweden"),
+    ("sv-FI", "sv", "Köp", "Spara adress", "Faktureringsadress", "Sverige"),
+    ("fi-FI", "fi", "Osta", "Tallenna osoite", "Laskutusosoite", "Ruotsi"),
+    ("nb-NO", "nb", "Kjøp", "Lagre adresse", "Fakturaadresse", "Sverige"),
+    ("no-NO", "nb", "Kjøp", "Lagre adresse", "Fakturaadresse", "Sverige"),
+    ("da-DK", "da", "Køb", "Gem adresse", "Faktureringsadresse", "Sverige"),
+    ("nl-NL", "nl", "Kopen", "Adres opslaan", "Factuuradres", "Zweden"),
+    ("fr-FR", "fr", "Acheter", "Enregistrer l'adresse", "Adresse de facturation", "Suède"),
+    ("en-GB", "en", "Buy", "Save address", "Billing address", "Sweden"),
+    ("it-CH", "en", "Buy", "Save address", "Billing address", "Sweden"),  # no table: English
+])
+def test_the_frame_speaks_the_orders_language(client, locale, lang, buy, save, heading, country):
+    from markupsafe import escape
+    order_id = create(client, locale=locale)["order_id"]
+    page = client.get(frame_url(order_id, "/frame")).get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    assert f'data-sandbox="buy" data-t="buy">{buy}</button>' in page
+    assert f'data-t="save_address">{escape(save)}</button>' in page
+    assert f'<h2 data-t="billing_address">{heading}</h2>' in page
+    state = client.get(frame_url(order_id, "/order")).get_json()
+    assert (state["language"], state["texts"]["buy"]) == (lang, buy)  # what a resume re-labels with
+    assert state["billing_countries"][0] == {"code": "SE", "alpha3": "swe", "name": country}
+
+
+def test_every_language_of_the_frame_has_every_text():
+    from sandbox.texts import EN, TEXTS
+    assert {lang: sorted(set(EN) - set(words)) for lang, words in TEXTS.items() if set(EN) - set(words)} == {}
+    assert {lang: sorted(set(words) - set(EN)) for lang, words in TEXTS.items() if set(words) - set(EN)} == {}
 
 
 def test_suspended_checkout_refuses_the_shopper_until_resumed(client):

@@ -195,6 +195,21 @@ BROKEN = [
      "markets.SE.shipping[1].id", "used twice"),
     ("sales tax rate negative", "CA = 725", "CA = -725",
      "markets.US.sales_tax.CA", "-725"),
+    ("shipping name's language not a code", 'name = "Home delivery"',
+     'name = "Home delivery"\nnames = { swedish = "Hemleverans" }',
+     "markets.SE.shipping[0].names.swedish", "two-letter language code"),
+    ("shipping name by language empty", 'name = "Home delivery"',
+     'name = "Home delivery"\nnames = { sv = "" }',
+     "markets.SE.shipping[0].names.sv", "non-empty string"),
+    ("shipping description by language not a string", 'name = "Home delivery"',
+     'name = "Home delivery"\ndescription = "1–3 days."\ndescriptions = { sv = 3 }',
+     "markets.SE.shipping[0].descriptions.sv", "non-empty string"),
+    ("shipping descriptions without a description", 'name = "Home delivery"',
+     'name = "Home delivery"\ndescriptions = { sv = "1–3 dagar." }',
+     "markets.SE.shipping[0].descriptions", "need a description"),
+    ("shipping descriptions not a table", 'name = "Home delivery"',
+     'name = "Home delivery"\ndescription = "1–3 days."\ndescriptions = "1–3 dagar."',
+     "markets.SE.shipping[0].descriptions", "table"),
 ]
 
 
@@ -265,3 +280,31 @@ def test_us_sales_tax_default_applies_to_states_not_listed(tmp_path, spelling):
         encoding="utf-8")
     us = load_shop(path).markets["US"]
     assert [us.sales_tax_rate(r) for r in ("VT", "vt", None, "", "CA", "ca")] == [500, 500, 500, 500, 725, 725]
+
+
+def test_shipping_names_and_descriptions_by_language(tmp_path):
+    """A shipping option speaks the shopper's language where the shop file has it, and its
+    default name and description everywhere else (a shop file without them is unchanged)."""
+    path = tmp_path / "shop.toml"
+    path.write_text(BASE.replace('name = "Home delivery"', 'name = "Home delivery"\n'
+                                 'names = { sv = "Hemleverans" }\ndescription = "1–3 working days."\n'
+                                 'descriptions = { sv = "1–3 arbetsdagar." }'), encoding="utf-8")
+    option = load_shop(path).markets["SE"].shipping[0]
+    assert (option.display_name("sv"), option.display_description("sv")) == ("Hemleverans", "1–3 arbetsdagar.")
+    assert (option.display_name("en"), option.display_description("en")) == ("Home delivery", "1–3 working days.")
+    plain = load_shop(_write(tmp_path / "plain.toml", BASE)).markets["SE"].shipping[0]
+    assert (plain.display_name("sv"), plain.display_description("sv")) == ("Home delivery", None)
+
+
+def test_example_shipping_speaks_its_markets_languages():
+    home = next(o for o in SHOP.markets["SE"].shipping if o.id == "postnord-home")
+    assert home.display_name("sv") == "PostNord hemleverans"
+    assert home.display_description("sv").startswith("Levereras")
+    dhl = next(o for o in SHOP.markets["DE"].shipping if o.id == "dhl-paket")
+    assert dhl.display_description("de") == "Lieferung nach Hause, 1–2 Werktage."
+    assert dhl.display_description("en") == "Home delivery, 1–2 working days."
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path

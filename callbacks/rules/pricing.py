@@ -182,8 +182,9 @@ def _option(option: ShippingOption, currency: str, goods_total: int, rate: int, 
     price = 0 if free_over is not None and goods_total >= free_over else option.price[currency]
     out = {"id": option.id, "name": option.display_name(language), "price": price,
            "tax_amount": line_tax(price, rate), "tax_rate": rate, "preselected": selected}
-    if option.description:
-        out["description"] = option.description
+    description = option.display_description(language)
+    if description:
+        out["description"] = description
     if option.method:
         out["shipping_method"] = option.method
     return out

@@ -60,9 +60,13 @@ class ShippingOption:
     method: str | None = None
     description: str | None = None
     names: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    descriptions: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
 
     def display_name(self, language: str) -> str:
         return self.names.get(language, self.name)
+
+    def display_description(self, language: str) -> str | None:
+        return self.descriptions.get(language, self.description)
 
 
 DEFAULT_SALES_TAX = "default"  # the sales_tax key for the states a shop file does not list
@@ -382,7 +386,7 @@ class _Parser:
     def shipping(self, key: str, raw: Any) -> ShippingOption:
         raw = self.table(raw, key)
         self.known(raw, key, {"id", "name", "names", "price", "free_over", "preselected", "method",
-                              "description"})
+                              "description", "descriptions"})
         if "price" not in raw:
             self.fail(f"{key}.price", "a shipping option needs a price table like { SEK = 4900 }")
         method = raw.get("method")
@@ -395,6 +399,10 @@ class _Parser:
         description = raw.get("description")
         if description is not None:
             self.string(description, f"{key}.description")
+        descriptions = self.names(raw.get("descriptions", {}), f"{key}.descriptions")
+        if descriptions and description is None:
+            self.fail(f"{key}.descriptions", "descriptions by language need a description, "
+                                             "the text every other language sees")
         price = self.money(raw["price"], f"{key}.price", low=0)
         if not price:
             self.fail(f"{key}.price", "a shipping option needs a price in at least one currency")
@@ -407,6 +415,7 @@ class _Parser:
             method=method,
             description=description,
             names=self.names(raw.get("names", {}), f"{key}.names"),
+            descriptions=descriptions,
         )
 
     # -- Klarna accounts: [klarna_accounts.<name>] and each market's klarna_account ------------

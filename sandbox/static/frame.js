@@ -11,6 +11,9 @@
  * wait for "Save address"), and Buy is disabled while the checkout is suspended, while a
  * callback it sent is unanswered, and while it shows edits it has not sent. The purchase
  * carries what the page showed (total and currency) for the sandbox to record.
+ *
+ * Its own words are the order's language (state.texts, from sandbox/texts.py): rendered by the
+ * template, re-applied to every [data-t] element when a resume brings another locale.
  */
 (function () {
   "use strict";
@@ -21,6 +24,7 @@
                  "city", "region"];
   var SHIPPING = ["given_name", "family_name", "street_address", "postal_code", "city", "region"];
 
+  function t(key) { return (state.texts || {})[key] || key; }   // the iframe's words (texts.py)
   function send(message) {
     message.source = "kco-sandbox";
     if (w.parent && w.parent !== w) { w.parent.postMessage(message, "*"); }
@@ -122,6 +126,15 @@
 
   // --- rendering --------------------------------------------------------------------------
 
+  function translate() {   // the order's language, which a resume may have changed
+    if (state.language && d.documentElement.lang === state.language) { return; }
+    d.documentElement.lang = state.language || "en";
+    var labelled = d.querySelectorAll("[data-t]");
+    for (var i = 0; i < labelled.length; i++) {
+      labelled[i].textContent = t(labelled[i].getAttribute("data-t"));
+    }
+  }
+
   function options(select, countries, value) {
     select.textContent = "";
     countries.forEach(function (country) {
@@ -196,9 +209,7 @@
 
     var assistant = $('[data-sandbox="shipping-assistant"]');
     assistant.hidden = !state.shipping_assistant;
-    assistant.textContent = state.shipping_assistant === "tms"
-      ? "Delivery options from the shop's delivery partner (Klarna Shipping Assistant)."
-      : "Delivery options (Klarna Shipping Assistant; the delivery partner did not answer).";
+    assistant.textContent = t(state.shipping_assistant === "tms" ? "assistant_tms" : "assistant_fallback");
     $('[data-sandbox="shipping"]').setAttribute("data-shipping-assistant", state.shipping_assistant || "");
     var list = $('[data-sandbox="shipping-options"]');
     list.textContent = "";
@@ -218,7 +229,7 @@
       label.appendChild(radio); label.appendChild(name); label.appendChild(price);
       list.appendChild(label);
     });
-    if (!state.shipping_options.length) { list.textContent = "Shipping is included."; }
+    if (!state.shipping_options.length) { list.textContent = t("shipping_included"); }
 
     var boxes = $('[data-sandbox="checkboxes"]');
     if (!boxes.childNodes.length) {
@@ -245,6 +256,7 @@
   }
   function show(next) {
     state = next;
+    translate();
     if (!dirty) { fillAddress(); } else { regionList(); }
     customerTypes();
     renderOrder();
@@ -294,11 +306,12 @@
     if (result.outcome === "redirected" && result.location) {
       navigate(result.location);
     } else {
-      say(result.shopper_sees || "Something went wrong. Please try again.");
+      // Klarna's own words in the shopper's language; a merchant's error_text as it was sent.
+      say(result.outcome === "something_went_wrong" || !result.shopper_sees ? t("went_wrong") : result.shopper_sees);
     }
   }
   function navigate(url) {
-    if (!/^https?:\/\//i.test(String(url))) { say("The shop sent an address we cannot open."); return; }
+    if (!/^https?:\/\//i.test(String(url))) { say(t("bad_location")); return; }
     send({ action: "navigate", url: url });
     w.setTimeout(function () {   // a page that did not run the snippet's script
       try { w.top.location.href = url; } catch (err) { w.location.href = url; }
@@ -345,7 +358,7 @@
     return w.Promise.resolve().then(function () {
       return clientValidation().then(function (verdict) {
         if (!verdict || verdict.should_proceed === false) {
-          say((verdict && verdict.message) || "The shop stopped the purchase.");
+          say((verdict && verdict.message) || t("stopped"));
           return null;
         }
         var buyer = { displayed: displayed };
