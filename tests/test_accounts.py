@@ -201,6 +201,57 @@ def test_an_account_without_api_url_takes_klarna_api_urls_regional_twin(password
     assert {a.api_url for a in sandbox} == {"http://127.0.0.1:8001"}
 
 
+def _without_accounts() -> str:
+    """The three markets with no [klarna_accounts]: all on the environment's account."""
+    return (MARKETS.replace('klarna_account = "europe"\n', "")
+            .replace('klarna_account = "north_america"\n', "")
+            .replace('klarna_account = "oceania"\n', ""))
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("https://api.klarna.com", ["US", "AU"]),
+    ("https://api-na.playground.klarna.com", ["SE", "AU"]),
+    ("https://api-oc.klarna.com/", ["SE", "US"]),
+])
+def test_a_market_on_the_environments_account_at_a_regional_host_is_refused_naming_it(
+        tmp_path, sqlite_url, url, refused):
+    """KLARNA_API_URL at one of Klarna's regional hosts gives the environment's account that
+    region: a market without klarna_account in a currency it does not sell stops start-up
+    naming the file, the market and the problem, as for a named account (design §4.1)."""
+    import tomllib
+    shop = parse_shop(tomllib.loads(_without_accounts()), source="plain.toml")
+    with pytest.raises(ShopFileError) as raised:
+        accounts.resolve(shop, {"KLARNA_API_URL": url})
+    error = raised.value
+    assert (error.path, error.key) == ("plain.toml", f"markets.{refused[0]}.currency"), str(error)
+    assert "environment's account" in error.problem and url.rstrip("/") in error.problem
+    # and through start-up: the app refuses to be made
+    path = tmp_path / "plain.toml"
+    path.write_text(_without_accounts(), encoding="utf-8")
+    with pytest.raises(ShopFileError) as started:
+        create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "KCO_SHOP_FILE": str(path),
+                    "KLARNA_API_URL": url})
+    assert (started.value.path, started.value.key) == (str(path), f"markets.{refused[0]}.currency")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "https://klarna-stand-in.example"])
+def test_a_market_on_the_environments_account_elsewhere_is_not_judged(url):
+    """The sandbox or a stand-in has no region of its own: the shop file loads, and the host
+    answers for itself (the sandbox's environment account sells any currency)."""
+    import tomllib
+    shop = parse_shop(tomllib.loads(_without_accounts()), source="plain.toml")
+    resolved = accounts.resolve(shop, {"KLARNA_API_URL": url})
+    assert resolved.get(None).region is None and resolved.get(None).api_url == url
+
+
+def test_a_regional_host_that_sells_every_market_on_the_environments_account_loads():
+    import tomllib
+    europe_only = _without_accounts().split("[markets.US]")[0] + '\n[products."TEE"]\n' \
+        'name = "T-shirt"\ntax_class = "standard"\nprices = { SEK = 19900 }\n'
+    shop = parse_shop(tomllib.loads(europe_only), source="eu.toml")
+    assert accounts.resolve(shop, {"KLARNA_API_URL": "https://api.playground.klarna.com"}).get(None).region == "eu"
+
+
 @pytest.fixture
 def production(monkeypatch, tmp_path):
     strong = {name: secrets.token_urlsafe(32) for name in ("KCO_CALLBACK_SECRET", "KCO_API_KEY")}
