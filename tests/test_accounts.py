@@ -375,6 +375,7 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     # The shopper moves the billing country to the US inside the iframe: Klarna's country_change.
     moved = sandbox.control("POST", f"/orders/{se_order}/address", {"billing_address": ADDRESS_US})
     assert moved["outcome"] == "applied", moved
+    moved_at = max(r["id"] for r in sandbox.requests())
     state = api(app, "GET", "/api/sessions/s-move/state")
     assert state["market"]["currency"] == "USD" and state["pending_purchase_country"] == "US"
     # Klarna was answered with its order as it stands: the EU account never sees USD.
@@ -389,8 +390,15 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     assert len(recreated) == 1
     expected = {"order_id": us_order, "old_order_id": se_order, "reason": "klarna_account",
                 "klarna_account": "north_america", "old_klarna_account": "europe", "abandoned": True,
-                "purchase_currency": "USD"}
+                "purchase_currency": "USD", "prefilled": ["billing_address", "shipping_address"]}
     assert {k: recreated[0]["data"].get(k) for k in expected} == expected
+    # The new order starts with the address the shopper typed into the old one (Klarna's
+    # copy of it, read at the old account), so the shopper does not type it again; kco-sync
+    # itself keeps none of it.
+    prefilled = sandbox.inspect(us_order)["order"]
+    assert prefilled["billing_address"] == ADDRESS_US == prefilled["shipping_address"]
+    kept = str(api(app, "GET", "/api/sessions/s-move/state")) + str(events(app, "s-move"))
+    assert "1 Main St" not in kept and "t@example.com" not in kept
     loaded = api(app, "POST", "/api/sessions/s-move/checkout")
     assert loaded["order_id"] == us_order and loaded["state"]["market"]["currency"] == "USD"
     at_klarna = sandbox.inspect(us_order)
@@ -414,6 +422,30 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     assert {r["account"] for r in calls if r["order_id"] == us_order} == {"shop-na"}
     assert all(r["status"] != 404 for r in calls)
     assert "shop-oc" not in {r["account"] for r in sandbox.requests()}
+    # After the move the old order got nothing more: read once at its own account (was it
+    # paid meanwhile?), never updated; Klarna still holds it as the shopper left it, in SEK.
+    after = [r for r in calls if r["order_id"] == se_order and r["id"] > moved_at]
+    assert after and {r["method"] for r in after} == {"GET"}, after
+    left = sandbox.inspect(se_order)
+    assert (left["status"], left["order"]["purchase_currency"]) == ("checkout_incomplete", "SEK")
+
+
+def test_a_storefront_market_change_to_another_account_carries_no_address_of_the_old_country(three):
+    """The shop's own country selector moved the session (the shopper's address is still the
+    Swedish one): a Swedish address is no US billing address, so the US order starts empty."""
+    app, sandbox = three, three.sandbox
+    api(app, "PUT", "/api/sessions/s-pick/cart", {"items": [{"reference": "TEE", "quantity": 1}]})
+    se_order = api(app, "POST", "/api/sessions/s-pick/checkout")["order_id"]
+    se_address = {**ADDRESS_US, "street_address": "Storgatan 1", "postal_code": "11122",
+                  "city": "Stockholm", "region": "", "country": "SE"}
+    del se_address["region"]
+    assert sandbox.control("POST", f"/orders/{se_order}/address",
+                           {"billing_address": se_address})["outcome"] == "applied"
+    us_order = api(app, "PUT", "/api/sessions/s-pick/market", {"country": "US"})["klarna"]["order_id"]
+    assert us_order != se_order
+    assert "billing_address" not in sandbox.inspect(us_order)["order"]
+    recreated = next(e for e in events(app, "s-pick") if e["type"] == "order_recreated")
+    assert recreated["data"]["prefilled"] == []
 
 
 def test_order_management_goes_to_the_account_holding_the_order(three):

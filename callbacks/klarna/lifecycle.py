@@ -158,8 +158,10 @@ class Lifecycle:
                                rules.account_moved(self.shop, state))
         if step is Step.CREATE:
             return self._create(sid, payload, account, None, None)
-        if step is Step.MOVE:
-            return self._create(sid, payload, account, order_id, rules.KLARNA_ACCOUNT, held_by)
+        if step is Step.MOVE:  # the shopper's address comes along (in the body only)
+            carried = rules.carried_addresses(self.shop, order, payload["purchase_country"])
+            return self._create(sid, {**payload, **carried}, account, order_id, rules.KLARNA_ACCOUNT,
+                                held_by, prefilled=sorted(carried))
         if step is Step.RECREATE:
             return self._create(sid, payload, account, order_id, why)
         if step is Step.VERIFY_COMPLETION:
@@ -244,7 +246,8 @@ class Lifecycle:
                                    sent_version(payload), account), order, EventType.ORDER_UPDATED)
 
     def _create(self, sid: str, payload: dict, account: str | None, old_order_id: str | None,
-                why: str | None, old_account: str | None = None) -> Loaded:
+                why: str | None, old_account: str | None = None,
+                prefilled: list[str] | None = None) -> Loaded:
         """A new order at `account`, replacing `old_order_id` (None: the session's first). The
         key names this deployment (its public URL), the session, the cart version and the
         order replaced: a retry of this create — even by another process after a crash — is
@@ -260,7 +263,8 @@ class Lifecycle:
             outcome = EventType.ORDER_RECREATED
             data = {"order_id": order["order_id"], "old_order_id": old_order_id, "reason": why}
             if why == rules.KLARNA_ACCOUNT:  # the old order stays at its account, to expire
-                data.update(klarna_account=account, old_klarna_account=old_account, abandoned=True)
+                data.update(klarna_account=account, old_klarna_account=old_account, abandoned=True,
+                            prefilled=prefilled or [])
         else:
             outcome, data = EventType.ORDER_CREATED, {"order_id": order["order_id"]}
             if account is not None:
