@@ -5,7 +5,10 @@ credentials and markets on each, against a sandbox playing the three (docs/desig
 A shopper starts in SE, changes the billing country to US inside Klarna's iframe and buys: the
 Klarna order ends at the US account's credentials, in USD, with the address the shopper typed
 already filled in; the SE order gets nothing more after the move; nothing reaches the wrong
-account (the sandbox's request log names the credentials of every call)."""
+account (the sandbox's request log names the credentials of every call). On the same shop file:
+a Shipping Assistant market (FI, the sandbox's TMS set to a table of this test's own) completes
+with Klarna's shipping line and the TMS's reference in `order_completed`, and a business buys in
+a B2B market (NO) — both through the Europe account (docs/design.md §4.2, §5.8)."""
 from __future__ import annotations
 
 import textwrap
@@ -15,7 +18,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import pair
-from tests.browser.shopper import add, open_checkout, session_of
+from tests.browser.shopper import add, checkout_frame, completed, open_checkout, session_of
 
 # The shop file's own password variables (built, not literal: they are names of this shop
 # file, not settings of the service).
@@ -68,6 +71,27 @@ def shop_file(sandbox_url: str) -> str:
     shipping_tax_class = "standard"
     klarna_account = "europe"
 
+    [markets.NO.options]
+    allowed_customer_types = ["person", "organization"]
+
+    [[markets.NO.shipping]]
+    id = "no-bring"
+    name = "Bring"
+    price = {{ NOK = 7900 }}
+
+    [markets.FI]
+    currency = "EUR"
+    locales = ["fi-FI", "sv-FI"]
+    tax = {{ standard = 2550 }}
+    shipping_tax_class = "standard"
+    klarna_account = "europe"
+    shipping_assistant = true
+
+    [[markets.FI.shipping]]
+    id = "fi-fallback"
+    name = "Posti (fallback)"
+    price = {{ EUR = 690 }}
+
     [markets.US]
     currency = "USD"
     locales = ["en-US"]
@@ -96,8 +120,21 @@ def shop_file(sandbox_url: str) -> str:
     [products."{TEE}"]
     name = "Grey T-shirt, L"
     tax_class = "standard"
-    prices = {{ SEK = 24900, NOK = 25900, USD = 2500, AUD = 3900 }}
+    prices = {{ SEK = 24900, NOK = 25900, EUR = 2490, USD = 2500, AUD = 3900 }}
+    shipping_attributes = {{ weight = 240, dimensions = {{ height = 30, width = 200, length = 280 }} }}
     """)
+
+# The sandbox's TMS for the FI market (its own table, not the example shop's AT one).
+TMS_FI = [
+    {"id": "posti-home", "name": "Posti kotiinkuljetus", "price": {"EUR": 790}, "tax_rate": 2550,
+     "shipping_method": "Home", "carrier": "Posti", "class": "standard", "preselected": True},
+    {"id": "matkahuolto-point", "name": "Matkahuolto noutopiste", "price": {"EUR": 490},
+     "tax_rate": 2550, "shipping_method": "PickUpPoint", "carrier": "Matkahuolto", "class": "economy",
+     "product": {"name": "Lähellä-paketti", "identifier": "MH-LP"},
+     "pickup_location": {"id": "MH-00100-7", "name": "R-kioski Kamppi",
+                         "address": {"street_address": "Urho Kekkosen katu 1", "postal_code": "00100",
+                                     "city": "Helsinki", "country": "FI"}}},
+]
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +235,77 @@ def test_a_shopper_who_moves_from_se_to_us_in_the_iframe_buys_at_the_us_account(
     assert (left["status"], left["order"]["purchase_currency"]) == ("checkout_incomplete", "SEK")
     assert CREDENTIALS["oc"][0] not in {r["account"] for r in log}
     assert all(r["account"] in {u for u, _ in CREDENTIALS.values()} for r in log if r["account"])
+
+
+def test_a_shipping_assistant_market_on_a_named_account_completes_with_klarnas_line_and_the_tms_reference(
+        shop, api, sandbox_url):
+    """FI sells through the Europe account with Klarna's Shipping Assistant: Klarna's TMS prices
+    the shipping, its line is on the order at Klarna, and order_completed names the TMS's
+    reference and the pickup point (its id and name, not its address)."""
+    sandbox = sandbox_url
+    assert requests.put(f"{sandbox}/_sandbox/tms", json={"countries": {"FI": TMS_FI}},
+                        timeout=10).status_code == 200
+    try:
+        add(shop, TEE)
+        shop.locator('[data-kco="market"]').select_option("FI")
+        expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+        sid = session_of(shop)
+        frame = checkout_frame(shop)
+        expect(frame.locator('[data-sandbox="shipping"]')).to_have_attribute("data-shipping-assistant", "tms")
+        fee = frame.locator('[data-sandbox="order-line"][data-type="shipping_fee"]')
+        expect(fee).to_have_attribute("data-reference", "posti-home")
+        state = api("GET", f"/api/sessions/{sid}/state").json()
+        assert state["order"]["order_amount"] == 2490  # ours: the goods only
+        order_id = state["klarna"]["order_id"]
+        sent = at_klarna(sandbox, order_id)
+        assert sent["account"] == CREDENTIALS["eu"][0]
+        assert "shipping_option_update" not in sent["merchant_urls"]
+        assert [o["id"] for o in sent["order"]["shipping_options"]] == ["fi-fallback"]  # KSA's fallback
+        assert sent["order"]["order_lines"][0]["shipping_attributes"]["weight"] == 240
+        frame.locator('input[name="shipping_option"][value="matkahuolto-point"]').check()
+        expect(fee).to_have_attribute("data-reference", "matkahuolto-point")
+        expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", str(2490 + 490))
+        frame.locator('button[data-sandbox="buy"]').click()
+        shop.wait_for_url("**/confirmation?*")
+        event = completed(api, sid)
+    finally:
+        requests.delete(f"{sandbox}/_sandbox/tms", timeout=10)
+    done = at_klarna(sandbox, order_id)
+    assert done["status"] == "checkout_complete" and done["account"] == CREDENTIALS["eu"][0]
+    assert [(ln["type"], ln["reference"]) for ln in done["order"]["order_lines"]] == [
+        ("physical", TEE), ("shipping_fee", "matkahuolto-point")]
+    assert event["data"]["order_id"] == order_id and event["data"]["order_amount"] == 2490 + 490
+    tms = done["order"]["selected_shipping_option"]["tms_reference"]
+    assert tms and event["data"]["selected_shipping_option"] == {
+        "id": "matkahuolto-point", "name": "Matkahuolto noutopiste", "price": 490, "tms_reference": tms,
+        "delivery_details": {"carrier": "Matkahuolto", "class": "economy",
+                             "product": {"name": "Lähellä-paketti", "identifier": "MH-LP"},
+                             "pickup_location": {"id": "MH-00100-7", "name": "R-kioski Kamppi"}}}
+    types = [e["type"] for e in api("GET", f"/api/sessions/{sid}/events").json()["events"]]
+    assert "validation_passed" in types and "validation_failed" not in types and "order_mismatch" not in types
+    calls = [r for r in sandbox_requests(sandbox) if r["order_id"] == order_id]
+    assert {r["account"] for r in calls} == {CREDENTIALS["eu"][0]} and all(r["status"] < 400 for r in calls)
+
+
+def test_a_business_buys_in_a_b2b_market_on_a_named_account(shop, api, sandbox_url):
+    """NO takes business customers (allowed_customer_types): a company buys through the Europe
+    account, and order_completed says it was an organisation and nothing else of it."""
+    sandbox = sandbox_url
+    add(shop, TEE)
+    shop.locator('[data-kco="market"]').select_option("NO")
+    expect(shop.locator('[data-kco="currency"]').first).to_have_text("NOK")
+    sid = session_of(shop)
+    frame = open_checkout(shop)
+    expect(frame.locator('[data-sandbox="customer-type"]')).to_be_visible()
+    frame.locator('select[name="customer_type"]').select_option("organization")
+    frame.locator('input[name="organization_name"]').fill("Fjordvik Testselskap AS")
+    frame.locator('button[data-sandbox="buy"]').click()
+    shop.wait_for_url("**/confirmation?*")
+    event = completed(api, sid)
+    assert event["data"]["customer"] == {"type": "organization"}
+    assert event["data"]["purchase_currency"] == "NOK"
+    assert "Fjordvik" not in str(api("GET", f"/api/sessions/{sid}/events").json())
+    done = at_klarna(sandbox, event["data"]["order_id"])
+    assert done["account"] == CREDENTIALS["eu"][0]
+    assert done["order"]["customer"]["type"] == "organization"
+    assert done["order"]["billing_address"]["organization_name"] == "Fjordvik Testselskap AS"
