@@ -1,4 +1,4 @@
-"""Issue 21's "done means", clicked through in Chromium with a shop file of the test's own (not
+"""Klarna accounts per market, end to end in Chromium with a shop file of the test's own (not
 the example): three Klarna accounts — Europe, North America, Oceania — with separate
 credentials and markets on each, against a sandbox playing the three (docs/design.md §4.1).
 
