@@ -539,3 +539,24 @@ def test_a_country_change_onto_another_account_answers_klarna_with_its_order_unc
     fi = checkout.country_change(shop, state, "s-1", shipping_service_body(
         state["order"]["order_lines"], country="FI"))
     assert fi.reply is None and "klarna_account" not in fi.data  # same account: re-priced reply
+
+
+def test_a_carried_address_klarna_refuses_does_not_stop_the_move(three):
+    """Klarna refuses the new order's body with the old order's address (400 BAD_VALUE): the
+    order is made without it, under a key of its own, and the shopper types the address again."""
+    app, sandbox = three, three.sandbox
+    api(app, "PUT", "/api/sessions/s-refused/cart", {"items": [{"reference": "TEE", "quantity": 1}]})
+    se_order = api(app, "POST", "/api/sessions/s-refused/checkout")["order_id"]
+    assert sandbox.control("POST", f"/orders/{se_order}/address",
+                           {"billing_address": ADDRESS_US})["outcome"] == "applied"
+    sandbox.fail("checkout.create_order", 400, error_code="BAD_VALUE",
+                 error_messages=["Bad value: billing_address.street_address"])
+    us_order = api(app, "PUT", "/api/sessions/s-refused/market", {"country": "US"})["klarna"]["order_id"]
+    assert us_order != se_order and sandbox.inspect(us_order)["account"] == "shop-na"
+    assert "billing_address" not in sandbox.inspect(us_order)["order"]
+    recreated = [e["data"] for e in events(app, "s-refused") if e["type"] == "order_recreated"]
+    assert [(d["order_id"], d["prefilled"]) for d in recreated] == [(us_order, [])]
+    creates = [r for r in sandbox.requests("checkout.create_order") if r["account"] == "shop-na"]
+    assert [r["status"] for r in creates] == [400, 201]
+    assert "billing_address" in creates[0]["body"] and "billing_address" not in creates[1]["body"]
+    assert creates[0]["idempotency_key"] != creates[1]["idempotency_key"]
