@@ -201,6 +201,57 @@ def test_an_account_without_api_url_takes_klarna_api_urls_regional_twin(password
     assert {a.api_url for a in sandbox} == {"http://127.0.0.1:8001"}
 
 
+def _without_accounts() -> str:
+    """The three markets with no [klarna_accounts]: all on the environment's account."""
+    return (MARKETS.replace('klarna_account = "europe"\n', "")
+            .replace('klarna_account = "north_america"\n', "")
+            .replace('klarna_account = "oceania"\n', ""))
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("https://api.klarna.com", ["US", "AU"]),
+    ("https://api-na.playground.klarna.com", ["SE", "AU"]),
+    ("https://api-oc.klarna.com/", ["SE", "US"]),
+])
+def test_a_market_on_the_environments_account_at_a_regional_host_is_refused_naming_it(
+        tmp_path, sqlite_url, url, refused):
+    """KLARNA_API_URL at one of Klarna's regional hosts gives the environment's account that
+    region: a market without klarna_account in a currency it does not sell stops start-up
+    naming the file, the market and the problem, as for a named account (design §4.1)."""
+    import tomllib
+    shop = parse_shop(tomllib.loads(_without_accounts()), source="plain.toml")
+    with pytest.raises(ShopFileError) as raised:
+        accounts.resolve(shop, {"KLARNA_API_URL": url})
+    error = raised.value
+    assert (error.path, error.key) == ("plain.toml", f"markets.{refused[0]}.currency"), str(error)
+    assert "environment's account" in error.problem and url.rstrip("/") in error.problem
+    # and through start-up: the app refuses to be made
+    path = tmp_path / "plain.toml"
+    path.write_text(_without_accounts(), encoding="utf-8")
+    with pytest.raises(ShopFileError) as started:
+        create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "KCO_SHOP_FILE": str(path),
+                    "KLARNA_API_URL": url})
+    assert (started.value.path, started.value.key) == (str(path), f"markets.{refused[0]}.currency")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "https://klarna-stand-in.example"])
+def test_a_market_on_the_environments_account_elsewhere_is_not_judged(url):
+    """The sandbox or a stand-in has no region of its own: the shop file loads, and the host
+    answers for itself (the sandbox's environment account sells any currency)."""
+    import tomllib
+    shop = parse_shop(tomllib.loads(_without_accounts()), source="plain.toml")
+    resolved = accounts.resolve(shop, {"KLARNA_API_URL": url})
+    assert resolved.get(None).region is None and resolved.get(None).api_url == url
+
+
+def test_a_regional_host_that_sells_every_market_on_the_environments_account_loads():
+    import tomllib
+    europe_only = _without_accounts().split("[markets.US]")[0] + '\n[products."TEE"]\n' \
+        'name = "T-shirt"\ntax_class = "standard"\nprices = { SEK = 19900 }\n'
+    shop = parse_shop(tomllib.loads(europe_only), source="eu.toml")
+    assert accounts.resolve(shop, {"KLARNA_API_URL": "https://api.playground.klarna.com"}).get(None).region == "eu"
+
+
 @pytest.fixture
 def production(monkeypatch, tmp_path):
     strong = {name: secrets.token_urlsafe(32) for name in ("KCO_CALLBACK_SECRET", "KCO_API_KEY")}
@@ -324,6 +375,7 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     # The shopper moves the billing country to the US inside the iframe: Klarna's country_change.
     moved = sandbox.control("POST", f"/orders/{se_order}/address", {"billing_address": ADDRESS_US})
     assert moved["outcome"] == "applied", moved
+    moved_at = max(r["id"] for r in sandbox.requests())
     state = api(app, "GET", "/api/sessions/s-move/state")
     assert state["market"]["currency"] == "USD" and state["pending_purchase_country"] == "US"
     # Klarna was answered with its order as it stands: the EU account never sees USD.
@@ -338,8 +390,15 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     assert len(recreated) == 1
     expected = {"order_id": us_order, "old_order_id": se_order, "reason": "klarna_account",
                 "klarna_account": "north_america", "old_klarna_account": "europe", "abandoned": True,
-                "purchase_currency": "USD"}
+                "purchase_currency": "USD", "prefilled": ["billing_address", "shipping_address"]}
     assert {k: recreated[0]["data"].get(k) for k in expected} == expected
+    # The new order starts with the address the shopper typed into the old one (Klarna's
+    # copy of it, read at the old account), so the shopper does not type it again; kco-sync
+    # itself keeps none of it.
+    prefilled = sandbox.inspect(us_order)["order"]
+    assert prefilled["billing_address"] == ADDRESS_US == prefilled["shipping_address"]
+    kept = str(api(app, "GET", "/api/sessions/s-move/state")) + str(events(app, "s-move"))
+    assert "1 Main St" not in kept and "t@example.com" not in kept
     loaded = api(app, "POST", "/api/sessions/s-move/checkout")
     assert loaded["order_id"] == us_order and loaded["state"]["market"]["currency"] == "USD"
     at_klarna = sandbox.inspect(us_order)
@@ -363,6 +422,30 @@ def test_a_country_change_from_se_to_us_ends_at_the_us_account_in_usd(three):
     assert {r["account"] for r in calls if r["order_id"] == us_order} == {"shop-na"}
     assert all(r["status"] != 404 for r in calls)
     assert "shop-oc" not in {r["account"] for r in sandbox.requests()}
+    # After the move the old order got nothing more: read once at its own account (was it
+    # paid meanwhile?), never updated; Klarna still holds it as the shopper left it, in SEK.
+    after = [r for r in calls if r["order_id"] == se_order and r["id"] > moved_at]
+    assert after and {r["method"] for r in after} == {"GET"}, after
+    left = sandbox.inspect(se_order)
+    assert (left["status"], left["order"]["purchase_currency"]) == ("checkout_incomplete", "SEK")
+
+
+def test_a_storefront_market_change_to_another_account_carries_no_address_of_the_old_country(three):
+    """The shop's own country selector moved the session (the shopper's address is still the
+    Swedish one): a Swedish address is no US billing address, so the US order starts empty."""
+    app, sandbox = three, three.sandbox
+    api(app, "PUT", "/api/sessions/s-pick/cart", {"items": [{"reference": "TEE", "quantity": 1}]})
+    se_order = api(app, "POST", "/api/sessions/s-pick/checkout")["order_id"]
+    se_address = {**ADDRESS_US, "street_address": "Storgatan 1", "postal_code": "11122",
+                  "city": "Stockholm", "region": "", "country": "SE"}
+    del se_address["region"]
+    assert sandbox.control("POST", f"/orders/{se_order}/address",
+                           {"billing_address": se_address})["outcome"] == "applied"
+    us_order = api(app, "PUT", "/api/sessions/s-pick/market", {"country": "US"})["klarna"]["order_id"]
+    assert us_order != se_order
+    assert "billing_address" not in sandbox.inspect(us_order)["order"]
+    recreated = next(e for e in events(app, "s-pick") if e["type"] == "order_recreated")
+    assert recreated["data"]["prefilled"] == []
 
 
 def test_order_management_goes_to_the_account_holding_the_order(three):
@@ -456,3 +539,24 @@ def test_a_country_change_onto_another_account_answers_klarna_with_its_order_unc
     fi = checkout.country_change(shop, state, "s-1", shipping_service_body(
         state["order"]["order_lines"], country="FI"))
     assert fi.reply is None and "klarna_account" not in fi.data  # same account: re-priced reply
+
+
+def test_a_carried_address_klarna_refuses_does_not_stop_the_move(three):
+    """Klarna refuses the new order's body with the old order's address (400 BAD_VALUE): the
+    order is made without it, under a key of its own, and the shopper types the address again."""
+    app, sandbox = three, three.sandbox
+    api(app, "PUT", "/api/sessions/s-refused/cart", {"items": [{"reference": "TEE", "quantity": 1}]})
+    se_order = api(app, "POST", "/api/sessions/s-refused/checkout")["order_id"]
+    assert sandbox.control("POST", f"/orders/{se_order}/address",
+                           {"billing_address": ADDRESS_US})["outcome"] == "applied"
+    sandbox.fail("checkout.create_order", 400, error_code="BAD_VALUE",
+                 error_messages=["Bad value: billing_address.street_address"])
+    us_order = api(app, "PUT", "/api/sessions/s-refused/market", {"country": "US"})["klarna"]["order_id"]
+    assert us_order != se_order and sandbox.inspect(us_order)["account"] == "shop-na"
+    assert "billing_address" not in sandbox.inspect(us_order)["order"]
+    recreated = [e["data"] for e in events(app, "s-refused") if e["type"] == "order_recreated"]
+    assert [(d["order_id"], d["prefilled"]) for d in recreated] == [(us_order, [])]
+    creates = [r for r in sandbox.requests("checkout.create_order") if r["account"] == "shop-na"]
+    assert [r["status"] for r in creates] == [400, 201]
+    assert "billing_address" in creates[0]["body"] and "billing_address" not in creates[1]["body"]
+    assert creates[0]["idempotency_key"] != creates[1]["idempotency_key"]

@@ -135,3 +135,38 @@ def test_the_recorded_order_names_the_account_that_answered(klarna, order, outco
     if decision is not None:
         assert klarna_now.get("account") == account  # None (the environment's) is left out
         assert ("account" in klarna_now) == (account is not None)
+
+
+# -- the shopper's address follows an order to another account (design §4.1) ---------------------
+US_HOME = {"given_name": "Ann", "family_name": "Lee", "email": "ann@example.com",
+           "street_address": "1 Main St", "postal_code": "94105", "city": "San Francisco",
+           "region": "CA", "country": "us"}
+
+
+def test_the_old_orders_addresses_in_the_new_country_are_carried_and_nothing_else():
+    old = {"order_id": "ord-se", "billing_address": {**US_HOME, "organization_name": "Lee Inc",
+                                                     "unknown": "x", "phone": 123},
+           "shipping_address": dict(US_HOME), "customer": {"date_of_birth": "1970-01-01"}}
+    carried = rules.carried_addresses(SHOP, old, "US")
+    expected = {**US_HOME, "country": "US"}  # the example's US market takes no businesses
+    assert carried == {"billing_address": expected, "shipping_address": expected}
+
+
+def test_a_billing_address_in_another_country_is_not_carried():
+    se = {**US_HOME, "country": "SE", "region": ""}
+    assert rules.carried_addresses(SHOP, {"billing_address": se, "shipping_address": se}, "US") == {}
+    assert rules.carried_addresses(SHOP, None, "US") == {}
+    assert rules.carried_addresses(SHOP, {"billing_address": "x"}, "US") == {}
+
+
+def test_a_separate_shipping_address_comes_only_where_the_new_market_allows_one():
+    other = {**US_HOME, "street_address": "9 Elm St", "country": "US"}
+    old = {"billing_address": US_HOME, "shipping_address": other}
+    assert "shipping_address" not in rules.carried_addresses(SHOP, old, "US")  # US: not allowed
+    se_home = {**US_HOME, "country": "SE", "region": None}
+    se_old = {"billing_address": {**se_home, "organization_name": "Lee AB"},
+              "shipping_address": {**se_home, "street_address": "Storgatan 1"}}
+    carried = rules.carried_addresses(SHOP, se_old, "SE")  # SE: separate addresses, and B2B
+    assert carried["shipping_address"]["street_address"] == "Storgatan 1"
+    assert carried["billing_address"]["organization_name"] == "Lee AB"
+    assert "region" not in carried["billing_address"]

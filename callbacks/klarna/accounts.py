@@ -21,7 +21,6 @@ secrets, by the rules config.py applies to KLARNA_PASSWORD.
 """
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,8 +30,6 @@ from urllib.parse import urlsplit
 import settings
 from callbacks.rules import regions
 from callbacks.rules.shop import Shop, ShopFileError, region_problem
-
-log = logging.getLogger(__name__)
 
 ENVIRONMENT = None  # the name of the environment's account
 # The service's own secrets, which no Klarna password may also be (whoever holds one would
@@ -125,15 +122,28 @@ def resolve(shop: Shop, config: Any, production: bool = False) -> Accounts:
                                 f"the environment variable {account.password_env} is not set (or "
                                 "blank); it must hold this account's Klarna API password")
         out[account.name] = Account(account.name, api_url, account.username, password, region)
-    environment = out[ENVIRONMENT]
-    for market in shop.markets.values():
-        problem = market.klarna_account is None and region_problem(market, environment.region)
-        if problem:  # a shop file from before accounts: warned, not refused, as it always ran
-            log.warning("%s: markets.%s: %s at KLARNA_API_URL %s; give the market a klarna_account",
-                        shop.source, market.country, problem, default_url)
+    _check_environment_markets(shop, out[ENVIRONMENT])
     if production:
         _check_production(shop, config, out)
     return Accounts(out)
+
+
+def _check_environment_markets(shop: Shop, environment: Account) -> None:
+    """The markets on the environment's account against KLARNA_API_URL's region. One of
+    Klarna's regional hosts has a region, and a market whose currency it does not sell is
+    refused as for a named account: Klarna would refuse every order of it. Any other host (the
+    sandbox, a stand-in) has none, so nothing can be known here and nothing is refused: that
+    host answers for itself (the sandbox's environment account sells any currency)."""
+    if environment.region is None:
+        return
+    for market in shop.markets.values():
+        problem = market.klarna_account is None and region_problem(market, environment.region)
+        if problem:
+            raise ShopFileError(shop.source, f"markets.{market.country}.currency",
+                                f"{problem}; the market has no klarna_account, so it sells "
+                                f"through the environment's account at KLARNA_API_URL "
+                                f"{environment.api_url}: give it a klarna_account of a region "
+                                "that sells its currency")
 
 
 def _check_markets(shop: Shop, name: str, region: str | None) -> None:

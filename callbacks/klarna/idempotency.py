@@ -40,14 +40,18 @@ def key(operation: str, *parts: str | int | None) -> str:
 
 # -- the calls kco-sync keys ---------------------------------------------------------------------
 def create_order(sid: str, version: int, replaces: str | None, account: str | None,
-                 deployment: str) -> str:
+                 deployment: str, variant: str | None = None) -> str:
     """Checkout's create for the session's cart at `version`, replacing order `replaces` (None:
     the session's first order), at Klarna account `account` (None: the environment's), by the
     deployment whose public URL is `deployment`. A load that created the order but died before
     recording it is answered with that same order when it is retried, instead of leaving an
     orphan behind; session ids are the storefront's, so two deployments sharing one Klarna
-    account (a staging and a live shop on one playground id) may both have an "s-1"."""
-    return key("create_order", deployment, sid, version, replaces, account)
+    account (a staging and a live shop on one playground id) may both have an "s-1".
+    `variant` names a second body for the same create after Klarna refused the first (the
+    move's create without the carried address): Klarna answers a repeated key with the first
+    result, refusal included. Without one the key is what it always was."""
+    return key("create_order", deployment, sid, version, replaces, account,
+               *((variant,) if variant else ()))
 
 
 def update_order(sid: str, order_id: str, version: int) -> str:

@@ -159,7 +159,7 @@ class Lifecycle:
         if step is Step.CREATE:
             return self._create(sid, payload, account, None, None)
         if step is Step.MOVE:
-            return self._create(sid, payload, account, order_id, rules.KLARNA_ACCOUNT, held_by)
+            return self._move(sid, payload, account, order_id, held_by, order)
         if step is Step.RECREATE:
             return self._create(sid, payload, account, order_id, why)
         if step is Step.VERIFY_COMPLETION:
@@ -172,6 +172,26 @@ class Lifecycle:
             return Loaded(self._record(sid, order, None, {}, sent_version(payload), account),
                           order, None)
         return self._update_or_recreate(sid, order_id, payload, account)
+
+    def _move(self, sid: str, payload: dict, account: str | None, old_order_id: str,
+              old_account: str | None, old_order: dict | None) -> Loaded:
+        """The order at the market's new account, created with the address the shopper typed
+        into the old one (rules.carried_addresses; in the body only, never stored). Should
+        Klarna refuse that body as a bad value, the same order is created without it — an
+        address Klarna will not take must not stop the shopper from buying — under a key of
+        its own, since Klarna repeats a refusal for a key it has seen."""
+        carried = rules.carried_addresses(self.shop, old_order, payload["purchase_country"])
+        if carried:
+            try:
+                return self._create(sid, {**payload, **carried}, account, old_order_id,
+                                    rules.KLARNA_ACCOUNT, old_account, prefilled=sorted(carried))
+            except KlarnaUnavailable as exc:
+                if exc.error.status != 400:
+                    raise
+                log.info("session %s: the new order refused the old one's address (%s); "
+                         "created without it", sid, reason(exc.error))
+        return self._create(sid, payload, account, old_order_id, rules.KLARNA_ACCOUNT, old_account,
+                            prefilled=[], key_variant="no-address" if carried else None)
 
     def _set_reference(self, sid: str, reference: str | None) -> None:
         self.store.apply(sid, lambda tx: cart.set_merchant_reference(self._existing(tx, sid), reference))
@@ -244,14 +264,15 @@ class Lifecycle:
                                    sent_version(payload), account), order, EventType.ORDER_UPDATED)
 
     def _create(self, sid: str, payload: dict, account: str | None, old_order_id: str | None,
-                why: str | None, old_account: str | None = None) -> Loaded:
+                why: str | None, old_account: str | None = None,
+                prefilled: list[str] | None = None, key_variant: str | None = None) -> Loaded:
         """A new order at `account`, replacing `old_order_id` (None: the session's first). The
         key names this deployment (its public URL), the session, the cart version and the
         order replaced: a retry of this create — even by another process after a crash — is
         answered with the same order, while another deployment's session of the same id, or a
         later recreate, makes its own."""
         key = idempotency.create_order(sid, sent_version(payload), old_order_id, account,
-                                       self.urls.public)
+                                       self.urls.public, key_variant)
         try:
             order = self.client_for(account).create_order(payload, idempotency_key=key)
         except KlarnaError as exc:
@@ -260,7 +281,8 @@ class Lifecycle:
             outcome = EventType.ORDER_RECREATED
             data = {"order_id": order["order_id"], "old_order_id": old_order_id, "reason": why}
             if why == rules.KLARNA_ACCOUNT:  # the old order stays at its account, to expire
-                data.update(klarna_account=account, old_klarna_account=old_account, abandoned=True)
+                data.update(klarna_account=account, old_klarna_account=old_account, abandoned=True,
+                            prefilled=prefilled or [])
         else:
             outcome, data = EventType.ORDER_CREATED, {"order_id": order["order_id"]}
             if account is not None:

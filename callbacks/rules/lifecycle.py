@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from callbacks.rules import checkout, ksa
+from callbacks.rules import checkout, ksa, options
 from callbacks.rules.checkout import COMPLETE, Decision, OrderComplete, changed, is_complete
 from callbacks.rules.shop import Shop
 from callbacks.rules.state import EventType
@@ -82,6 +82,49 @@ def account_moved(shop: Shop, state: Mapping[str, Any]) -> bool:
     there, and the old one is abandoned (left to expire at its account)."""
     return (bool(state["klarna"]["order_id"])
             and shop.account_of(state["market"]["country"]) != order_account(state))
+
+
+# The fields of Klarna's `address` object (docs/klarna.md §4.4) that an order moved to another
+# account takes over from the old one; `organization_name` only where the new market sells to
+# businesses. Nothing else of Klarna's copy is read, and none of it is ever stored.
+ADDRESS_FIELDS = ("given_name", "family_name", "email", "title", "street_address",
+                  "street_address2", "street_name", "street_number", "house_extension",
+                  "postal_code", "city", "region", "phone", "country", "care_of", "attention")
+
+
+def carried_addresses(shop: Shop, old_order: Mapping[str, Any] | None,
+                      purchase_country: str) -> dict[str, dict[str, str]]:
+    """The addresses a new order at another Klarna account is created with, so the shopper who
+    moved there (the billing country changed inside the iframe) does not type them again: the
+    old order's `billing_address` when it is in the new purchase country, and its
+    `shipping_address` beside it when the new market lets it differ (or it is the same) and it
+    is in one of the shop's countries. An order can carry addresses on create (Klarna's order
+    schema; docs/klarna.md §6); a billing address elsewhere — the storefront moved the market,
+    not the shopper's address — is not the new market's, and nothing is carried. `{}` when the
+    old order could not be read or holds no address. Pure: what it returns goes into the
+    create's body only, never into the state, the events or a log."""
+    market = shop.market(purchase_country)
+    if not isinstance(old_order, Mapping) or market is None:
+        return {}
+    fields = ADDRESS_FIELDS + (("organization_name",) if options.allows_organization(market.options) else ())
+
+    def clean(raw: Any) -> dict[str, str]:
+        if not isinstance(raw, Mapping):
+            return {}
+        out = {k: raw[k] for k in fields if isinstance(raw.get(k), str) and raw[k].strip()}
+        if "country" in out:
+            out["country"] = out["country"].upper()
+        return out
+
+    billing = clean(old_order.get("billing_address"))
+    if billing.get("country") != market.country:
+        return {}
+    carried = {"billing_address": billing}
+    shipping = clean(old_order.get("shipping_address"))
+    if shipping.get("country") in shop.markets and (
+            shipping == billing or options.separate_shipping_address(market.options, market.country)):
+        carried["shipping_address"] = shipping
+    return carried
 
 
 def sync_needed(state: Mapping[str, Any]) -> bool:

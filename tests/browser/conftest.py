@@ -43,36 +43,43 @@ def browser_type_launch_args(browser_type_launch_args):
             "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
 
 
+def service_env(tmp_path_factory, service_url: str, sandbox_url: str) -> dict[str, str]:
+    """The service's environment for a browser test: its own database, the sandbox as Klarna."""
+    db = tmp_path_factory.mktemp("browser") / "kco.sqlite3"
+    return {"DATABASE_URL": f"sqlite:///{db}", "KCO_PUBLIC_URL": service_url,
+            "KLARNA_API_URL": sandbox_url, "KCO_API_KEY": API_KEY,
+            "KCO_CALLBACK_SECRET": "browser-test-callback-secret-0123456789",
+            "KCO_ENV": "development", "KCO_SUPPORT_PASSWORD": SUPPORT_PASSWORD}
+
+
 @contextmanager
-def _pair(tmp_path_factory, **sandbox_env):
-    """The service and a sandbox as gunicorn processes: (service URL, sandbox URL)."""
+def pair(tmp_path_factory, sandbox_env: dict | None = None, service_extra: dict | None = None):
+    """The service and a sandbox as gunicorn processes: (service URL, sandbox URL).
+    `service_extra` may be a function of the sandbox's URL (a shop file naming it)."""
     sandbox_port, service_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     service_url = f"http://127.0.0.1:{service_port}"
-    db = tmp_path_factory.mktemp("browser") / "kco.sqlite3"
-    service_env = {"DATABASE_URL": f"sqlite:///{db}", "KCO_PUBLIC_URL": service_url,
-                   "KLARNA_API_URL": sandbox_url, "KCO_API_KEY": API_KEY,
-                   "KCO_CALLBACK_SECRET": "browser-test-callback-secret-0123456789",
-                   "KCO_ENV": "development", "KCO_SUPPORT_PASSWORD": SUPPORT_PASSWORD}
-    with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **sandbox_env}, app="sandbox_wsgi:app",
+    extra = service_extra(sandbox_url) if callable(service_extra) else (service_extra or {})
+    with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **(sandbox_env or {})}, app="sandbox_wsgi:app",
                   workers=1, threads=16, port=sandbox_port):
-        with gunicorn(service_env, workers=1, threads=48, port=service_port):
+        with gunicorn({**service_env(tmp_path_factory, service_url, sandbox_url), **extra},
+                      workers=1, threads=48, port=service_port):
             yield service_url, sandbox_url
 
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory, browser_type_launch_args):
     """(service URL, sandbox URL); one pair for the whole suite, every test its own session."""
-    with _pair(tmp_path_factory) as pair:
-        yield pair
+    with pair(tmp_path_factory) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="session")
 def slow_push_servers(tmp_path_factory, browser_type_launch_args):
     """A pair whose sandbox runs Klarna's clock in real time: the first push is 2 minutes after
     the purchase, so a test can act between purchase and push (and push with the control)."""
-    with _pair(tmp_path_factory, SANDBOX_TIME_SCALE="1") as pair:
-        yield pair
+    with pair(tmp_path_factory, {"SANDBOX_TIME_SCALE": "1"}) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -56,3 +56,27 @@ def assert_suspended_around(page: Page, path_end: str) -> None:
                and not (e.get("data") or {}).get("auto")]  # ours, not the 10 s safeguard
     assert suspends, f"no suspend before the write: {log}"
     assert resumes, f"no resume after the write: {log}"
+
+
+def checkout_frame(page: Page) -> FrameLocator:
+    """The checkout page's iframe once Klarna's Buy button is live — without comparing totals,
+    for an order whose total at Klarna is not ours (the Shipping Assistant adds its line)."""
+    page.locator('a[data-kco-go="checkout"]').first.click()
+    page.wait_for_url("**/checkout")
+    frame = page.frame_locator("#klarna-checkout-iframe")
+    expect(frame.locator('button[data-sandbox="buy"]')).to_be_enabled()
+    return frame
+
+
+def completed(api, sid: str) -> dict:
+    """The session's order_completed event, once the push that recorded it has also checked
+    what was paid and acknowledged (waited for on the feed: the push comes after the purchase,
+    on the sandbox's compressed clock)."""
+    after, found = 0, {}
+    for _ in range(20):
+        reply = api("GET", f"/api/sessions/{sid}/events?after={after}&wait=2").json()
+        found.update({e["type"]: e for e in reply["events"]})
+        if "order_acknowledged" in found:
+            return found["order_completed"]
+        after = reply["last_id"]
+    raise AssertionError(f"no acknowledged order for {sid}: {sorted(found)}")

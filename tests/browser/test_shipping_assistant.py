@@ -7,32 +7,9 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.shopper import TSHIRT, add, session_of
+from tests.browser.shopper import TSHIRT, add, checkout_frame, completed, session_of
 
-FRAME = "#klarna-checkout-iframe"
 BUY = 'button[data-sandbox="buy"]'
-
-
-def checkout_frame(page: Page):
-    page.locator('a[data-kco-go="checkout"]').first.click()
-    page.wait_for_url("**/checkout")
-    frame = page.frame_locator(FRAME)
-    expect(frame.locator(BUY)).to_be_enabled()
-    return frame
-
-
-def completed(api, sid: str) -> dict:
-    """The session's order_completed event, once the push that recorded it has also checked
-    what was paid and acknowledged (waited for on the feed: the push comes after the purchase,
-    on the sandbox's compressed clock)."""
-    after, found = 0, {}
-    for _ in range(20):
-        reply = api("GET", f"/api/sessions/{sid}/events?after={after}&wait=2").json()
-        found.update({e["type"]: e for e in reply["events"]})
-        if "order_acknowledged" in found:
-            return found["order_completed"]
-        after = reply["last_id"]
-    raise AssertionError(f"no acknowledged order for {sid}: {sorted(found)}")
 
 
 def test_a_shipping_assistant_purchase_completes_with_klarnas_line_and_the_tms_reference(shop, api, sandbox_url):
