@@ -96,3 +96,16 @@ def limit_malloc_arenas(arenas: int) -> None:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # not glibc: nothing to limit
         pass
+
+
+def ssl_context(config, default_ssl_context_factory):
+    """Only where gunicorn terminates TLS itself (--certfile; a proxy in front usually does).
+    A body past its deadline is cut by shutting the connection's read side
+    (callbacks/web/deadline.py); OpenSSL 3 takes the end of input that the blocked read then
+    sees for a fatal error and the 408 could not be written. With OP_IGNORE_UNEXPECTED_EOF it
+    is an end of input like a close_notify, and the reply still goes out, encrypted."""
+    import ssl
+
+    context = default_ssl_context_factory()
+    context.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    return context

@@ -76,7 +76,12 @@ def test_reference_is_kept_in_order_completed(app, api):
 
 
 @pytest.mark.parametrize("value,word", [
-    ("x" * 256, "255"), ("", "255"), ("A\nB", "control"), (17, "string"), ("A\x00", "control")])
+    ("x" * 256, "255"), ("", "255"), ("A\nB", "control"), (17, "string"), ("A\x00", "control"),
+    # what the API key could still send after issue 20 (seen against a production-mode
+    # instance): a C1 control, a line separator, right-to-left overrides and isolates, which
+    # make the order number read otherwise in Klarna's e-mails and the support console
+    ("A\x85B", "control"), ("A\u2028B", "control"), ("\u202eEVIL", "direction"), ("A\u2066B", "direction"),
+    ("A\u200fB", "direction")])
 def test_bad_reference_is_refused_and_nothing_is_written(app, api, value, word):
     put = api("PUT", "/api/sessions/s-bad/cart", cart((TSHIRT, 1), merchant_reference1=value))
     assert put.status_code == 422

@@ -14,6 +14,7 @@ import io
 import json
 import selectors
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from callbacks.web.tokens import browser_token
 from config import Config, ConfigError
 
 from .reliability.realserver import API_KEY, SECRET, callback_path, env_for, post_head, prepared
-from .servers import gunicorn, procfile_concurrency
+from .servers import gunicorn, procfile_concurrency, self_signed
 
 TIMEOUT = 3  # KCO_BODY_TIMEOUT of the servers below: seconds a body may take
 SLACK = 3.0  # seconds beyond it that an answer may take on a busy 2-core machine
@@ -126,10 +127,10 @@ def procfile_server(sqlite_url, tmp_path):
     prepared(sqlite_url, {})
     workers, threads = procfile_concurrency()
 
-    def start(**env):
+    def start(tls=None, **env):
         full = {**env_for(sqlite_url, tmp_path / "gunicorn.log"), "KCO_BODY_TIMEOUT": str(TIMEOUT),
                 "KCO_RATE_LIMIT_STORAGE": f"file:{tmp_path / 'counters.sqlite3'}", **env}
-        return gunicorn(full, workers=workers, threads=threads)
+        return gunicorn(full, workers=workers, threads=threads, tls=tls)
     return workers, threads, start
 
 
@@ -238,6 +239,31 @@ def test_an_unread_body_is_not_waited_for(procfile_server):
             second = http.client.HTTPResponse(sock)
             second.begin()
             assert (first.status, second.status) == (401, 200)
+
+
+def test_refused_and_late_bodies_are_answered_in_tls_where_gunicorn_terminates_it(procfile_server, tmp_path):
+    """With gunicorn's own --certfile, the read side of a connection whose body is not waited
+    for (a wrong token) or came too late (408) is shut on the TCP socket under the TLS one:
+    Python's SSLSocket.shutdown also drops the TLS session, and the answer then went out in
+    plain text on the TLS connection (the client saw `WRONG_VERSION_NUMBER`, not a 401/408)."""
+    tls = self_signed(tmp_path)
+    if tls is None:
+        pytest.skip("no openssl command to make a certificate with")
+    _, _, start = procfile_server
+    payload = json.dumps(KLARNA_BODY).encode()
+    context = ssl.create_default_context(cafile=str(tls[0]))
+    with start(tls=tls) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for token, status in (("wrong", 401), (None, 408)):
+            path = callback_path("address_update", f"tls-{status}", **({"token": token} if token else {}))
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT + SLACK + 10) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(post_head(path, length=len(payload)) + payload[:5])  # the rest never comes
+                reply = http.client.HTTPResponse(sock)  # type: ignore[arg-type]
+                reply.begin()  # a reply in plain text here: ssl.SSLError WRONG_VERSION_NUMBER
+                body = json.loads(reply.read())
+                assert reply.status == status, body
+                assert body.get("error_type") == "approval_failed" if status == 408 else body["code"] == 401
 
 
 # -- in-process: the places, exactly ----------------------------------------------------------

@@ -4,6 +4,7 @@ counted across app instances that share the counters; Klarna's callbacks and the
 never throttled per session."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -45,6 +46,24 @@ def test_a_browser_token_cannot_set_the_shops_order_number(client, app, api_head
     # Without the field the same token writes its cart as before.
     assert client.put(f"/api/sessions/{sid}/cart", headers=token_for(app, sid),
                       json=CART).status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16", "utf-32"])
+def test_a_browser_token_cannot_set_it_in_another_json_encoding(client, app, api_headers, encoding):
+    """The standard library's JSON reader, which the view falls back to, takes UTF-16 and
+    UTF-32 bodies, where the field's name is not the bytes of its UTF-8 spelling (found by
+    sending them to a production-mode instance: the reference was set)."""
+    sid = "s-ref-enc"
+    assert client.put(f"/api/sessions/{sid}/cart", headers=api_headers,
+                      json={**CART, "merchant_reference1": "SHOP-1"}).status_code == 200
+    for method, path, body in (("PUT", f"/api/sessions/{sid}/cart", {**CART, "merchant_reference1": "EVIL"}),
+                               ("POST", f"/api/sessions/{sid}/checkout", {"merchant_reference1": "EVIL"})):
+        refused = client.open(path, method=method, headers=token_for(app, sid),
+                              data=json.dumps(body).encode(encoding), content_type="application/json")
+        assert refused.status_code == 403, (method, encoding, refused.get_json())
+        assert list(refused.get_json()["errors"]) == ["merchant_reference1"]
+    state = client.get(f"/api/sessions/{sid}/state", headers=api_headers).get_json()
+    assert state["merchant_reference1"] == "SHOP-1" and state["version"] == 1
 
 
 # -- per-session limits ----------------------------------------------------------------------

@@ -21,12 +21,16 @@ from callbacks.web.schemas import COUNTRY, CURRENCY, LOCALE, NOT_AN_OBJECT, Int
 MAX_EVENT_ID = 10**18 - 1  # at most 18 digits: more than any database id, less than int64
 EVENT_ID = re.compile(r"^[0-9]{1,18}\Z")
 BROWSER_TOKEN_PATTERN = r"^[0-9]{1,12}\.[A-Za-z0-9_-]{43}$"  # web/tokens.py: expiry.HMAC
-# The shop's order number: Klarna prints it on the confirmation and in e-mails, so no control
-# characters; Klarna's limit is 255.
+# The shop's order number: Klarna prints it on the confirmation and in e-mails, and the support
+# console shows it, so no control characters (C0, DEL, C1, the line and paragraph separators)
+# and no direction marks, embeddings, overrides or isolates (U+200E/F, U+061C, U+202A-E,
+# U+2066-9: "\u202eEVIL" reads backwards); Klarna's limit is 255.
 MERCHANT_REFERENCE = [
     validate.Length(1, 255, error="Must be 1 to 255 characters."),
-    validate.Regexp(r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z",
+    validate.Regexp(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]*\Z",
                     error="Contains a control character or a lone surrogate."),
+    validate.Regexp(r"^[^\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*\Z",
+                    error="Contains a text direction mark or override."),
 ]
 
 

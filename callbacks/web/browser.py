@@ -84,13 +84,15 @@ API_KEY_ONLY = {
 
 def refuse_merchant_fields() -> ResponseReturnValue | None:
     """Storefront: a browser token sending a field of API_KEY_ONLY is a 403 naming it (the
-    body is parsed here only if the field's name, or an escape that could spell it, is in it).
+    body is parsed here only if the field's name, an escape that could spell it, or a NUL byte
+    is in it: read_json also takes UTF-16 and UTF-32 bodies, where every ASCII character comes
+    with NUL bytes and the name is not its UTF-8 bytes; UTF-8 JSON never holds a raw NUL).
     A request with the API key, or with neither credential (the API's 401), passes on."""
     fields = API_KEY_ONLY.get(request.endpoint or "")
     if not fields or not by_browser_token():
         return None
     raw = request.get_data(cache=True)
-    if not any(f.encode() in raw for f in fields) and b"\\u" not in raw:
+    if not any(f.encode() in raw for f in fields) and b"\\u" not in raw and b"\0" not in raw:
         return None
     body = read_json(request)  # not JSON: the storefront's 400, as the view would give
     sent = [f for f in fields if isinstance(body, dict) and f in body]

@@ -260,8 +260,12 @@ class DeadlineInput:
     def _shut(self) -> None:
         if self.sock is not None:
             try:
-                self.sock.shutdown(socket.SHUT_RD)  # gunicorn's close then does not linger on it
-            except OSError:
+                # gunicorn's close then does not linger on it. socket.socket's own shutdown, on
+                # the connection under TLS where gunicorn terminates it (--certfile): an
+                # SSLSocket's shutdown also drops its TLS session, and the reply would go out
+                # in plain text on the TLS connection.
+                socket.socket.shutdown(self.sock, socket.SHUT_RD)
+            except (OSError, TypeError):
                 pass
 
 
