@@ -113,11 +113,14 @@ def execute(conn: sa.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
         raise wrapped(conn, exc, sql, params) from exc
 
 
-def wrapped(conn: sa.Connection, exc: Exception, sql: str, params: Any) -> sa.exc.DBAPIError:
+def wrapped(conn: sa.Connection, exc: Any, sql: str, params: Any) -> sa.exc.StatementError:
+    """The driver's `exc` (a DB-API Error) as SQLAlchemy raises it: sa.exc.OperationalError, …"""
     dialect = conn.dialect
     disconnect = dialect.is_disconnect(exc, driver(conn), None)
-    return sa.exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=disconnect, dialect=dialect)
+    error: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
+        dialect=dialect)
+    return error
 
 
 class Statements:
