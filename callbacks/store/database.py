@@ -263,9 +263,8 @@ class Store:
         """Lock one session for the length of a transaction; commit on a clean exit."""
         hot = self.hot
         with self.write() as conn:
-            if self.is_postgres:
-                hot.lock(conn, _session_lock_key(sid))
-            tx = SessionTx(conn, self, sid, *hot.read_session(conn, sid))
+            lock = _session_lock_key(sid) if self.is_postgres else None  # SQLite: BEGIN IMMEDIATE
+            tx = SessionTx(conn, self, sid, *hot.read_session(conn, sid, lock))
             yield tx
             if tx.events:  # and their webhook messages, in the same transaction (outbox.py)
                 versions = (tx.events[0]["version"], tx.events[-1]["version"])
@@ -420,8 +419,8 @@ class Store:
         """One row of the callback log: in `conn`'s open transaction when given (the session's,
         see calllog.write_in), else in a transaction of its own."""
         row = (utcnow(), callback, session, order_id, status, duration_ms, request, reply)
-        if conn is not None:
-            return self.hot.insert_log(conn, *row)
+        if conn is not None:  # a failing row undoes nothing else (a savepoint on PostgreSQL)
+            return self.hot.insert_log_guarded(conn, *row)
         with self.write() as conn:
             return self.hot.insert_log(conn, *row)
 

@@ -114,9 +114,14 @@ def execute(conn: sa.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
 
 
 def wrapped(conn: sa.Connection, exc: Any, sql: str, params: Any) -> sa.exc.StatementError:
-    """The driver's `exc` (a DB-API Error) as SQLAlchemy raises it: sa.exc.OperationalError, …"""
+    """The driver's `exc` (a DB-API Error) as SQLAlchemy raises it: sa.exc.OperationalError, …
+    A lost connection is invalidated, with the pool's older connections, as SQLAlchemy does
+    (Connection._handle_dbapi_exception): none of them is handed out again."""
     dialect = conn.dialect
     disconnect = dialect.is_disconnect(exc, driver(conn), None)
+    if disconnect and not conn.invalidated:
+        conn.engine.pool._invalidate(conn.connection, exc)
+        conn.invalidate(exc)
     error: sa.exc.StatementError = sa.exc.DBAPIError.instance(
         sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=disconnect,
         dialect=dialect)
@@ -131,13 +136,25 @@ class Statements:
         self.sql = POSTGRES if self.postgres else SQLITE
         self.enqueue = enqueue_statement(dialect)
 
-    def lock(self, conn: sa.Connection, key: int) -> None:
-        """PostgreSQL: the session's transaction-scoped advisory lock."""
-        execute(conn, self.sql["lock_session"], (key,)).fetchall()
-
-    def read_session(self, conn: sa.Connection, sid: str) -> tuple[dict[str, Any] | None, int]:
-        """The session's state and version; (None, 0) for a session never written."""
-        row = execute(conn, self.sql["select_session"], (sid,)).fetchone()
+    def read_session(self, conn: sa.Connection, sid: str,
+                     lock_key: int | None = None) -> tuple[dict[str, Any] | None, int]:
+        """The session's state and version; (None, 0) for a session never written. PostgreSQL:
+        first the session's transaction-scoped advisory lock (`lock_key`), then the read, in one
+        round trip with the transaction's BEGIN (psycopg's pipeline mode). The server runs them
+        in order, and under READ COMMITTED the read's snapshot is taken when it starts, once
+        the lock is held, so it sees the last holder's commit (which one statement doing both
+        would not)."""
+        if lock_key is None:
+            row = execute(conn, self.sql["select_session"], (sid,)).fetchone()
+        else:
+            raw = driver(conn)
+            try:
+                with raw.pipeline():
+                    raw.execute(POSTGRES["lock_session"], (lock_key,))
+                    cursor = raw.execute(POSTGRES["select_session"], (sid,))
+                row = cursor.fetchone()
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise wrapped(conn, exc, POSTGRES["select_session"], (sid,)) from exc
         if row is None:
             return None, 0
         return state_from(row[0]), row[1]
@@ -185,3 +202,32 @@ class Statements:
                          (sqlite_datetime(at), callback, session, order_id, status, duration_ms,
                           json_text(request), json_text(reply)))
         return int(cursor.lastrowid)
+
+    def insert_log_guarded(self, conn: sa.Connection, at: datetime, callback: str,
+                           session: str | None, order_id: str | None, status: int,
+                           duration_ms: float, request: Any, reply: Any) -> int:
+        """insert_log inside an open session transaction, which a failing row must not undo.
+        SQLite undoes only the failing statement. A failing statement aborts a PostgreSQL
+        transaction: there the row gets a savepoint, and the SAVEPOINT, the INSERT and the
+        RELEASE go in one round trip (pipeline mode); on an error the savepoint is rolled back
+        to and the error raised, the session's own writes intact."""
+        if not self.postgres:
+            return self.insert_log(conn, at, callback, session, order_id, status, duration_ms,
+                                   request, reply)
+        raw = driver(conn)
+        params = (at, callback, session, order_id, status, duration_ms, json_text(request),
+                  json_text(reply))
+        try:
+            with raw.pipeline():
+                raw.execute("SAVEPOINT kco_log_row")
+                cursor = raw.execute(POSTGRES["insert_log"], params)
+                raw.execute("RELEASE SAVEPOINT kco_log_row")
+            return int(cursor.fetchone()[0])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            error = wrapped(conn, exc, POSTGRES["insert_log"], params)
+            if not conn.invalidated:
+                try:
+                    raw.execute("ROLLBACK TO SAVEPOINT kco_log_row")
+                except conn.dialect.loaded_dbapi.Error as lost:
+                    raise wrapped(conn, lost, "ROLLBACK TO SAVEPOINT", ()) from exc
+            raise error from exc
