@@ -42,14 +42,6 @@ MAX_EVENT_ID = 2**31 - 1  # events.id is an INTEGER
 
 # What every callback executes, built once with bound parameters: building the statements per
 # call (values(), then their cache keys) was ~10 % of a 10-line callback's CPU (BENCHMARKS.md).
-SELECT_STATE = sa.select(sessions.c.state).where(sessions.c.sid == sa.bindparam("b_sid"))
-# The state as the JSON text it was stored as (json, not jsonb, on PostgreSQL: kept verbatim).
-# SQLite hands it over as UTF-8 bytes (a BLOB), as the state read sends it; PostgreSQL as text
-# (a bytea would come hex-encoded, twice the size, and cost more to decode than to encode).
-SELECT_STATE_JSON = {
-    pg: sa.select(sa.cast(sessions.c.state, sa.Text if pg else sa.LargeBinary))
-          .where(sessions.c.sid == sa.bindparam("b_sid"))
-    for pg in (False, True)}
 SELECT_SID = sa.select(sessions.c.sid).where(sessions.c.sid == sa.bindparam("b_sid"))
 EVENT_ORDER_LOCK = 0x6B636F  # "kco": the lock kco_append_events holds while it draws event ids
 
@@ -357,8 +349,8 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def get_state(self, sid: str) -> dict[str, Any] | None:
         with self.reads.connect() as conn:
-            row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
-        return dict(row.state) if row else None
+            stored = self.hot.read_state_text(conn, sid)
+        return None if stored is None else hotpath.state_from(stored)
 
     def get_attachment(self, sid: str) -> dict[str, str] | None:
         """The session's extra merchant data, `{content_type, body}`, or None."""
@@ -370,7 +362,7 @@ class Store:
     def get_state_json(self, sid: str) -> bytes | None:
         """get_state(sid) as the JSON stored, not parsed: what the state read sends."""
         with self.reads.connect() as conn:
-            found: Any = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
+            found = self.hot.read_state_text(conn, sid)
         if found is None:
             return None
         stored: bytes = found.encode() if isinstance(found, str) else found
