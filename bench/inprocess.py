@@ -25,9 +25,10 @@ from bench import catalog, workload
 SECRET = "bench-secret-bench-secret-bench-secret"
 
 
-def database(kind: str, tmp: Path) -> str:
-    """A fresh database: a new SQLite file, or kco_bench_inprocess dropped and created again."""
-    return catalog.database(kind, tmp, "kco_bench_inprocess")
+def database(kind: str, tmp: Path, name: str = "kco_bench_inprocess") -> str:
+    """A fresh database: a new SQLite file, or `name` (kco_bench_inprocess) dropped and created
+    again."""
+    return catalog.database(kind, tmp, name)
 
 
 class Case:
@@ -88,6 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default="address_update,address_update_new,validation,state")
     parser.add_argument("--requests", type=int, default=0, help="default: 200 (10 lines), 30 (1000)")
     parser.add_argument("--profile", help="write a cProfile of the measured requests here")
+    parser.add_argument("--pg-database", default="kco_bench_inprocess",
+                        help="the PostgreSQL database to drop and create (one per concurrent run)")
     args = parser.parse_args(argv)
     logging.getLogger("callbacks").setLevel(logging.WARNING)
     from callbacks import create_app
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
         shop_file = workload.write_bench_shop(Path(tmp))
         print(f"{'db':<11}{'lines':>6}  {'case':<20}{'CPU ms/request':>15}")
         for db in args.db.split(","):
-            app = create_app({"TESTING": True, "DATABASE_URL": database(db, Path(tmp)),
+            app = create_app({"TESTING": True, "DATABASE_URL": database(db, Path(tmp), args.pg_database),
                               "KCO_CALLBACK_SECRET": SECRET, "KCO_SHOP_FILE": str(shop_file)})
             kco = app.extensions["kco"]
             client = app.test_client()

@@ -248,6 +248,25 @@ def test_purge_needs_a_positive_whole_number_of_days(app, args, klarna, store):
     assert len(rows(store)) == 1
 
 
+def test_a_log_row_the_database_refuses_undoes_nothing_of_the_session(klarna, store, monkeypatch):
+    """The row is written in the session's transaction; when the database refuses it there (on
+    PostgreSQL a failing statement aborts the transaction: the row has its own savepoint), the
+    change and its event stay, and the row is written on its own after the commit."""
+    real = store.log_callback
+
+    def refused_with_the_session(*args, conn=None, **kwargs):
+        if conn is not None:  # NOT NULL: the database refuses the row, not our Python
+            return real(*args, **{**kwargs, "status": None}, conn=conn)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(store, "log_callback", refused_with_the_session)
+    response = klarna("address_update", "s-1", order_body())
+    assert response.status_code == 200, response.data
+    assert store.get_state("s-1")["version"] == 1
+    assert [e["type"] for e in store.events_after(0)] == ["address_updated"]
+    [row] = rows(store)
+    assert row["status"] == 200 and row["reply"] == response.get_json()
+
+
 def test_a_log_row_that_takes_sqlites_transaction_down_fails_the_callback_whole(klarna, store, monkeypatch):
     """SQLite may roll a whole transaction back when a statement fails for want of disk or on
     an I/O error: the callback must then fail (503), not answer 200 for a change it lost."""

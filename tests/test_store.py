@@ -348,3 +348,47 @@ def test_events_written_before_revision_0004_stay_in_the_feed(database_url):
     assert store.events_after(feed[1]["id"]) == feed[2:]
     assert store.last_event_id() == feed[2]["id"]
     store.dispose()
+
+
+def test_the_hot_paths_rows_read_back_through_sqlalchemy_as_sqlalchemys_own(database_url):
+    """store/hotpath.py writes the session, its event and the log row on the DB-API connection:
+    SQLAlchemy Core (the support console, the feeds, the migrations' successors) must read them
+    as it reads rows it wrote itself, and the hot path must read what SQLAlchemy wrote."""
+    from callbacks.store.tables import callback_log, events, sessions
+
+    store = Store(database_url)
+    store.migrate()
+    state = {"cart": {"items": [{"reference": "ÅÄÖ-1", "quantity": 2}]}, "note": "100 % 'q' \\ %s",
+             "klarna": {"order_id": "ord-1", "account": "acct"}}
+    with store.session("s-hot") as tx:
+        tx.save(state, "cart_updated", {"n": 1, "none": None})
+        store.log_callback("address_update", "s-hot", "ord-1", 200, 1.5, None, {"ok": True},
+                           conn=tx.conn)
+    with store.engine.connect() as conn:
+        session = conn.execute(sa.select(sessions).where(sessions.c.sid == "s-hot")).one()
+        event = conn.execute(sa.select(events).where(events.c.session == "s-hot")).one()
+        logged = conn.execute(sa.select(callback_log).where(callback_log.c.session == "s-hot")).one()
+        request_is_sql_null = conn.execute(sa.select(callback_log.c.request.is_(None))
+                                           .where(callback_log.c.id == logged.id)).scalar()
+    assert session.version == 1 and session.state["cart"] == state["cart"]
+    assert session.state["note"] == state["note"] and session.state["session"] == "s-hot"
+    assert (session.klarna_order_id, session.klarna_account) == ("ord-1", "acct")
+    assert isinstance(session.created_at, datetime) and session.created_at == session.updated_at
+    assert session.state["updated_at"].startswith(session.updated_at.isoformat()[:23])
+    assert (event.type, event.version, event.data) == ("cart_updated", 1, {"n": 1, "none": None})
+    assert isinstance(event.at, datetime) and event.at == session.updated_at
+    assert (logged.callback, logged.order_id, logged.status, logged.duration_ms) == (
+        "address_update", "ord-1", 200, 1.5)
+    assert logged.request is None and logged.reply == {"ok": True} and not request_is_sql_null
+    assert isinstance(logged.at, datetime)
+    assert store.get_state("s-hot") == session.state
+    # …and the other way: a row SQLAlchemy wrote is the hot path's to read and update.
+    with store.engine.begin() as conn:
+        conn.execute(sessions.update().where(sessions.c.sid == "s-hot")
+                     .values(state={**session.state, "note": "by SQLAlchemy"}))
+    with store.session("s-hot") as tx:
+        assert tx.state["note"] == "by SQLAlchemy" and tx.version == 1
+        tx.save(tx.state, "cart_updated", {"n": 2})
+    assert store.get_state("s-hot")["version"] == 2
+    assert [e["version"] for e in store.events_after(0, sid="s-hot")] == [1, 2]
+    store.dispose()

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import sqlite3
-from contextlib import nullcontext
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -45,12 +44,11 @@ def write_in(store, conn: sa.Connection, entry: dict) -> bool:
     failed: it is undone (a savepoint on PostgreSQL; SQLite undoes the statement) and should be
     written on its own after the commit. Raises when SQLite gave the whole transaction up
     (disk full, I/O): then the callback fails whole rather than answer for a lost change."""
-    # A failing statement aborts a PostgreSQL transaction: there the row gets a savepoint, so
-    # that it cannot undo the state. SQLite undoes only the failing statement.
-    guard = conn.begin_nested if store.is_postgres else nullcontext
+    # A failing statement aborts a PostgreSQL transaction: there the row gets a savepoint
+    # (Store.log_callback), so that it cannot undo the state. SQLite undoes only the failing
+    # statement.
     try:
-        with guard():
-            store.log_callback(**entry, conn=conn)
+        store.log_callback(**entry, conn=conn)
     except Exception as exc:  # noqa: BLE001 - written once more in a transaction of its own
         if conn.invalidated:
             raise  # the connection died under the transaction: all of it is lost (a 503)

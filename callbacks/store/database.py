@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from callbacks.rules.state import EventType
-from callbacks.store import events_pg, faults
+from callbacks.store import events_pg, faults, hotpath
 from callbacks.store.engine import SqliteWriters, make_engine
 
 # The tables are re-exported for callers (`X as X`: an explicit re-export).
@@ -35,7 +35,6 @@ from callbacks.store.tables import metadata as metadata
 from callbacks.store.tables import session_attachments as session_attachments
 from callbacks.store.tables import sessions as sessions
 from callbacks.web import jsonprovider
-from callbacks.webhooks import outbox
 
 _open_write: ContextVar[sa.Connection | None] = ContextVar("kco_open_write", default=None)
 
@@ -43,21 +42,7 @@ MAX_EVENT_ID = 2**31 - 1  # events.id is an INTEGER
 
 # What every callback executes, built once with bound parameters: building the statements per
 # call (values(), then their cache keys) was ~10 % of a 10-line callback's CPU (BENCHMARKS.md).
-SELECT_SESSION = (sa.select(sessions.c.state, sessions.c.version)
-                  .where(sessions.c.sid == sa.bindparam("b_sid")))
-SELECT_STATE = sa.select(sessions.c.state).where(sessions.c.sid == sa.bindparam("b_sid"))
-# The state as the JSON text it was stored as (json, not jsonb, on PostgreSQL: kept verbatim).
-# SQLite hands it over as UTF-8 bytes (a BLOB), as the state read sends it; PostgreSQL as text
-# (a bytea would come hex-encoded, twice the size, and cost more to decode than to encode).
-SELECT_STATE_JSON = {
-    pg: sa.select(sa.cast(sessions.c.state, sa.Text if pg else sa.LargeBinary))
-          .where(sessions.c.sid == sa.bindparam("b_sid"))
-    for pg in (False, True)}
 SELECT_SID = sa.select(sessions.c.sid).where(sessions.c.sid == sa.bindparam("b_sid"))
-INSERT_SESSION = sessions.insert()
-UPDATE_SESSION = sessions.update().where(sessions.c.sid == sa.bindparam("b_sid"))
-INSERT_EVENT = events.insert().returning(events.c.id)
-INSERT_CALLBACK_LOG = callback_log.insert().returning(callback_log.c.id)
 EVENT_ORDER_LOCK = 0x6B636F  # "kco": the lock kco_append_events holds while it draws event ids
 
 
@@ -76,10 +61,11 @@ def _session_lock_key(sid: str) -> int:
 class SessionTx:
     """One locked session inside a write transaction: read `state`, then `save` it once."""
 
-    def __init__(self, conn: sa.Connection, store: Store, sid: str, row: sa.Row[Any, Any] | None):
+    def __init__(self, conn: sa.Connection, store: Store, sid: str, state: dict[str, Any] | None,
+                 version: int):
         self.conn, self.store, self.sid = conn, store, sid
-        self.state: dict[str, Any] | None = dict(row.state) if row else None
-        self.version: int = row.version if row else 0
+        self.state: dict[str, Any] | None = state
+        self.version: int = version
         self.events: list[dict[str, Any]] = []
         self.pending: list[tuple[dict[str, Any], datetime]] = []  # PostgreSQL: appended at commit (events_pg)
 
@@ -91,20 +77,18 @@ class SessionTx:
         self.version += 1
         state = {**state, "session": self.sid, "version": self.version, "updated_at": iso(now)}
         klarna = state.get("klarna") or {}
-        values = {"version": self.version, "state": state, "klarna_order_id": klarna.get("order_id"),
-                  "klarna_account": klarna.get("account"), "updated_at": now}
-        if self.state is None:
-            self.conn.execute(INSERT_SESSION, {"sid": self.sid, "created_at": now, **values})
-        else:
-            self.conn.execute(UPDATE_SESSION, {"b_sid": self.sid, **values})
+        self.store.hot.write_session(self.conn, self.state is None, self.sid, self.version, state,
+                                     klarna.get("order_id"), klarna.get("account"), now)
         self.state = state
         if self.store.is_postgres:  # its id comes at commit: see events_pg.publish
             event = {"id": None, "session": self.sid, "type": type_name,
                      "version": self.version, "at": iso(now), "data": data}
             self.pending.append((event, now))
         else:
-            event = self.store._insert_event(self.conn, self.sid, type_name, self.version,
-                                             data, now)
+            event_id = self.store.hot.insert_event(self.conn, self.sid, type_name, self.version,
+                                                   now, data)
+            event = {"id": event_id, "session": self.sid, "type": type_name,
+                     "version": self.version, "at": iso(now), "data": data}
         self.events.append(event)
         return event
 
@@ -203,6 +187,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.hot = hotpath.Statements(self.engine.dialect)  # the hot path's own SQL
         # Reads of one statement need no transaction of their own: under READ COMMITTED each
         # statement takes its own snapshot anyway. On PostgreSQL, autocommit spares each read
         # its BEGIN and its ROLLBACK (two round trips of four, with the pool's pre-ping);
@@ -268,19 +253,18 @@ class Store:
     @contextmanager
     def session(self, sid: str) -> Iterator[SessionTx]:
         """Lock one session for the length of a transaction; commit on a clean exit."""
+        hot = self.hot
         with self.write() as conn:
-            if self.is_postgres:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_session_lock_key(sid))))
-            row = conn.execute(SELECT_SESSION, {"b_sid": sid}).first()
-            tx = SessionTx(conn, self, sid, row)
+            lock = _session_lock_key(sid) if self.is_postgres else None  # SQLite: BEGIN IMMEDIATE
+            tx = SessionTx(conn, self, sid, *hot.read_session(conn, sid, lock))
             yield tx
             if tx.events:  # and their webhook messages, in the same transaction (outbox.py)
                 versions = (tx.events[0]["version"], tx.events[-1]["version"])
                 if tx.pending:
-                    events_pg.publish(conn, tx.pending,
-                                      also=outbox.enqueue_sql(conn, sid, *versions))
+                    events_pg.publish(conn, tx.pending, also=hot.enqueue_postgres(
+                        hotpath.driver(conn), sid, *versions))
                 else:
-                    conn.execute(outbox.enqueue(sid, *versions))
+                    hot.enqueue_sqlite(conn, sid, *versions)
         if tx.events:
             last = tx.events[-1]["id"]
             for callback in self._after_commit:
@@ -301,15 +285,6 @@ class Store:
             if before_commit is not None:
                 before_commit(tx, decision)
         return tx.state, decision
-
-    def _insert_event(self, conn: sa.Connection, sid: str, event_type: str, version: int, data: Any,
-                      now: datetime) -> dict[str, Any]:
-        """SQLite: the write transaction already excludes every other writer."""
-        event_id = conn.execute(INSERT_EVENT, {"session": sid, "type": event_type,
-                                               "version": version, "at": now,
-                                               "data": data}).scalar_one()
-        return {"id": event_id, "session": sid, "type": event_type, "version": version,
-                "at": iso(now), "data": data}
 
     @contextmanager
     def lease(self, sid: str, ttl: float = 180.0, wait: float = 45.0) -> Iterator[None]:
@@ -374,8 +349,8 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def get_state(self, sid: str) -> dict[str, Any] | None:
         with self.reads.connect() as conn:
-            row = conn.execute(SELECT_STATE, {"b_sid": sid}).first()
-        return dict(row.state) if row else None
+            stored = self.hot.read_state_text(conn, sid)
+        return None if stored is None else hotpath.state_from(stored)
 
     def get_attachment(self, sid: str) -> dict[str, str] | None:
         """The session's extra merchant data, `{content_type, body}`, or None."""
@@ -387,7 +362,7 @@ class Store:
     def get_state_json(self, sid: str) -> bytes | None:
         """get_state(sid) as the JSON stored, not parsed: what the state read sends."""
         with self.reads.connect() as conn:
-            found: Any = conn.execute(SELECT_STATE_JSON[self.is_postgres], {"b_sid": sid}).scalar()
+            found = self.hot.read_state_text(conn, sid)
         if found is None:
             return None
         stored: bytes = found.encode() if isinstance(found, str) else found
@@ -435,12 +410,11 @@ class Store:
                      conn: sa.Connection | None = None) -> int:
         """One row of the callback log: in `conn`'s open transaction when given (the session's,
         see calllog.write_in), else in a transaction of its own."""
-        row = {"at": utcnow(), "callback": callback, "session": session, "order_id": order_id,
-               "status": status, "duration_ms": duration_ms, "request": request, "reply": reply}
-        if conn is not None:
-            return int(conn.execute(INSERT_CALLBACK_LOG, row).scalar_one())
+        row = (utcnow(), callback, session, order_id, status, duration_ms, request, reply)
+        if conn is not None:  # a failing row undoes nothing else (a savepoint on PostgreSQL)
+            return self.hot.insert_log_guarded(conn, *row)
         with self.write() as conn:
-            return int(conn.execute(INSERT_CALLBACK_LOG, row).scalar_one())
+            return self.hot.insert_log(conn, *row)
 
     def logged_callback(self, log_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
+from callbacks.store import hotpath
 from callbacks.web import jsonprovider
 from config import whole_number
 
@@ -43,8 +44,10 @@ def make_engine(url: str) -> sa.Engine:
 
         @sa_event.listens_for(engine, "begin")
         def _sqlite_begin(conn: sa.Connection) -> None:
-            immediate = conn.get_execution_options().get("kco_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # On the DB-API connection (every write begins here: store/hotpath.py), an error
+            # raised as SQLAlchemy would (a locked database is an OperationalError, a fault).
+            sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("kco_write") else "BEGIN"
+            hotpath.execute(conn, sql)
 
         return engine
     # Per process: a PostgreSQL server takes max_connections (100 by default) in all, and

@@ -1,8 +1,9 @@
 """The transactional outbox: a session transaction's events become webhook messages in the SAME
 transaction, one row per (event, enabled endpoint subscribed to its type).
 
-One INSERT … SELECT, built here and run by the store at the end of every session transaction
-that recorded events (callbacks/store/database.py on SQLite, inside events_pg.publish's single
+One INSERT … SELECT, built here (and compiled once, by callbacks/store/hotpath.py) and run by
+the store at the end of every session transaction that recorded events (callbacks/store/
+database.py on SQLite, inside events_pg.publish's single
 message on PostgreSQL, where the event ids exist only once kco_append_events drew them). It
 reads the endpoints in that transaction, so an endpoint created before the commit gets the
 event and one deleted before it does not; without endpoints it inserts nothing. The session's
@@ -10,6 +11,8 @@ events are named by (session, version range): versions are drawn under the sessi
 range is exactly this transaction's events.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,8 +28,9 @@ def _subscribed():
                                                        + sa.literal(" %")))
 
 
-def enqueue(sid: str, first_version: int, last_version: int) -> sa.Insert:
-    """The INSERT that queues the messages of session `sid`'s events first..last_version."""
+def enqueue(sid: Any, first_version: Any, last_version: Any) -> sa.Insert:
+    """The INSERT that queues the messages of session `sid`'s events first..last_version (values
+    or SQL expressions: store/hotpath.py compiles it once, with placeholders for the three)."""
     select = (sa.select(webhook_endpoints.c.id, events.c.id, events.c.session, events.c.type,
                         sa.literal(PENDING), sa.literal(0), events.c.at, events.c.at)
               .select_from(events.join(webhook_endpoints,
@@ -37,10 +41,3 @@ def enqueue(sid: str, first_version: int, last_version: int) -> sa.Insert:
     return webhook_messages.insert().from_select(
         ["endpoint_id", "event_id", "session", "type", "state", "attempts", "next_at",
          "created_at"], select)
-
-
-def enqueue_sql(conn: sa.Connection, sid: str, first_version: int, last_version: int) -> str:
-    """enqueue() as literal SQL, for a multi-statement message (events_pg.publish). The values
-    are a session id (our own pattern) and two integers, quoted by the dialect."""
-    return str(enqueue(sid, first_version, last_version)
-               .compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
