@@ -77,7 +77,7 @@ def test_reference_is_kept_in_order_completed(app, api):
 
 @pytest.mark.parametrize("value,word", [
     ("x" * 256, "255"), ("", "255"), ("A\nB", "control"), (17, "string"), ("A\x00", "control"),
-    # what the API key could still send after issue 20 (seen against a production-mode
+    # what the API key could still send once browser tokens could not (seen against a production-mode
     # instance): a C1 control, a line separator, right-to-left overrides and isolates, which
     # make the order number read otherwise in Klarna's e-mails and the support console
     ("A\x85B", "control"), ("A\u2028B", "control"), ("\u202eEVIL", "direction"), ("A\u2066B", "direction"),
