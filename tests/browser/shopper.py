@@ -34,6 +34,15 @@ def open_checkout(page: Page) -> FrameLocator:
     return frame
 
 
+def enter_address(frame: FrameLocator, billing_country: str, **fields: str) -> None:
+    """What a shopper does in Klarna's iframe: pick the billing country (sent at once), type the
+    other address fields by their input names, and press Save address."""
+    frame.locator('select[name="billing_country"]').select_option(billing_country)
+    for name, value in fields.items():
+        frame.locator(f'input[name="{name}"]').fill(value)
+    frame.locator('button[data-sandbox="save-address"]').click()
+
+
 def klarna_log(page: Page) -> list[dict]:
     return page.evaluate("window._klarnaCheckoutLog || []")
 

@@ -6,7 +6,16 @@ import re
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.shopper import COFFEE, MUG, TSHIRT, add, assert_suspended_around, open_checkout, session_of
+from tests.browser.shopper import (
+    COFFEE,
+    MUG,
+    TSHIRT,
+    add,
+    assert_suspended_around,
+    enter_address,
+    open_checkout,
+    session_of,
+)
 
 
 def test_products_in_the_cart_show_in_the_checkout_iframe(shop, api):
@@ -27,9 +36,7 @@ def test_billing_country_finland_in_the_iframe_reprices_the_page_in_euro(shop, a
     add(shop, COFFEE)
     sek = int(shop.locator('[data-kco="order-amount"]').first.get_attribute("data-value"))
     frame = open_checkout(shop)
-    frame.locator('select[name="billing_country"]').select_option("FI")
-    frame.locator('input[name="postal_code"]').fill("00100")
-    frame.locator('button[data-sandbox="save-address"]').click()
+    enter_address(frame, "FI", postal_code="00100")
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
     expect(shop.locator('[data-kco="locale"]').first).to_have_text(re.compile(r"^(sv|fi|en)-FI$"))
     state = api("GET", f"/api/sessions/{session_of(shop)}/state").json()
@@ -74,10 +81,7 @@ def test_another_shipping_option_changes_the_totals(shop):
 def test_a_us_address_with_a_state_adds_a_sales_tax_line(shop, api):
     add(shop, TSHIRT)
     frame = open_checkout(shop)
-    frame.locator('select[name="billing_country"]').select_option("US")
-    frame.locator('input[name="region"]').fill("CA")
-    frame.locator('input[name="postal_code"]').fill("94103")
-    frame.locator('button[data-sandbox="save-address"]').click()
+    enter_address(frame, "US", region="CA", postal_code="94103")
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
     tax_row = shop.locator('[data-kco="lines"] tr[data-line-type="sales_tax"]')
     expect(tax_row).to_have_count(1)
@@ -109,10 +113,7 @@ def test_a_country_change_to_a_market_on_another_klarna_account_moves_the_iframe
     frame = open_checkout(shop)
     sid = session_of(shop)
     se_order = api("GET", f"/api/sessions/{sid}/state").json()["klarna"]["order_id"]
-    frame.locator('select[name="billing_country"]').select_option("US")
-    frame.locator('input[name="region"]').fill("CA")
-    frame.locator('input[name="postal_code"]').fill("94103")
-    frame.locator('button[data-sandbox="save-address"]').click()
+    enter_address(frame, "US", region="CA", postal_code="94103")
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
     expect(frame.locator('[data-sandbox="purchase-country"]')).to_have_text("US")
     state = api("GET", f"/api/sessions/{sid}/state").json()

@@ -5,15 +5,13 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import SUPPORT_PASSWORD
-from tests.browser.shopper import TSHIRT, add, open_checkout, session_of
+from tests.browser.shopper import TSHIRT, add, enter_address, open_checkout, session_of
 
 
 def test_support_finds_a_shoppers_session_and_reads_its_timeline(shop, service, browser):
     add(shop, TSHIRT, 2)
     frame = open_checkout(shop)
-    frame.locator('select[name="billing_country"]').select_option("FI")
-    frame.locator('input[name="postal_code"]').fill("00100")
-    frame.locator('button[data-sandbox="save-address"]').click()
+    enter_address(frame, "FI", postal_code="00100")
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
     sid = session_of(shop)
 

@@ -18,7 +18,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import pair
-from tests.browser.shopper import add, checkout_frame, completed, open_checkout, session_of
+from tests.browser.shopper import add, checkout_frame, completed, enter_address, open_checkout, session_of
 
 # The shop file's own password variables (built, not literal: they are names of this shop
 # file, not settings of the service).
@@ -173,12 +173,8 @@ def test_a_shopper_who_moves_from_se_to_us_in_the_iframe_buys_at_the_us_account(
     before_move = max(r["id"] for r in sandbox_requests(sandbox))
 
     # Inside Klarna's iframe: billing country US, and a US address.
-    frame.locator('select[name="billing_country"]').select_option("US")
-    frame.locator('input[name="street_address"]').fill("500 Howard St")
-    frame.locator('input[name="city"]').fill("San Francisco")
-    frame.locator('input[name="region"]').fill("CA")
-    frame.locator('input[name="postal_code"]').fill("94105")
-    frame.locator('button[data-sandbox="save-address"]').click()
+    enter_address(frame, "US", street_address="500 Howard St", city="San Francisco", region="CA",
+                  postal_code="94105")
 
     # The page is in USD, and the iframe is a new order, at the North America account.
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
