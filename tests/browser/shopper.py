@@ -43,6 +43,20 @@ def enter_address(frame: FrameLocator, billing_country: str, **fields: str) -> N
     frame.locator('button[data-sandbox="save-address"]').click()
 
 
+def move_to_country(frame: FrameLocator, billing_country: str, leaving_order: str, **typed: str) -> None:
+    """A country sold through another Klarna account: the shopper types `typed` (fields the old
+    iframe shows), picks the billing country (sent at once, with what was typed, as in Klarna's
+    iframe), and waits, as a shopper watching the page would, until the new order's iframe has
+    replaced the one of `leaving_order` and is live; only then does the shopper type on."""
+    for name, value in typed.items():
+        frame.locator(f'input[name="{name}"]').fill(value)
+    frame.locator('select[name="billing_country"]').select_option(billing_country)
+    body = frame.locator("body")
+    expect(body).not_to_have_attribute("data-order-id", leaving_order)
+    expect(body).to_have_attribute("data-suspended", "false")
+    expect(body).to_have_attribute("data-busy", "false")
+
+
 def klarna_log(page: Page) -> list[dict]:
     return page.evaluate("window._klarnaCheckoutLog || []")
 

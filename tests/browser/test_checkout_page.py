@@ -13,6 +13,7 @@ from tests.browser.shopper import (
     add,
     assert_suspended_around,
     enter_address,
+    move_to_country,
     open_checkout,
     session_of,
 )
@@ -81,7 +82,8 @@ def test_another_shipping_option_changes_the_totals(shop):
 def test_a_us_address_with_a_state_adds_a_sales_tax_line(shop, api):
     add(shop, TSHIRT)
     frame = open_checkout(shop)
-    enter_address(frame, "US", region="CA", postal_code="94103")
+    se_order = api("GET", f"/api/sessions/{session_of(shop)}/state").json()["klarna"]["order_id"]
+    move_to_country(frame, "US", se_order, region="CA", postal_code="94103")  # to the NA account
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
     tax_row = shop.locator('[data-kco="lines"] tr[data-line-type="sales_tax"]')
     expect(tax_row).to_have_count(1)
@@ -113,7 +115,7 @@ def test_a_country_change_to_a_market_on_another_klarna_account_moves_the_iframe
     frame = open_checkout(shop)
     sid = session_of(shop)
     se_order = api("GET", f"/api/sessions/{sid}/state").json()["klarna"]["order_id"]
-    enter_address(frame, "US", region="CA", postal_code="94103")
+    move_to_country(frame, "US", se_order, region="CA", postal_code="94103")
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
     expect(frame.locator('[data-sandbox="purchase-country"]')).to_have_text("US")
     state = api("GET", f"/api/sessions/{sid}/state").json()
@@ -134,6 +136,8 @@ def test_a_country_change_to_a_market_on_another_klarna_account_moves_the_iframe
     expect(frame.locator('select[name="billing_country"]')).to_have_value("US")
     expect(frame.locator('input[name="region"]')).to_have_value("CA")
     expect(frame.locator('input[name="postal_code"]')).to_have_value("94103")
+    expect(shop.locator('[data-kco="lines"] tr[data-line-type="sales_tax"]')).to_have_count(1)
+    state = api("GET", f"/api/sessions/{sid}/state").json()
     expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute(
         "data-value", str(state["order"]["order_amount"]))
     frame.locator('button[data-sandbox="buy"]').click()

@@ -18,7 +18,15 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import pair
-from tests.browser.shopper import add, checkout_frame, completed, enter_address, open_checkout, session_of
+from tests.browser.shopper import (
+    add,
+    checkout_frame,
+    completed,
+    enter_address,
+    move_to_country,
+    open_checkout,
+    session_of,
+)
 
 # The shop file's own password variables (built, not literal: they are names of this shop
 # file, not settings of the service).
@@ -172,9 +180,11 @@ def test_a_shopper_who_moves_from_se_to_us_in_the_iframe_buys_at_the_us_account(
     assert at_klarna(sandbox, se_order)["account"] == CREDENTIALS["eu"][0]
     before_move = max(r["id"] for r in sandbox_requests(sandbox))
 
-    # Inside Klarna's iframe: billing country US, and a US address.
-    enter_address(frame, "US", street_address="500 Howard St", city="San Francisco", region="CA",
-                  postal_code="94105")
+    # Inside Klarna's iframe: a US address, then billing country US (sent at once, with it).
+    move_to_country(frame, "US", se_order, street_address="500 Howard St", city="San Francisco",
+                    region="CA", postal_code="94105")
+    expect(shop.locator('[data-kco="order-amount"]').first).to_have_attribute("data-value", "6113")
+    expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute("data-value", "6113")
 
     # The page is in USD, and the iframe is a new order, at the North America account.
     expect(shop.locator('[data-kco="currency"]').first).to_have_text("USD")
