@@ -83,7 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Klarna's API base URL (region, live or playground) or the sandbox; production needs it set, "
             "and https. A Klarna regional host (Europe, North America, Oceania) sells only its "
             "region's currencies: a market without a `klarna_account` whose currency that region "
-            "does not sell stops start-up, naming the market. Outside production, unset, it is `http://127.0.0.1:$SANDBOX_PORT` when "
+            "does not sell stops start-up, naming the market. Outside production, unset, it is "
+            "`http://127.0.0.1:$SANDBOX_PORT` when "
             "`SANDBOX_PORT` is set (as scripts/run.sh sets it), else the running run.sh's "
             "(`KCO_RUN_FILE`); `kco demo` drives the sandbox there and `kco replay` makes its orders there",
             "service", shown="`http://127.0.0.1:8001` (the sandbox)"),
