@@ -384,3 +384,73 @@ def test_a_pool_timeout_is_a_fault():
 def test_our_bugs_are_not_faults(name):
     raw = NOT_FAULTS[name]()
     assert not faults.is_fault(raw) and not faults.is_fault(_wrapped(raw))
+
+
+# -- the hot path's own DB-API calls fail ------------------------------------------------------------
+class FailingDriver:
+    """The DB-API connection under SQLAlchemy's, whose next statement raises `error`."""
+
+    def __init__(self, raw, error):
+        self._raw, self._error = raw, error
+
+    def _fail(self):
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def execute(self, *args, **kwargs):
+        self._fail()
+        return self._raw.execute(*args, **kwargs)
+
+    def pipeline(self):
+        self._fail()
+        return self._raw.pipeline()
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+HOT_PATH_FAULTS = {
+    "sqlite": [lambda: sqlite3.OperationalError("database is locked"),
+               lambda: sqlite3.OperationalError("disk I/O error")],
+    "postgresql": [lambda: pg_errors.AdminShutdown("terminating connection due to administrator command"),
+                   lambda: pg_errors.QueryCanceled("canceling statement due to statement timeout"),
+                   lambda: pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
+                   lambda: pg_errors.InFailedSqlTransaction("current transaction is aborted")],
+}
+
+
+def test_a_raw_driver_fault_on_the_hot_path_is_503_and_discards_the_connection(
+        app, client, klarna, api_headers, monkeypatch, caplog):
+    from callbacks.store import hotpath
+
+    store = app.extensions["kco"].store
+    dialect = store.engine.dialect.name
+    discarded = []
+    sa.event.listen(store.engine, "invalidate", lambda *args: discarded.append(args[0]))
+    driver = hotpath.driver
+    caplog.set_level(logging.WARNING)
+    lines = [goods_line(app.extensions["kco"].shop, TSHIRT, 1, "SEK", 2500)]
+    for make in HOT_PATH_FAULTS[dialect]:
+        for send, shape in ((lambda: client.put("/api/sessions/s-1/cart", headers=api_headers,
+                                                json={"items": [{"reference": TSHIRT, "quantity": 1}]}),
+                             "ours"),
+                            (lambda: klarna("address_update", "s-1", shipping_service_body(lines)),
+                             "klarna")):
+            error = make()
+            monkeypatch.setattr(hotpath, "driver", lambda conn, error=error: FailingDriver(driver(conn), error))
+            caplog.clear()
+            before = len(discarded)
+            answer = send()
+            monkeypatch.setattr(hotpath, "driver", driver)
+            assert answer.status_code == 503 and answer.headers["Retry-After"], (error, answer.get_data())
+            assert (answer.json.keys() == {"error_type", "error_text"} if shape == "klarna"
+                    else answer.json["code"] == 503), answer.json
+            assert len(discarded) > before, f"{error!r}: the connection stayed in the pool"
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+            warned = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+            assert len(warned) == 1 and type(error).__name__ in warned[0], warned
+    # and the next request, on a fresh connection, is written
+    cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
+                      json={"items": [{"reference": TSHIRT, "quantity": 2}]})
+    assert cart.status_code == 200
