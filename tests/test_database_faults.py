@@ -9,16 +9,20 @@ tests here pin the reply's shape for each contract and the one-line log.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
 
+import psycopg
+import psycopg.errors as pg_errors
 import pytest
 import sqlalchemy as sa
 
+from callbacks.store import faults
 from callbacks.store.tables import callback_log, events
 
-from .conftest import kco_url, postgres_url, reset_postgres
+from .conftest import PG_DATABASE, kco_url, postgres_url, reset_postgres
 from .faultproxy import DroppingProxy
 from .payloads import goods_line, shipping_service_body
 
@@ -201,3 +205,252 @@ def test_a_bug_in_our_sql_is_still_a_500(app, client, api_headers, failing_write
     cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
                       json={"items": [{"reference": TSHIRT, "quantity": 1}]})
     assert cart.status_code == 500
+
+
+# -- the server refuses a new connection ----------------------------------------------------------
+@pytest.fixture
+def limited_role():
+    """A login role of this test database's own, with every right on its schema: `limit(n)`
+    sets its CONNECTION LIMIT, so that PostgreSQL refuses its next connection as it does a
+    server's `sorry, too many clients already` (`too many connections for role`), without
+    touching the server the other tests share."""
+    url = postgres_url()
+    reset_postgres(url)
+    role = f"{PG_DATABASE}_limited"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+    def drop(conn):
+        if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+    with admin.connect() as conn:
+        drop(conn)
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text(f'GRANT ALL ON SCHEMA public TO "{role}"'))
+
+    def limit(n: int) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER ROLE "{role}" CONNECTION LIMIT {n}'))
+
+    yield sa.engine.make_url(url).set(username=role).render_as_string(hide_password=False), limit
+    with admin.connect() as conn:
+        drop(conn)
+    admin.dispose()
+
+
+def test_postgres_refusing_new_connections_is_503_in_each_contract(limited_role, app_factory,
+                                                                  caplog):
+    role_url, limit = limited_role
+    app = app_factory(DATABASE_URL=role_url)
+    client, store = app.test_client(), app.extensions["kco"].store
+    headers = {"Authorization": f"Bearer {app.config['KCO_API_KEY']}"}
+    cart = {"items": [{"reference": TSHIRT, "quantity": 1}]}
+    assert client.put("/api/sessions/s-1/cart", headers=headers, json=cart).status_code == 200
+
+    limit(0)
+    store.engine.dispose()  # every request now needs a new connection, which the server refuses
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    answers = [client.put("/api/sessions/s-1/cart", headers=headers, json=cart),
+               client.get("/api/sessions/s-1/state", headers=headers)]
+    lines = [goods_line(app.extensions["kco"].shop, TSHIRT, 1, "SEK", 2500)]
+    callback = client.post(kco_url(app, "address_update", "s-1"),
+                           json={**shipping_service_body(lines), "locale": "sv-SE"})
+    for answer in answers:
+        assert answer.status_code == 503 and answer.headers["Retry-After"], answer.get_data()
+        assert answer.json["code"] == 503 and "database" in answer.json["message"]
+    assert callback.status_code == 503 and callback.headers["Retry-After"], callback.get_data()
+    assert callback.json == {"error_type": "approval_failed",
+                             "error_text": "Vi kan inte kontrollera din order just nu. "
+                                           "Försök igen om en stund."}
+    warned = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert len(warned) == 3 and all("too many connections" in line and "\n" not in line
+                                    for line in warned), warned
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert store.engine.pool.checkedout() == 0  # nothing held, nothing half-open
+
+    limit(-1)  # the server takes connections again: so do we, at once
+    again = client.put("/api/sessions/s-1/cart", headers=headers,
+                       json={"items": [{"reference": TSHIRT, "quantity": 3}]})
+    assert again.status_code == 200 and again.json["version"] == 2
+
+
+# -- a fault that escapes the view's own error handling ---------------------------------------------
+@pytest.fixture
+def production_errors(app):
+    """As gunicorn runs the app (what escapes the handlers is not re-raised, as under TESTING),
+    and `fail_once(make)`: the next reply meets `make()` in an after_request hook, outside the
+    view and its error handlers (Flask's handle_exception path)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    pending = []
+
+    @app.after_request
+    def fault(response):
+        if pending:
+            raise pending.pop()()
+        return response
+    return pending.append
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_fault_after_the_view_is_503_too(app, production_errors, client, klarna, api_headers,
+                                           caplog):
+    fail_once = production_errors
+    caplog.set_level(logging.WARNING)
+    locked = lambda: sa.exc.OperationalError(  # noqa: E731
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+    fail_once(locked)
+    cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
+                      json={"items": [{"reference": TSHIRT, "quantity": 1}]})
+    assert cart.status_code == 503 and cart.headers["Retry-After"], cart.get_data()
+    assert cart.json["code"] == 503 and "database" in cart.json["message"]
+    fail_once(locked)
+    lines = [goods_line(app.extensions["kco"].shop, TSHIRT, 1, "SEK", 2500)]
+    callback = klarna("address_update", "s-1", {**shipping_service_body(lines), "locale": "sv-SE"})
+    assert callback.status_code == 503 and callback.headers["Retry-After"], callback.get_data()
+    assert callback.json["error_type"] == "approval_failed"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    warned = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert len(warned) == 2, warned
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bug_after_the_view_is_still_a_500_with_its_traceback(production_errors, client,
+                                                                 api_headers, caplog):
+    production_errors(lambda: KeyError("ours"))
+    cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
+                      json={"items": [{"reference": TSHIRT, "quantity": 1}]})
+    assert cart.status_code == 500 and cart.json["code"] == 500
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+
+
+# -- which exceptions are the database's ------------------------------------------------------------
+def _wrapped(exc: Exception) -> Exception:
+    """`exc` as SQLAlchemy raises it from a statement (the hot path raises it so too)."""
+    dbapi = psycopg if isinstance(exc, psycopg.Error) else sqlite3
+    return sa.exc.DBAPIError.instance("SELECT 1", (), exc, dbapi.Error)
+
+
+DRIVER_FAULTS = {
+    "sqlite: database is locked": lambda: sqlite3.OperationalError("database is locked"),
+    "sqlite: disk I/O error": lambda: sqlite3.OperationalError("disk I/O error"),
+    "sqlite: disk full": lambda: sqlite3.OperationalError("database or disk is full"),
+    "sqlite: cannot open": lambda: sqlite3.OperationalError("unable to open database file"),
+    "pg: too many clients": lambda: pg_errors.TooManyConnections(
+        "FATAL:  sorry, too many clients already"),
+    "pg: connect refused": lambda: psycopg.OperationalError(
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        "Connection refused"),
+    "pg: starting up": lambda: pg_errors.CannotConnectNow("the database system is starting up"),
+    "pg: reserved slots": lambda: pg_errors.TooManyConnections(
+        "remaining connection slots are reserved for non-replication superuser connections"),
+    "pg: shutting down": lambda: pg_errors.AdminShutdown("terminating connection due to "
+                                                         "administrator command"),
+    "pg: statement timeout": lambda: pg_errors.QueryCanceled("canceling statement due to "
+                                                             "statement timeout"),
+    "pg: lock timeout": lambda: pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
+    "pg: aborted transaction": lambda: pg_errors.InFailedSqlTransaction(
+        "current transaction is aborted, commands ignored until end of transaction block"),
+    "pg: read-only standby": lambda: pg_errors.ReadOnlySqlTransaction(
+        "cannot execute UPDATE in a read-only transaction"),
+    "pg: disk full": lambda: pg_errors.DiskFull("could not extend file: No space left on device"),
+}
+NOT_FAULTS = {
+    "sqlite: constraint": lambda: sqlite3.IntegrityError("UNIQUE constraint failed: sessions.sid"),
+    "sqlite: corrupt file": lambda: sqlite3.DatabaseError("database disk image is malformed"),
+    "pg: constraint": lambda: pg_errors.UniqueViolation("duplicate key value"),
+    "pg: bad SQL": lambda: pg_errors.UndefinedTable('relation "nope" does not exist'),
+    "pg: bad value": lambda: pg_errors.InvalidTextRepresentation("invalid input syntax"),
+}
+
+
+@pytest.mark.parametrize("name", DRIVER_FAULTS)
+def test_every_driver_fault_is_a_fault_raw_and_wrapped(name):
+    raw = DRIVER_FAULTS[name]()
+    assert faults.is_fault(raw)  # as a raw DB-API cursor raises it (events_pg.publish)
+    assert faults.is_fault(_wrapped(raw))  # as SQLAlchemy and store/hotpath.py raise it
+    line = faults.describe(_wrapped(raw))
+    assert "\n" not in line and line.startswith(type(raw).__name__), line
+
+
+def test_a_pool_timeout_is_a_fault():
+    assert faults.is_fault(sa.exc.TimeoutError("QueuePool limit of size 3 overflow 7 reached, "
+                                               "connection timed out, timeout 30.00"))
+
+
+@pytest.mark.parametrize("name", NOT_FAULTS)
+def test_our_bugs_are_not_faults(name):
+    raw = NOT_FAULTS[name]()
+    assert not faults.is_fault(raw) and not faults.is_fault(_wrapped(raw))
+
+
+# -- the hot path's own DB-API calls fail ------------------------------------------------------------
+class FailingDriver:
+    """The DB-API connection under SQLAlchemy's, whose next statement raises `error`."""
+
+    def __init__(self, raw, error):
+        self._raw, self._error = raw, error
+
+    def _fail(self):
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def execute(self, *args, **kwargs):
+        self._fail()
+        return self._raw.execute(*args, **kwargs)
+
+    def pipeline(self):
+        self._fail()
+        return self._raw.pipeline()
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+HOT_PATH_FAULTS = {
+    "sqlite": [lambda: sqlite3.OperationalError("database is locked"),
+               lambda: sqlite3.OperationalError("disk I/O error")],
+    "postgresql": [lambda: pg_errors.AdminShutdown("terminating connection due to administrator command"),
+                   lambda: pg_errors.QueryCanceled("canceling statement due to statement timeout"),
+                   lambda: pg_errors.LockNotAvailable("canceling statement due to lock timeout"),
+                   lambda: pg_errors.InFailedSqlTransaction("current transaction is aborted")],
+}
+
+
+def test_a_raw_driver_fault_on_the_hot_path_is_503_and_discards_the_connection(
+        app, client, klarna, api_headers, monkeypatch, caplog):
+    from callbacks.store import hotpath
+
+    store = app.extensions["kco"].store
+    dialect = store.engine.dialect.name
+    discarded = []
+    sa.event.listen(store.engine, "invalidate", lambda *args: discarded.append(args[0]))
+    driver = hotpath.driver
+    caplog.set_level(logging.WARNING)
+    lines = [goods_line(app.extensions["kco"].shop, TSHIRT, 1, "SEK", 2500)]
+    for make in HOT_PATH_FAULTS[dialect]:
+        for send, shape in ((lambda: client.put("/api/sessions/s-1/cart", headers=api_headers,
+                                                json={"items": [{"reference": TSHIRT, "quantity": 1}]}),
+                             "ours"),
+                            (lambda: klarna("address_update", "s-1", shipping_service_body(lines)),
+                             "klarna")):
+            error = make()
+            monkeypatch.setattr(hotpath, "driver", lambda conn, error=error: FailingDriver(driver(conn), error))
+            caplog.clear()
+            before = len(discarded)
+            answer = send()
+            monkeypatch.setattr(hotpath, "driver", driver)
+            assert answer.status_code == 503 and answer.headers["Retry-After"], (error, answer.get_data())
+            assert (answer.json.keys() == {"error_type", "error_text"} if shape == "klarna"
+                    else answer.json["code"] == 503), answer.json
+            assert len(discarded) > before, f"{error!r}: the connection stayed in the pool"
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+            warned = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+            assert len(warned) == 1 and type(error).__name__ in warned[0], warned
+    # and the next request, on a fresh connection, is written
+    cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
+                      json={"items": [{"reference": TSHIRT, "quantity": 2}]})
+    assert cart.status_code == 200

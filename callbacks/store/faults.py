@@ -12,12 +12,21 @@ traceback (a fault is an operations event, and under an outage every request wou
 """
 from __future__ import annotations
 
+import sqlite3
+
 import psycopg
 import sqlalchemy as sa
 
-# The DBAPI's own classes, as psycopg raises them from a raw cursor (events_pg.publish) and as
-# SQLAlchemy wraps them (sa.exc.OperationalError, …): the server or the link failed.
-_DRIVER_FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.InternalError)
+# The DBAPI's own classes, as the drivers raise them from a raw cursor (events_pg.publish, a
+# DB-API call outside store/hotpath.py's wrapping) and as SQLAlchemy wraps them
+# (sa.exc.OperationalError, …): the server or the link failed. psycopg's subclasses include
+# TooManyConnections and CannotConnectNow (a refused connect), AdminShutdown, QueryCanceled
+# (statement timeout), LockNotAvailable (lock timeout), DiskFull, InFailedSqlTransaction and
+# ReadOnlySqlTransaction (a failover); sqlite3's OperationalError is `database is locked`,
+# `disk I/O error`, `database or disk is full`, `unable to open database file`. sqlite3's
+# DatabaseError proper (`database disk image is malformed`) is not transient: a 500.
+_DRIVER_FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.InternalError,
+                  sqlite3.OperationalError)
 _WRAPPED_FAULTS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError,
                    sa.exc.DisconnectionError,
                    sa.exc.TimeoutError,  # the pool had no connection within pool_timeout

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Request, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
 
 from callbacks.store import faults
 from callbacks.web.body import BodyError
@@ -114,6 +114,14 @@ def database_unavailable(exc: Exception) -> ResponseReturnValue:
 
 def init_app(app: Flask) -> None:
     app.request_class = LimitedRequest
+    flask_log_exception = app.log_exception
+
+    def log_exception(exc_info: Any) -> None:
+        """Flask logs what escapes the view's error handling with its traceback, before any
+        handler runs; a database fault gets `database_unavailable`'s one WARNING line instead."""
+        if not faults.is_fault(exc_info[1]):
+            flask_log_exception(exc_info)
+    app.log_exception = log_exception  # type: ignore[method-assign]
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
@@ -121,3 +129,17 @@ def init_app(app: Flask) -> None:
             return database_unavailable(exc)
         log.exception("unhandled error")
         return api_error(500, "Internal error; it has been logged.")
+
+    @app.errorhandler(InternalServerError)
+    def escaped(exc: InternalServerError) -> ResponseReturnValue:
+        # What escaped the view's own error handling (an after_request hook, an error handler
+        # that failed in turn) reaches Flask's handle_exception, which hands the handlers a 500
+        # wrapping it: without this the storefront Api's HTTPException handler would answer
+        # that 500, even for a database fault. (Under TESTING Flask re-raises instead.)
+        original = exc.original_exception
+        if original is None:  # an abort(500) of our own
+            log.error("internal error: %s", exc.description)
+            return api_error(500, "Internal error; it has been logged.")
+        if not isinstance(original, Exception):
+            raise original
+        return unexpected(original)
