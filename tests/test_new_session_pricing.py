@@ -36,7 +36,7 @@ def two_step(callback: str, sid: str, b: dict) -> checkout.Decision:
                              known_decision.data)
 
 
-CASES = [("SEK", "SE", "SE", None, None), ("SEK", "SE", "FI", None, None),
+CASES = [("SEK", "SE", "SE", None, None), ("SEK", "SE", "SE", "AB", None), ("SEK", "SE", "FI", None, None),
          ("EUR", "FI", "DE", None, None), ("USD", "US", "US", "CA", None),
          ("USD", "US", "US", "NY", None), ("SEK", "SE", "SE", None, "instabox-locker"),
          ("EUR", "DE", "AT", None, None)]

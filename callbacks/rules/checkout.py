@@ -94,14 +94,16 @@ class Pricing:
     priced: pricing.PricedOrder
 
     def gives(self, other: Pricing) -> bool:
-        """Pricing `other`'s inputs gives this one's result: the same inputs, or the selected
-        shipping option is the one this pricing picked (from the same options, it picks it
-        again: pricing._shipping)."""
+        """Pricing `other`'s inputs gives this one's result: the same inputs, except that the
+        selected shipping option may be the one this pricing picked (from the same options, it
+        picks it again: pricing._shipping) and the region may differ where prices include tax
+        (a region only sets a net-price market's sales tax: pricing.price_order)."""
         return ((self.selected == other.selected
                  or other.selected == self.priced.selected_shipping_option)
                 and (self.items is other.items or self.items == other.items) and self.coupon is other.coupon
                 and self.currency == other.currency and self.tax_market is other.tax_market
-                and self.language == other.language and self.region == other.region
+                and self.language == other.language
+                and (self.region == other.region or self.tax_market.prices_include_tax)
                 and self.shipping_assistant == other.shipping_assistant)
 
 
