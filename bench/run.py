@@ -19,6 +19,10 @@ What it does (BENCHMARKS.md has the results and the reasoning):
 * runs the same wrk scripts against bench/bare_app.py under the same gunicorn command;
 * a webhooks cell per database (bench/webhooks.py): delivery lag at 100 events/s and one
   worker's drain rate, with `flask kco deliver` as the Procfile starts it;
+* a scale-out cell on PostgreSQL (bench/scale_out.py, `--scale-out-connections N`, 16 by
+  default, 0: skip): two instances under the Procfile's command on one database, each at N/2
+  connections at once, against one instance at N, alternating rounds; the pair's throughput
+  over the single instance's;
 * optionally (`--tabs N`), a two-tab cell in Chromium (bench/two_tabs.py): N cart changes in
   one tab, each timed until the other tab's Klarna iframe shows the new total;
 * prints a table of medians (req/s, p50, p99, max; peak RSS of any one worker; worker CPU
@@ -489,7 +493,7 @@ def machine(pg_url: str | None) -> dict:
 
 def report(args, info: dict, command: list[str], rows: list[dict], longpolls: dict,
            seconds: float, webhook_results: list[dict] | None = None,
-           two_tabs: dict | None = None) -> str:
+           two_tabs: dict | None = None, scale_out: dict | None = None) -> str:
     lines = [f"Command: `{' '.join(['bench/run.sh', *sys.argv[1:]])}` "
              f"({args.runs} runs × {args.duration} s per cell, round-robin; figures are "
              f"medians of the runs, peak RSS the largest seen; total {seconds / 60:.1f} min)",
@@ -515,6 +519,9 @@ def report(args, info: dict, command: list[str], rows: list[dict], longpolls: di
         lines += ["", f"Webhooks (bench/webhooks.py): {args.webhooks_seconds} s at 100 events/s, "
                   f"then a backlog of {args.webhooks_backlog} drained by one worker", "",
                   webhooks.markdown(webhook_results)]
+    if scale_out:
+        from bench import scale_out as scale
+        lines += ["", scale.summary(scale_out)]
     if two_tabs:
         from bench import two_tabs as tabs
         lines += ["", f"{tabs.summary(two_tabs)} (bench/two_tabs.py, Chromium)"]
@@ -554,6 +561,10 @@ def parse_args(argv=None):
                         help="the two-tab cell (bench/two_tabs.py): N cart changes in one tab of "
                              "Chromium, each timed until the other tab's iframe shows the new "
                              "total (0: skip the cell; needs Chromium)")
+    parser.add_argument("--scale-out-connections", type=int, default=16, metavar="N",
+                        help="the scale-out cell (bench/scale_out.py, PostgreSQL only): two "
+                             "instances at N/2 connections each on one database against one "
+                             "at N, alternating rounds (0: skip the cell)")
     parser.add_argument("--profile", action="append", default=[],
                         metavar="ENDPOINT:CART:CONNS:DB",
                         help="py-spy the workers during the first run of matching cells (empty "
@@ -586,6 +597,7 @@ def main(argv=None) -> int:
     longpolls: dict = {}
     webhook_results: list[dict] = []
     two_tabs: dict | None = None
+    scale_out: dict | None = None
     command: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kco-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -627,6 +639,12 @@ def main(argv=None) -> int:
             webhook_results = webhooks.run(args.dbs, webhooks.parse_args(
                 ["--seconds", str(args.webhooks_seconds), "--backlog", str(args.webhooks_backlog),
                  "--pg", f"{args.pg}_webhooks"]), tmp)
+        if args.scale_out_connections and "postgresql" in args.dbs:
+            from bench import scale_out as scale  # here: it imports this module
+            scale_out = scale.run(argparse.Namespace(
+                connections=args.scale_out_connections, runs=args.runs, duration=args.duration,
+                warmup=args.warmup, pg=f"{args.pg}_scale", env=args.env), tmp, shop_file, wrk_bin,
+                log=lambda line: print(line, flush=True))
         if args.tabs:
             from bench import two_tabs as tabs  # Playwright only when asked for
             print(f"== two tabs in Chromium, {args.tabs} cart changes", flush=True)
@@ -650,13 +668,15 @@ def main(argv=None) -> int:
     rows = summarize(cells)
     print()
     print(table_text(rows))
-    text = report(args, info, command, rows, longpolls, seconds, webhook_results, two_tabs)
+    text = report(args, info, command, rows, longpolls, seconds, webhook_results, two_tabs,
+                  scale_out)
     args.out.with_suffix(".md").write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(
         {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
          "machine": info, "gunicorn": command, "rows": rows, "longpoll": longpolls,
          "webhooks": webhook_results,
          "runs": [{"key": c.key, "runs": c.runs} for c in cells], "seconds": seconds,
+         **({"scale_out": scale_out} if scale_out else {}),
          **({"two_tabs": two_tabs} if two_tabs else {})},
         indent=1))
     print(f"\n{text.split(chr(10) + chr(10) + '|')[0]}")
@@ -665,6 +685,9 @@ def main(argv=None) -> int:
     if webhook_results:
         from bench import webhooks
         print("\n" + webhooks.markdown(webhook_results))
+    if scale_out:
+        from bench import scale_out as scale
+        print("\n" + scale.summary(scale_out))
     if two_tabs:
         from bench import two_tabs as tabs
         print("\n" + tabs.summary(two_tabs))

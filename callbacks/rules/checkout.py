@@ -15,7 +15,7 @@ from typing import Any, TypeGuard
 
 from callbacks.rules import compare, ksa, markets, pricing
 from callbacks.rules.pricing import CartItem, PricingError
-from callbacks.rules.shop import Shop
+from callbacks.rules.shop import Coupon, Market, Shop
 from callbacks.rules.state import EventType, SessionState
 from callbacks.rules.texts import Text
 
@@ -79,21 +79,70 @@ def tax_country(shop: Shop, state: Mapping[str, Any]) -> str:
                                state["purchase_country"])
 
 
-def reprice(shop: Shop, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Recompute order and shipping options from the cart; raises PricingError."""
+@dataclass(frozen=True)
+class Pricing:
+    """What one re-pricing took (everything price_order reads of a state) and what it gave."""
+
+    items: Any  # the state's cart["items"] list, compared as it is (the same object, mostly)
+    coupon: Coupon | None
+    currency: str
+    tax_market: Market
+    language: str
+    region: str | None
+    selected: str | None
+    shipping_assistant: bool
+    priced: pricing.PricedOrder
+
+    def gives(self, other: Pricing) -> bool:
+        """Pricing `other`'s inputs gives this one's result: the same inputs, except that the
+        selected shipping option may be the one this pricing picked (from the same options, it
+        picks it again: pricing._shipping) and the region may differ where prices include tax
+        (a region only sets a net-price market's sales tax: pricing.price_order)."""
+        return ((self.selected == other.selected
+                 or other.selected == self.priced.selected_shipping_option)
+                and (self.items is other.items or self.items == other.items) and self.coupon is other.coupon
+                and self.currency == other.currency and self.tax_market is other.tax_market
+                and self.language == other.language
+                and (self.region == other.region or self.tax_market.prices_include_tax)
+                and self.shipping_assistant == other.shipping_assistant)
+
+
+def _pricing(shop: Shop, state: Mapping[str, Any], earlier: Pricing | None) -> Pricing:
     taxed_in = tax_country(shop, state)
     tax_market = shop.market(taxed_in) or shop.market(state["market"]["country"])
     assert tax_market is not None, "a state's market is one of the shop's"
     shipped_to = markets.country(state["shipping_country"])
     region = state["shipping_region"] if taxed_in == shipped_to else state["billing_region"]
     coupon = shop.coupons.get(state["cart"]["coupon"] or "")
+    currency, language = state["market"]["currency"], markets.language(state["market"]["locale"])
+    selected, assistant = state["selected_shipping_option"], ksa.applies(shop, state)
+    items = state["cart"]["items"]
+    if earlier is not None:
+        wanted = Pricing(items, coupon, currency, tax_market, language, region, selected,
+                         assistant, earlier.priced)
+        if earlier.gives(wanted):
+            return wanted
     priced = pricing.price_order(
-        shop, cart_items(state), currency=state["market"]["currency"], tax_market=tax_market,
-        language=markets.language(state["market"]["locale"]), coupon=coupon, region=region,
-        selected_shipping=state["selected_shipping_option"],
-        shipping_assistant=ksa.applies(shop, state))
-    return {**state, "order": priced.order(), "shipping_options": priced.shipping_options,
-            "selected_shipping_option": priced.selected_shipping_option}
+        shop, cart_items(state), currency=currency, tax_market=tax_market, language=language,
+        coupon=coupon, region=region, selected_shipping=selected, shipping_assistant=assistant)
+    return Pricing(items, coupon, currency, tax_market, language, region, selected, assistant,
+                   priced)
+
+
+def reprice(shop: Shop, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Recompute order and shipping options from the cart; raises PricingError."""
+    return _repriced(shop, state)[0]
+
+
+def _repriced(shop: Shop, state: Mapping[str, Any],
+              earlier: Pricing | None = None) -> tuple[dict[str, Any], Pricing]:
+    """reprice, and its Pricing; `earlier` (a pricing of the same decision) is reused when its
+    inputs give the same result: a session built from a callback's body is priced once, not
+    once without the body's addresses and once with them."""
+    found = _pricing(shop, state, earlier)
+    priced = found.priced
+    return ({**state, "order": priced.order(), "shipping_options": priced.shipping_options,
+             "selected_shipping_option": priced.selected_shipping_option}, found)
 
 
 def changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
@@ -146,6 +195,16 @@ def items_from_lines(order_lines: Iterable[Mapping[str, Any]]) -> list[CartItem]
 def state_from_body(shop: Shop, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """An unknown session (a replayed sample): the cart is the body's goods lines, the market the
     one whose currency Klarna is using, preferring the billing country's."""
+    return _from_body(shop, sid, body)[0]
+
+
+def _known_or_from_body(shop: Shop, state: dict[str, Any] | None, sid: str,
+                        body: Mapping[str, Any]) -> tuple[dict[str, Any], Pricing | None]:
+    """The session's state, or one built from the body with its pricing (for _priced to reuse)."""
+    return (state, None) if state else _from_body(shop, sid, body)
+
+
+def _from_body(shop: Shop, sid: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], Pricing]:
     billing = (body.get("billing_address") or {}).get("country")
     market = markets.market_for_currency(shop, body["purchase_currency"], preferred=billing)
     if market is None:
@@ -156,7 +215,16 @@ def state_from_body(shop: Shop, sid: str, body: Mapping[str, Any]) -> dict[str, 
     state = {**_unpriced(shop, sid, market.country, body.get("locale")),
              "cart": {"items": [{"reference": i.reference, "quantity": i.quantity}
                                 for i in pricing.merge_items(items)], "coupon": None}}
-    return _priced(shop, state)
+    return _priced_with(shop, state)
+
+
+def _priced_with(shop: Shop, state: dict[str, Any],
+                 earlier: Pricing | None = None) -> tuple[dict[str, Any], Pricing]:
+    try:
+        return _repriced(shop, state, earlier)
+    except PricingError as exc:
+        raise Rejected("approval_failed", _shopper_text(exc),
+                       {"order_lines": [str(exc)]}) from exc
 
 
 def _unpriced(shop: Shop, sid: str, country: str, locale: str | None) -> dict[str, Any]:
@@ -164,12 +232,8 @@ def _unpriced(shop: Shop, sid: str, country: str, locale: str | None) -> dict[st
     return new_state(shop, sid, country=country, locale=markets.normalize_locale(locale))
 
 
-def _priced(shop: Shop, state: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return reprice(shop, state)
-    except PricingError as exc:
-        raise Rejected("approval_failed", _shopper_text(exc),
-                       {"order_lines": [str(exc)]}) from exc
+def _priced(shop: Shop, state: dict[str, Any], earlier: Pricing | None = None) -> dict[str, Any]:
+    return _priced_with(shop, state, earlier)[0]
 
 
 def _shopper_text(exc: PricingError) -> Text:
@@ -215,8 +279,8 @@ def totals(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def address_update(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
         return _unchanged(state)
-    base = state or state_from_body(shop, sid, body)
-    new = _priced(shop, _addresses(shop, base, body))
+    base, earlier = _known_or_from_body(shop, state, sid, body)
+    new = _priced(shop, _addresses(shop, base, body), earlier)
     data = {**_location_data(state, new), "totals": {"old": totals(state), "new": totals(new)}}
     return Decision(new, EventType.ADDRESS_UPDATED if changed(state, new) else None, data)
 
@@ -224,11 +288,12 @@ def address_update(shop: Shop, state: dict[str, Any] | None, sid: str, body: Map
 def shipping_option_update(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping[str, Any]) -> Decision:
     if is_complete(state):
         return _unchanged(state)
-    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    known, earlier = _known_or_from_body(shop, state, sid, body)
+    base = _addresses(shop, known, body)
     chosen = (body.get("selected_shipping_option") or {}).get("id")
     if chosen:
         base["selected_shipping_option"] = chosen
-    new = _priced(shop, base)
+    new = _priced(shop, base, earlier)
     data = {"selected_shipping_option": {"old": (state or {}).get("selected_shipping_option"),
                                          "new": new["selected_shipping_option"]},
             "requested": chosen, "totals": {"old": totals(state), "new": totals(new)}}
@@ -247,13 +312,13 @@ def country_change(shop: Shop, state: dict[str, Any] | None, sid: str, body: Map
     reply, since this order's account may not even sell the new currency, and it is abandoned."""
     if is_complete(state):
         return _unchanged(state)
-    known = state or state_from_body(shop, sid, body)
+    known, earlier = _known_or_from_body(shop, state, sid, body)
     base = _addresses(shop, known, body)
     country = base["billing_country"]
     if country is None:
         raise Rejected("address_error", Text("billing_country_missing"),
                        {"billing_address.country": ["Missing data for required field."]})
-    new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]))
+    new = _priced(shop, switch_market(shop, base, country, base["market"]["locale"]), earlier)
     data = {"market": {"old": known["market"], "new": new["market"]},
             "pending_purchase_country": new["pending_purchase_country"],
             "totals": {"old": totals(state), "new": totals(new)}}
@@ -312,10 +377,11 @@ def validation(shop: Shop, state: dict[str, Any] | None, sid: str, body: Mapping
         if mismatch:
             return Decision(state, None, {}, CartChanged(mismatch))
         return _unchanged(state)
-    base = _addresses(shop, state or state_from_body(shop, sid, body), body)
+    known, earlier = _known_or_from_body(shop, state, sid, body)
+    base = _addresses(shop, known, body)
     if (body.get("selected_shipping_option") or {}).get("id"):
         base["selected_shipping_option"] = body["selected_shipping_option"]["id"]
-    expected = _priced(shop, base)
+    expected = _priced(shop, base, earlier)
     order_id = body.get("order_id")
     short = out_of_stock(shop, expected)
     if short:

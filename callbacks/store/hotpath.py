@@ -43,7 +43,9 @@ SQLITE = {
                   " request, reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 }
 POSTGRES = {
-    "lock_session": "SELECT pg_advisory_xact_lock(%s::bigint)",
+    # read_session's one query string: the lock, then the read (a literal bigint and sid).
+    "lock_and_read": "SELECT pg_advisory_xact_lock({key}); "
+                     "SELECT state::text, version FROM sessions WHERE sid = {sid}",
     # The state as the JSON text it was stored as (json, not jsonb: kept verbatim), parsed here
     # by orjson rather than by psycopg's standard-library loader.
     "select_session": "SELECT state::text, version FROM sessions WHERE sid = %s",
@@ -99,6 +101,17 @@ def state_from(stored: str | bytes) -> dict[str, Any]:
 
 
 # -- running them -------------------------------------------------------------------------------
+def lock_and_read(raw: Any, key: int, sid: str) -> bytes:
+    """POSTGRES["lock_and_read"] with its two values as literals (psycopg quotes `sid`)."""
+    from psycopg import sql
+    head, tail = _LOCK_AND_READ
+    return head + str(int(key)).encode() + tail + sql.Literal(sid).as_bytes(raw)
+
+
+_LOCK_AND_READ = tuple(part.encode() for part in
+                       POSTGRES["lock_and_read"].removesuffix("{sid}").split("{key}"))
+
+
 def driver(conn: sa.Connection) -> Any:
     """The sqlite3 / psycopg connection under `conn` (checked out, in its transaction)."""
     return conn.connection.driver_connection
@@ -140,22 +153,24 @@ class Statements:
     def read_session(self, conn: sa.Connection, sid: str,
                      lock_key: int | None = None) -> tuple[dict[str, Any] | None, int]:
         """The session's state and version; (None, 0) for a session never written. PostgreSQL:
-        first the session's transaction-scoped advisory lock (`lock_key`), then the read, in one
-        round trip with the transaction's BEGIN (psycopg's pipeline mode). The server runs them
-        in order, and under READ COMMITTED the read's snapshot is taken when it starts, once
-        the lock is held, so it sees the last holder's commit (which one statement doing both
-        would not)."""
+        first the session's transaction-scoped advisory lock (`lock_key`), then the read, as
+        two statements in one query string (the simple query protocol: one round trip after
+        the transaction's BEGIN, with `sid` quoted by psycopg). The server runs them in order,
+        and under READ COMMITTED each statement takes its own snapshot when it starts, so the
+        read's is taken once the lock is held and sees the last holder's commit (which one
+        statement doing both would not). psycopg's pipeline mode would fold the BEGIN in too,
+        but costs more of the client's CPU than the round trip it saves (BENCHMARKS.md)."""
         if lock_key is None:
             row = execute(conn, self.sql["select_session"], (sid,)).fetchone()
         else:
             raw = driver(conn)
+            text = lock_and_read(raw, lock_key, sid)
             try:
-                with raw.pipeline():
-                    raw.execute(POSTGRES["lock_session"], (lock_key,))
-                    cursor = raw.execute(POSTGRES["select_session"], (sid,))
+                cursor = raw.execute(text)
+                cursor.nextset()
                 row = cursor.fetchone()
             except conn.dialect.loaded_dbapi.Error as exc:
-                raise wrapped(conn, exc, POSTGRES["select_session"], (sid,)) from exc
+                raise wrapped(conn, exc, text.decode(), ()) from exc
         if row is None:
             return None, 0
         return state_from(row[0]), row[1]
