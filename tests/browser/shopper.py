@@ -21,6 +21,12 @@ def add(page: Page, sku: str, times: int = 1) -> None:
         expect(page.locator('[data-kco="version"]').first).not_to_have_text(str(before))
 
 
+def choose_market(page: Page, country: str, currency: str) -> None:
+    """Pick `country` in the shop's market selector and wait until the page prices in `currency`."""
+    page.locator('[data-kco="market"]').select_option(country)
+    expect(page.locator('[data-kco="currency"]').first).to_have_text(currency)
+
+
 def open_checkout(page: Page) -> FrameLocator:
     page.locator('a[data-kco-go="checkout"]').first.click()
     page.wait_for_url("**/checkout")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.shopper import TSHIRT, add, open_checkout, session_of
+from tests.browser.shopper import TSHIRT, add, choose_market, open_checkout, session_of
 from tests.browser.test_what_you_see import BUY, assert_charged_as_shown, order_id_of
 
 
@@ -12,8 +12,7 @@ def test_the_script_texts_follow_the_market_and_the_next_page_is_in_its_language
     expect(shop.locator("h1")).to_have_text("Produkter")  # the example's default market: SE, sv-SE
     expect(shop.locator(f'[data-kco-add="{TSHIRT}"]')).to_have_text("Lägg i varukorgen")
     add(shop, TSHIRT)
-    shop.locator('[data-kco="market"]').select_option("DE")
-    expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+    choose_market(shop, "DE", "EUR")
     # sv is not spoken in DE: the market's own locale (de-DE) is picked, and the buttons follow.
     expect(shop.locator(f'[data-kco-add="{TSHIRT}"]')).to_have_text("In den Warenkorb")
     shop.goto(service + "/cart")
@@ -26,8 +25,7 @@ def test_klarnas_iframe_and_the_shipping_speak_the_shoppers_german(shop, api, sa
     shipping names and descriptions in German (docs/design.md §4); a purchase charges what it
     showed."""
     add(shop, TSHIRT)
-    shop.locator('[data-kco="market"]').select_option("DE")
-    expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+    choose_market(shop, "DE", "EUR")
     frame = open_checkout(shop)
     expect(frame.locator("html")).to_have_attribute("lang", "de")
     expect(frame.locator('[data-sandbox="locale"]')).to_have_text("de-DE")

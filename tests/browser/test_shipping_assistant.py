@@ -7,15 +7,14 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.browser.shopper import TSHIRT, add, checkout_frame, completed, session_of
+from tests.browser.shopper import TSHIRT, add, checkout_frame, choose_market, completed, session_of
 
 BUY = 'button[data-sandbox="buy"]'
 
 
 def test_a_shipping_assistant_purchase_completes_with_klarnas_line_and_the_tms_reference(shop, api, sandbox_url):
     add(shop, TSHIRT, times=2)
-    shop.locator('[data-kco="market"]').select_option("AT")
-    expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+    choose_market(shop, "AT", "EUR")
     sid = session_of(shop)
     frame = checkout_frame(shop)
     expect(frame.locator('[data-sandbox="shipping"]')).to_have_attribute("data-shipping-assistant", "tms")

@@ -21,6 +21,7 @@ from tests.browser.conftest import pair
 from tests.browser.shopper import (
     add,
     checkout_frame,
+    choose_market,
     completed,
     enter_address,
     move_to_country,
@@ -253,8 +254,7 @@ def test_a_shipping_assistant_market_on_a_named_account_completes_with_klarnas_l
                         timeout=10).status_code == 200
     try:
         add(shop, TEE)
-        shop.locator('[data-kco="market"]').select_option("FI")
-        expect(shop.locator('[data-kco="currency"]').first).to_have_text("EUR")
+        choose_market(shop, "FI", "EUR")
         sid = session_of(shop)
         frame = checkout_frame(shop)
         expect(frame.locator('[data-sandbox="shipping"]')).to_have_attribute("data-shipping-assistant", "tms")
@@ -298,8 +298,7 @@ def test_a_business_buys_in_a_b2b_market_on_a_named_account(shop, api, sandbox_u
     account, and order_completed says it was an organisation and nothing else of it."""
     sandbox = sandbox_url
     add(shop, TEE)
-    shop.locator('[data-kco="market"]').select_option("NO")
-    expect(shop.locator('[data-kco="currency"]').first).to_have_text("NOK")
+    choose_market(shop, "NO", "NOK")
     sid = session_of(shop)
     frame = open_checkout(shop)
     expect(frame.locator('[data-sandbox="customer-type"]')).to_be_visible()
