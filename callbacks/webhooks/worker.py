@@ -13,9 +13,11 @@ back only its own session). So the queue is three tables (tables.py) and this lo
    several hosts never take the same row, and stamped with a claim token and a lease. No
    transaction stays open during the HTTP call: a long one would hold back every event feed
    reader (store/events_pg.py). On SQLite one worker runs (its writes queue anyway);
-2. deliver each claimed message (at most one per session of an endpoint, so in parallel),
-   signed with `standardwebhooks`; a 2xx is delivered, anything else (status, timeout, network
-   error, an address refused at delivery time) is a failed attempt;
+2. deliver each claimed message (at most one per session of an endpoint, so in parallel, up
+   to `--concurrency` in flight; the loop claims again as each one finishes, so a slow
+   endpoint holds only its own deliveries), signed with `standardwebhooks`; a 2xx is
+   delivered, anything else (status, timeout, network error, an address refused at delivery
+   time) is a failed attempt;
 3. record the attempt, in a short transaction, only while the claim is still ours: a worker
    killed mid-delivery leaves the claim to expire after the lease, and the message is then
    delivered again (at least once: duplicates only after a crash, same webhook-id).
@@ -32,7 +34,7 @@ import secrets
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -140,6 +142,7 @@ class Deliverer:
         self.metrics = metrics or Metrics()
         self.token = secrets.token_hex(8)
         self.stopping = threading.Event()
+        self._wake = threading.Event()  # a delivery ended, an event was committed, or stop
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver")
         self._last_gauges = 0.0
@@ -155,20 +158,53 @@ class Deliverer:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> None:
+        """Keep up to `concurrency` deliveries in flight: claim again whenever one finishes
+        (its session's next message may now be due) or an event is committed, so a slow
+        endpoint holds only its own deliveries, not a whole round of everyone's."""
+        wake = self._wake
         listener = self._listen()
+        watcher = None
+        if listener is not None:
+            watcher = threading.Thread(target=self._watch, args=(listener, wake),
+                                       name="deliver-listen", daemon=True)
+            watcher.start()
+        inflight: set[Future[None]] = set()
         try:
             while not self.stopping.is_set():
-                done = self.run_once()
-                if done < self.concurrency:
-                    self._wait(listener)
+                wake.clear()
+                inflight = {f for f in inflight if not f.done()}
+                free = self.concurrency - len(inflight)
+                claimed = self._claim_quietly(free) if free > 0 else []
+                for message in claimed:
+                    future = self._pool.submit(self._attempt, message)
+                    future.add_done_callback(lambda _f: wake.set())
+                    inflight.add(future)
+                self._gauges()
+                if len(claimed) < free or free == 0:
+                    # Nothing more due now: sleep until a delivery ends, an event is
+                    # committed (PostgreSQL's NOTIFY) or the poll interval passes.
+                    wake.wait(self.poll)
         finally:
-            if listener is not None:
-                from callbacks.store.engine import close_quietly
-                close_quietly(listener)
+            self.stopping.set()
+            wake.set()
+            if watcher is not None:
+                watcher.join(2)
+            from callbacks.store.engine import close_quietly
+            close_quietly(listener)
             self._pool.shutdown(wait=True)
+
+    def _claim_quietly(self, limit: int) -> list[Claimed]:
+        """A claim that fails (the database restarting) is retried on the next round."""
+        try:
+            return self.claim(limit)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+            log.warning("deliver: claim failed (%s); retrying", exc)
+            self.stopping.wait(self.poll)
+            return []
 
     def stop(self, *_args) -> None:
         self.stopping.set()
+        self._wake.set()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -185,16 +221,17 @@ class Deliverer:
             log.warning("deliver: no LISTEN connection (%s); polling every %.2f s", exc, self.poll)
             return None
 
-    def _wait(self, listener) -> None:
-        if listener is None:
-            self.stopping.wait(self.poll)
-            return
-        try:
-            for _ in listener.notifies(timeout=self.poll, stop_after=1):
-                pass
-        except Exception as exc:  # noqa: BLE001
-            log.warning("deliver: LISTEN connection lost (%s)", exc)
-            self.stopping.wait(self.poll)
+    def _watch(self, listener, wake: threading.Event) -> None:
+        """The listener's thread: every notification wakes the loop."""
+        while not self.stopping.is_set():
+            try:  # a short timeout, so that stopping is noticed within a second
+                for _ in listener.notifies(timeout=min(self.poll, 1.0), stop_after=1):
+                    wake.set()
+            except Exception as exc:  # noqa: BLE001 - polling still delivers
+                if not self.stopping.is_set():
+                    log.warning("deliver: LISTEN connection lost (%s); polling every %.2f s",
+                                exc, self.poll)
+                return
 
     def run_once(self) -> int:
         """Claim what is due, deliver it, record it; returns how many messages were attempted."""
