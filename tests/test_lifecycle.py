@@ -524,3 +524,31 @@ def test_checkout_endpoint_after_purchase_answers_the_confirmation(lc_app, api):
     body = api("POST", "/sessions/web-8/checkout").get_json()
     assert (body["status"], body["order_id"], body["html_snippet"]) == ("checkout_complete", order_id, None)
     assert order_count(lc_app) == before
+
+
+def test_klarna_out_of_reach_is_a_502_that_names_no_host_port_or_library(database_url, start_sandbox):
+    """A browser token's caller reads the 502; Klarna's address and the HTTP library's text stay
+    in the log. Both paths: the checkout load, and a cart change the open order cannot follow."""
+    sandbox = start_sandbox()
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "KLARNA_API_URL": sandbox.url, "KLARNA_TIMEOUT": "1,1.5"})
+    headers = {"Authorization": f"Bearer {app.config['KCO_API_KEY']}"}
+    client = app.test_client()
+    cart = {"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 1}]}
+    try:
+        assert client.put("/api/sessions/gone-1/cart", json=cart, headers=headers).status_code == 200
+        assert client.post("/api/sessions/gone-1/checkout", headers=headers).status_code == 200
+        assert client.put("/api/sessions/gone-2/cart", json=cart, headers=headers).status_code == 200
+        port = sandbox.url.rsplit(":", 1)[1].strip("/")
+        sandbox.stop()
+        changed = client.put("/api/sessions/gone-1/cart", headers=headers,
+                             json={"items": [{"reference": "TSHIRT-BLUE-M", "quantity": 2}]})
+        loaded = client.post("/api/sessions/gone-2/checkout", headers=headers)
+        for r in (changed, loaded):
+            assert r.status_code == 502, r.get_json()
+            text = r.get_data(as_text=True)
+            assert port not in text and "127.0.0.1" not in text and "onnection" not in text, text
+            assert r.get_json()["errors"]["klarna"] in (["NETWORK_ERROR"], ["TIMEOUT"])
+            assert "could not be reached" in r.get_json()["message"]
+    finally:
+        app.extensions["kco"].store.dispose()

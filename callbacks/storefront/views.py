@@ -278,7 +278,8 @@ def _busy(exc: LeaseBusy):
 
 @bp.errorhandler(KlarnaUnavailable)
 def _klarna_unavailable(exc: KlarnaUnavailable):
-    return api_error(502, f"Klarna refused or could not be reached: {exc}", {"klarna": klarna_errors(exc)})
+    return api_error(502, f"Klarna refused or could not be reached: {public_text(exc)}",
+                     {"klarna": klarna_errors(exc)})
 
 
 @bp.errorhandler(NotSynced)
@@ -287,7 +288,7 @@ def _not_synced(exc: NotSynced):
     if isinstance(exc.cause, LeaseBusy):
         return api_error(409, f"Saved, but {exc.cause}; load checkout again to bring Klarna in step.",
                          headers={"Retry-After": "1"})
-    return api_error(502, f"Saved, but Klarna could not be updated ({exc.cause}); load checkout "
+    return api_error(502, f"Saved, but Klarna could not be updated ({public_text(exc.cause)}); load checkout "
                           "again (POST …/checkout) to get a working order.",
                      {"klarna": klarna_errors(exc.cause)})
 
@@ -298,7 +299,19 @@ def _too_many_waiters(exc: notify.TooManyWaiters):
                      headers={"Retry-After": "2"})
 
 
+def public_text(exc: KlarnaUnavailable) -> str:
+    """What a shopper's browser may read of a failed Klarna call. When Klarna answered, its
+    error code and messages (meant for logs, and free of anything of ours); when it did not,
+    only that: the network error's own text names Klarna's host and port and the HTTP
+    library's internals, which stay in the log line the client writes."""
+    if exc.error.is_network_error:
+        return f"Klarna could not be reached ({exc.error.error_code})"
+    return str(exc.error)
+
+
 def klarna_errors(exc: KlarnaUnavailable) -> list[str]:
+    if exc.error.is_network_error:
+        return [exc.error.error_code or "NETWORK_ERROR"]
     return [f"{exc.error.error_code}: {m}" for m in exc.error.error_messages] or [exc.error.error_code or "error"]
 
 
