@@ -25,7 +25,12 @@ PLACES = ("KCO_PUBLIC_URL", "KLARNA_API_URL", "PORT", "SANDBOX_PORT")
 def fresh_terminal(monkeypatch, tmp_path):
     """No address in the environment, a run file under tmp_path, nothing settled yet."""
     for name in PLACES:
-        monkeypatch.delenv(name, raising=False)
+        # setenv first, so that monkeypatch remembers the variable as unset and removes what
+        # settle_environment() writes into os.environ; delenv alone records nothing when the
+        # variable was unset, and the address leaked into every later test of the process
+        # (test_headers' CSP then named that address instead of the sandbox's).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     path = tmp_path / "run.json"
     monkeypatch.setenv("KCO_RUN_FILE", str(path))
     monkeypatch.setattr(where, "settled", {})
