@@ -112,10 +112,10 @@
     set("currency", currency);
     set("locale", s ? s.market.locale : "–");
     set("version", s ? String(s.version) : "0");
-    // A paid session's cart is gone: the confirmation shows the order (its own amount), the
-    // header an empty cart — no items, nothing to pay.
-    var amount = s && !paid() ? s.order.order_amount : 0;
-    set("order-amount", money(amount, currency), amount);
+    // A paid session's cart is gone: the header shows an empty cart — no items, nothing to pay —
+    // while the confirmation's lines keep the order's total (what was paid).
+    var amount = s ? s.order.order_amount : 0, cart = paid() ? 0 : amount;
+    set("order-amount", money(cart, currency), cart);
     set("count", String(paid() ? 0 : cartItems().reduce(function (n, i) { return n + i.quantity; }, 0)));
     set("total", money(amount, currency), amount);
     set("tax-amount", money(s ? s.order.order_tax_amount : 0, currency), s ? s.order.order_tax_amount : 0);
@@ -262,7 +262,7 @@
   /** The checkout could not be loaded (Klarna or the service did not answer): say so where the
    * checkout would be, with a button that loads it again. `null` takes the message away. */
   function failedLoad(err) {
-    var box = document.querySelector('[data-kco="checkout-failed"]');
+    var box = document.querySelector(".checkout-failed");   // the message and its button
     if (!err) { if (box) { box.parentNode.removeChild(box); } return; }
     if (!box) {
       box = document.createElement("div");

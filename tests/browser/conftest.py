@@ -62,12 +62,22 @@ def database_url(tmp_path_factory) -> str:
         return f"sqlite:///{tmp_path_factory.mktemp('browser') / 'kco.sqlite3'}"
     name = f"{PG_DATABASE}_browser{next(_pg_pairs)}"
     postgres_url()  # the server answers (else skip, or fail under KCO_REQUIRE_POSTGRES=1)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def _pg_admin(*statements: str) -> None:
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        for statement in statements:
+            conn.execute(sa.text(statement))
     admin.dispose()
-    return f"{PG_SERVER}/{name}"
+
+
+def drop_database(url: str) -> None:
+    """A pair's PostgreSQL database, once its service has stopped (a SQLite file goes with pytest's tmp)."""
+    if url.startswith("postgresql"):
+        _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def service_env(tmp_path_factory, service_url: str, sandbox_url: str) -> dict[str, str]:
@@ -86,11 +96,14 @@ def pair(tmp_path_factory, sandbox_env: dict | None = None, service_extra: dict 
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     service_url = f"http://127.0.0.1:{service_port}"
     extra = service_extra(sandbox_url) if callable(service_extra) else (service_extra or {})
-    with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **(sandbox_env or {})}, app="sandbox_wsgi:app",
-                  workers=1, threads=16, port=sandbox_port):
-        with gunicorn({**service_env(tmp_path_factory, service_url, sandbox_url), **extra},
-                      workers=1, threads=48, port=service_port):
-            yield service_url, sandbox_url
+    env = {**service_env(tmp_path_factory, service_url, sandbox_url), **extra}
+    try:
+        with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **(sandbox_env or {})}, app="sandbox_wsgi:app",
+                      workers=1, threads=16, port=sandbox_port):
+            with gunicorn(env, workers=1, threads=48, port=service_port):
+                yield service_url, sandbox_url
+    finally:
+        drop_database(env["DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")

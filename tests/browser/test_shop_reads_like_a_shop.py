@@ -35,6 +35,7 @@ def test_a_checkout_that_cannot_load_says_so_and_try_again_loads_it(shop, sandbo
         requests.delete(faults, timeout=10).raise_for_status()
     retry.click()
     expect(failed).to_have_count(0)
+    expect(retry).to_have_count(0)  # the message goes with its button
     frame = shop.frame_locator("#klarna-checkout-iframe")
     amount = shop.locator('[data-kco="order-amount"]').first
     expect(frame.locator('[data-sandbox="order-amount"]')).to_have_attribute(
@@ -55,6 +56,7 @@ def test_after_the_purchase_the_header_shows_an_empty_cart(shop, api, sandbox_ur
     expect(shop.locator('[data-kco="paid-amount"]')).not_to_be_empty()
     expect(shop.locator('[data-kco="order-amount"]').first).to_have_attribute("data-value", "0")
     expect(shop.locator('[data-kco="count"]').first).to_have_text("0")
+    expect(shop.locator('[data-kco="total"]')).to_have_attribute("data-value", str(paid))  # the lines' total
     order_id = api("GET", f"/api/sessions/{session_of(shop)}/state").json()["klarna"]["order_id"]
     done = at_klarna(sandbox_url, order_id)
     assert done["order"]["order_amount"] == paid
