@@ -1,5 +1,5 @@
-"""The demo shop as a shopper reads it (issue 19, Deliver 4): a checkout that cannot load says so
-in the shop's language and offers to try again; after a purchase the header shows an empty
+"""The demo shop as a shopper reads it, not as its developer would: a checkout that cannot load
+says so in the shop's language and offers to try again; after a purchase the header shows an empty
 cart; the sandbox's iframe names countries instead of printing codes, and asks for a state
 only for a US address — in words, never the sandbox's raw problem text."""
 from __future__ import annotations
