@@ -218,6 +218,10 @@ SETTINGS: tuple[Setting, ...] = (
             "tests"),
     Setting("KCO_REQUIRE_BROWSER", "flag", None, "`1`: browser tests fail rather than skip (.ci/run sets it)",
             "tests"),
+    Setting("KCO_TEST_BROWSER_DATABASE", "choice", "sqlite",
+            "the database of the service the browser tests start: `sqlite` (a file per server pair) or "
+            "`postgresql` (a fresh database per pair on `KCO_TEST_PG_SERVER`, named after "
+            "`KCO_TEST_PG_DATABASE`)", "tests"),
     Setting("KCO_RELIABILITY", "choice", None, "`full`: the reliability suite's full form (docs/reliability.md)",
             "tests", shown="the short form"),
     Setting("KCO_RELIABILITY_FIGURES", "path", None, "where the reliability suite writes its figures", "tests",

@@ -77,6 +77,9 @@ def frame_state(order: Order, suspended: bool = False) -> dict:
     return {
         "order_id": order.order_id, "status": order.status, "suspended": suspended,
         "purchase_country": purchase_country, "purchase_currency": data.get("purchase_currency"),
+        # Countries are read by name, in the order's language (the code stays in `data-value`).
+        "purchase_country_name": country(purchase_country, locale)["name"],
+        "billing_country_name": country(str(billing.get("country") or purchase_country).upper(), locale)["name"],
         "locale": data.get("locale"), "order_amount": data.get("order_amount"),
         # The iframe's own words in the order's language (sandbox/texts.py); the shop's words
         # (lines, shipping options) are the order's, as the merchant sent them.

@@ -56,6 +56,7 @@ EN = {
     "not_complete": "This order is not complete yet",
     "order": "Order",
     "billed_to": "Billed to",
+    "enter_state": "Enter the state.",
 }
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -80,6 +81,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "Butiken skickade en adress som inte kan öppnas.",
         "thank_you": "Tack för ditt köp", "not_complete": "Beställningen är inte klar än",
         "order": "Beställning", "billed_to": "Faktureras",
+        "enter_state": "Ange delstaten.",
     },
     "nb": {
         "title": "Klarna Checkout (sandkasse)", "updating": "Bestillingen din oppdateres…",
@@ -101,6 +103,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "Butikken sendte en adresse som ikke kan åpnes.",
         "thank_you": "Takk for kjøpet", "not_complete": "Bestillingen er ikke fullført ennå",
         "order": "Bestilling", "billed_to": "Faktureres",
+        "enter_state": "Oppgi delstaten.",
     },
     "da": {
         "title": "Klarna Checkout (sandkasse)", "updating": "Din ordre opdateres…",
@@ -122,6 +125,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "Butikken sendte en adresse, der ikke kan åbnes.",
         "thank_you": "Tak for dit køb", "not_complete": "Ordren er ikke gennemført endnu",
         "order": "Ordre", "billed_to": "Faktureres til",
+        "enter_state": "Angiv staten.",
     },
     "fi": {
         "title": "Klarna Checkout (testiympäristö)", "updating": "Tilaustasi päivitetään…",
@@ -143,6 +147,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "Kauppa lähetti osoitteen, jota ei voi avata.",
         "thank_you": "Kiitos ostoksestasi", "not_complete": "Tilaus ei ole vielä valmis",
         "order": "Tilaus", "billed_to": "Laskutetaan",
+        "enter_state": "Anna osavaltio.",
     },
     "de": {
         "title": "Klarna Checkout (Sandbox)", "updating": "Ihre Bestellung wird aktualisiert…",
@@ -165,6 +170,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "Der Shop hat eine Adresse gesendet, die sich nicht öffnen lässt.",
         "thank_you": "Vielen Dank für Ihren Einkauf", "not_complete": "Diese Bestellung ist noch nicht abgeschlossen",
         "order": "Bestellung", "billed_to": "Rechnung an",
+        "enter_state": "Geben Sie den Bundesstaat an.",
     },
     "nl": {
         "title": "Klarna Checkout (sandbox)", "updating": "Je bestelling wordt bijgewerkt…",
@@ -186,6 +192,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "De winkel stuurde een adres dat niet geopend kan worden.",
         "thank_you": "Bedankt voor je aankoop", "not_complete": "Deze bestelling is nog niet afgerond",
         "order": "Bestelling", "billed_to": "Gefactureerd aan",
+        "enter_state": "Vul de staat in.",
     },
     "fr": {
         "title": "Klarna Checkout (bac à sable)", "updating": "Mise à jour de votre commande…",
@@ -208,6 +215,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "bad_location": "La boutique a envoyé une adresse impossible à ouvrir.",
         "thank_you": "Merci pour votre achat", "not_complete": "Cette commande n'est pas encore terminée",
         "order": "Commande", "billed_to": "Facturé à",
+        "enter_state": "Indiquez l'État.",
     },
 }
 ALIASES = {"no": "nb", "nn": "nb"}  # Klarna's Norwegian locale is no-NO

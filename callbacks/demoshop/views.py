@@ -96,7 +96,11 @@ SCRIPT_TEXTS = {
     "paid": N_("Paid"),
     "not_paid": N_("Not paid yet"),
     "updating": N_("Updating the checkout with your latest changes…"),
-    "updating_failed": N_("The checkout could not be updated yet (%(reason)s). Trying again…"),
+    "updating_failed": N_("The checkout could not be updated yet. Trying again…"),
+    "loading_checkout": N_("Loading the checkout…"),
+    "checkout_failed": N_("The checkout could not be loaded."),
+    "retry_checkout": N_("Try again"),
+    "went_wrong": N_("Something went wrong. Please try again."),
 }
 
 

@@ -58,11 +58,14 @@
   function currentCurrency() {
     return sync.state ? sync.state.market.currency : homeMarket().currency;
   }
+  // The banner speaks to the shopper in plain words; the service's own message (a developer's:
+  // codes, Klarna's reasons) stays in data-problem for whoever debugs the page.
   function showError(err) {
     var box = document.querySelector('[data-kco="error"]');
     if (!box) { return; }
     box.hidden = !err;
-    box.textContent = err ? (err.message || String(err)) : "";
+    box.textContent = err ? t("went_wrong") : "";
+    if (err) { box.setAttribute("data-problem", err.message || String(err)); } else { box.removeAttribute("data-problem"); }
   }
   function cartItems() {
     return sync.state ? sync.state.cart.items.map(function (i) {
@@ -109,9 +112,10 @@
     set("currency", currency);
     set("locale", s ? s.market.locale : "–");
     set("version", s ? String(s.version) : "0");
-    var amount = s ? s.order.order_amount : 0;
-    set("order-amount", money(amount, currency), amount);
-    // A paid session's cart is gone: the confirmation shows the order, the header an empty cart.
+    // A paid session's cart is gone: the header shows an empty cart — no items, nothing to pay —
+    // while the confirmation's lines keep the order's total (what was paid).
+    var amount = s ? s.order.order_amount : 0, cart = paid() ? 0 : amount;
+    set("order-amount", money(cart, currency), cart);
     set("count", String(paid() ? 0 : cartItems().reduce(function (n, i) { return n + i.quantity; }, 0)));
     set("total", money(amount, currency), amount);
     set("tax-amount", money(s ? s.order.order_tax_amount : 0, currency), s ? s.order.order_tax_amount : 0);
@@ -224,8 +228,10 @@
       box.setAttribute("role", "status");
       checkout.parentNode.insertBefore(box, checkout);
     }
-    box.textContent = detail.error ? t("updating_failed", { reason: detail.error }) : t("updating");
+    // Plain words: why Klarna is not in step yet is for developers (data-error), not shoppers.
+    box.textContent = detail.error ? t("updating_failed") : t("updating");
     box.setAttribute("data-reason", detail.reason || "");
+    if (detail.error) { box.setAttribute("data-error", String(detail.error)); } else { box.removeAttribute("data-error"); }
   }
 
   function render() {
@@ -238,13 +244,43 @@
   function ensureCheckout() {
     if (!container || !sync.state || !sync.state.cart.items.length || loading) { return; }
     if (sync.orderId) { return; }  // loaded: writes update Klarna's order themselves
+    failedLoad(null);
+    if (!container.firstChild) {
+      container.innerHTML = '<p class="muted"></p>';
+      container.firstChild.textContent = t("loading_checkout");
+    }
     loading = sync.loadCheckout(container).then(function (reply) {
       loading = null;
       if (reply && (reply.status === "checkout_complete" || sync.complete)) { confirmed(reply.order_id); }
     }, function (err) {
       loading = null;
-      showError(err);
+      showError(null);  // one message for one failure: the one where the checkout would be
+      failedLoad(err);
     });
+  }
+
+  /** The checkout could not be loaded (Klarna or the service did not answer): say so where the
+   * checkout would be, with a button that loads it again. `null` takes the message away. */
+  function failedLoad(err) {
+    var box = document.querySelector(".checkout-failed");   // the message and its button
+    if (!err) { if (box) { box.parentNode.removeChild(box); } return; }
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "error checkout-failed";
+      box.setAttribute("role", "alert");
+      var words = document.createElement("p");
+      words.setAttribute("data-kco", "checkout-failed");
+      var retry = document.createElement("button");
+      retry.type = "button";
+      retry.setAttribute("data-kco", "retry-checkout");
+      retry.addEventListener("click", function () { showError(null); ensureCheckout(); });
+      box.appendChild(words); box.appendChild(retry);
+      container.parentNode.insertBefore(box, container);
+    }
+    box.querySelector('[data-kco="checkout-failed"]').textContent = t("checkout_failed");
+    box.querySelector('[data-kco="checkout-failed"]').setAttribute("data-problem", err.message || String(err));
+    box.querySelector('[data-kco="retry-checkout"]').textContent = t("retry_checkout");
+    if (!sync.orderId) { container.innerHTML = ""; }  // no "Loading…" that never ends
   }
 
   /** This session is paid (here, in another tab, or before a reload): its confirmation. */

@@ -107,9 +107,17 @@
       throw err;
     });
   }
-  function say(text) {
+  /** What the shopper is told, in words; `problem` (the sandbox's own text, e.g. "Bad value:
+   * billing_address.region") stays in data-problem for whoever debugs the page. */
+  function say(text, problem) {
     message.textContent = text || "";
     message.hidden = !text;
+    if (problem) { message.setAttribute("data-problem", problem); } else { message.removeAttribute("data-problem"); }
+  }
+  function failed(err) {
+    var problem = String((err && err.message) || err);
+    // A US address needs its state (the sandbox refuses the country change without one).
+    say(/\.region\b/.test(problem) ? t("enter_state") : t("went_wrong"), problem);
   }
   function locked() {
     form.disabled = suspended || busy;
@@ -177,7 +185,10 @@
       option.textContent = region.name;
       list.appendChild(option);
     });
+    // The state is asked for only where Klarna needs one (the US); hidden, it is not sent.
     field("region").required = regions.length > 0;
+    $('[data-sandbox="region-field"]').hidden = !regions.length;
+    $('[data-sandbox="shipping-region-field"]').hidden = !((state.regions || {})[field("shipping_country").value] || []).length;
   }
   function shippingFields() {
     $('[data-sandbox="shipping-fields"]').hidden = !field("separate_shipping").checked;
@@ -205,7 +216,9 @@
     $('[data-sandbox="currency"]').textContent = currency;
     $('[data-sandbox="order-tax-amount"]').textContent = money(state.order_tax_amount, currency);
     $('[data-sandbox="locale"]').textContent = state.locale || "";
-    $('[data-sandbox="purchase-country"]').textContent = state.purchase_country;
+    var country = $('[data-sandbox="purchase-country"]');   // by name; the code in data-value
+    country.textContent = state.purchase_country_name || state.purchase_country;
+    country.setAttribute("data-value", state.purchase_country);
 
     var assistant = $('[data-sandbox="shipping-assistant"]');
     assistant.hidden = !state.shipping_assistant;
@@ -267,6 +280,7 @@
   function billingAddress() {
     var address = {};
     ADDRESS.forEach(function (key) { address[key] = field(key).value.trim(); });
+    if ($('[data-sandbox="region-field"]').hidden) { delete address.region; }
     address.country = field("billing_country").value;
     return compact(address);
   }
@@ -274,6 +288,7 @@
     if (!field("separate_shipping").checked) { return billing; }
     var address = { email: billing.email, phone: billing.phone };
     SHIPPING.forEach(function (key) { address[key] = field("shipping_" + key).value.trim(); });
+    if ($('[data-sandbox="shipping-region-field"]').hidden) { delete address.region; }
     address.country = field("shipping_country").value;
     return compact(address);
   }
@@ -297,7 +312,7 @@
       return result;
     }, function (err) {
       busy = false; locked();
-      say(err.message);
+      failed(err);
       return null;
     });
   }
@@ -431,6 +446,7 @@
         field("separate_shipping").checked = true;
         shippingFields();
       }
+      regionList();
       edited(true);
       act(saveAddress);
     } else if (name === "customer_type") {

@@ -4,9 +4,13 @@ Debian's Chromium launched by path (Playwright's own browser download is not use
 Without a Chromium the suite skips with the reason — unless KCO_REQUIRE_BROWSER=1 (.ci/run sets
 it), where it fails: CI must not pass by skipping. A failing test leaves a screenshot and the
 page's console log under instance/browser-artifacts/ for CI to keep.
+
+The service runs on SQLite; KCO_TEST_BROWSER_DATABASE=postgresql runs it on PostgreSQL instead
+(a fresh database per server pair), the database production uses.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from tests.conftest import PG_DATABASE, PG_SERVER, postgres_url
 from tests.servers import ROOT, free_port, gunicorn
 
 CHROMIUM = os.environ.get("KCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,10 +49,40 @@ def browser_type_launch_args(browser_type_launch_args):
             "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
 
 
+DATABASE = os.environ.get("KCO_TEST_BROWSER_DATABASE") or "sqlite"
+if DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"KCO_TEST_BROWSER_DATABASE={DATABASE!r}: sqlite or postgresql")
+_pg_pairs = itertools.count(1)
+
+
+def database_url(tmp_path_factory) -> str:
+    """A fresh database for one server pair: a SQLite file, or (KCO_TEST_BROWSER_DATABASE=
+    postgresql) a new PostgreSQL database named after this worker's test database."""
+    if DATABASE == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('browser') / 'kco.sqlite3'}"
+    name = f"{PG_DATABASE}_browser{next(_pg_pairs)}"
+    postgres_url()  # the server answers (else skip, or fail under KCO_REQUIRE_POSTGRES=1)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def _pg_admin(*statements: str) -> None:
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """A pair's PostgreSQL database, once its service has stopped (a SQLite file goes with pytest's tmp)."""
+    if url.startswith("postgresql"):
+        _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
 def service_env(tmp_path_factory, service_url: str, sandbox_url: str) -> dict[str, str]:
     """The service's environment for a browser test: its own database, the sandbox as Klarna."""
-    db = tmp_path_factory.mktemp("browser") / "kco.sqlite3"
-    return {"DATABASE_URL": f"sqlite:///{db}", "KCO_PUBLIC_URL": service_url,
+    return {"DATABASE_URL": database_url(tmp_path_factory), "KCO_PUBLIC_URL": service_url,
             "KLARNA_API_URL": sandbox_url, "KCO_API_KEY": API_KEY,
             "KCO_CALLBACK_SECRET": "browser-test-callback-secret-0123456789",
             "KCO_ENV": "development", "KCO_SUPPORT_PASSWORD": SUPPORT_PASSWORD}
@@ -60,11 +96,14 @@ def pair(tmp_path_factory, sandbox_env: dict | None = None, service_extra: dict 
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     service_url = f"http://127.0.0.1:{service_port}"
     extra = service_extra(sandbox_url) if callable(service_extra) else (service_extra or {})
-    with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **(sandbox_env or {})}, app="sandbox_wsgi:app",
-                  workers=1, threads=16, port=sandbox_port):
-        with gunicorn({**service_env(tmp_path_factory, service_url, sandbox_url), **extra},
-                      workers=1, threads=48, port=service_port):
-            yield service_url, sandbox_url
+    env = {**service_env(tmp_path_factory, service_url, sandbox_url), **extra}
+    try:
+        with gunicorn({"SANDBOX_PUBLIC_URL": sandbox_url, **(sandbox_env or {})}, app="sandbox_wsgi:app",
+                      workers=1, threads=16, port=sandbox_port):
+            with gunicorn(env, workers=1, threads=48, port=service_port):
+                yield service_url, sandbox_url
+    finally:
+        drop_database(env["DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")

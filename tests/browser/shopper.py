@@ -49,14 +49,27 @@ def enter_address(frame: FrameLocator, billing_country: str, **fields: str) -> N
     frame.locator('button[data-sandbox="save-address"]').click()
 
 
-def move_to_country(frame: FrameLocator, billing_country: str, leaving_order: str, **typed: str) -> None:
+def move_to_country(frame: FrameLocator, billing_country: str, leaving_order: str, region: str | None = None,
+                    **typed: str) -> None:
     """A country sold through another Klarna account: the shopper types `typed` (fields the old
     iframe shows), picks the billing country (sent at once, with what was typed, as in Klarna's
     iframe), and waits, as a shopper watching the page would, until the new order's iframe has
-    replaced the one of `leaving_order` and is live; only then does the shopper type on."""
+    replaced the one of `leaving_order` and is live; only then does the shopper type on.
+
+    A US address needs its state, and the iframe asks for it only once the US is chosen: with
+    `region`, the shopper picks the country, sees the state field and the iframe's "Enter the
+    state" (the sandbox refuses a US country change without one), types the state and presses
+    Save address — which sends the country change."""
     for name, value in typed.items():
         frame.locator(f'input[name="{name}"]').fill(value)
     frame.locator('select[name="billing_country"]').select_option(billing_country)
+    if region is not None:
+        # The refusal is answered before the form is live again (fill waits for that), and
+        # data-problem names the missing field: the state, nothing else, is asked for.
+        expect(frame.locator('[data-sandbox="message"]')).to_have_attribute(
+            "data-problem", "Bad value: billing_address.region")
+        frame.locator('input[name="region"]').fill(region)
+        frame.locator('button[data-sandbox="save-address"]').click()
     body = frame.locator("body")
     expect(body).not_to_have_attribute("data-order-id", leaving_order)
     expect(body).to_have_attribute("data-suspended", "false")
