@@ -19,6 +19,15 @@ in any URL that is kept is scrubbed: a token would let whoever reads the log for
 
 A replay from the log (`flask kco replay --from-log`) needs nothing more: the callbacks decide
 from the cart's lines, the amounts, the currency, locale and the addresses' country and region.
+
+A request's order lines are logged as compact rows (`scrub_request`): `{"cols": [...], "rows":
+[[...], ...]}`, the allow-listed line fields (LINE_COLS) in a fixed order, each value judged as
+above, every other field of a line left out without being looked at (a 1000-line order has
+~11,000 values: judging them all was a fifth of such a callback's CPU, BENCHMARKS.md). A line
+whose allow-listed fields are not the first line's is a row of its own as an object of those
+fields, so an absent field stays absent (a replay's verdict differs between absent and null).
+`readable` turns such a body back into lines (support and replay read it); a row written
+before (lines as objects, scrubbed field by field) is read as it is.
 """
 from __future__ import annotations
 
@@ -125,6 +134,57 @@ def _line(line: dict) -> dict:
                           and _LINE_TEXTS[key].fullmatch(item)))
              else SCRUBBED)
             for i, (key, item) in enumerate(line.items())}
+
+
+LINE_COLS = ("type", "reference", *_LINE_AMOUNTS)  # a compact row's columns, in this order
+_LINE_CHECKS = tuple((key, _LINE_TEXTS[key].fullmatch if key in _LINE_TEXTS else None)
+                     for key in LINE_COLS)
+
+
+def scrub_request(body: Any) -> Any:
+    """scrub(body) for the callback log, with a body's top-level order lines as compact rows
+    (see the module's docstring) when they are a list of objects, as Klarna sends them."""
+    if type(body) is dict:
+        lines = body.get("order_lines")
+        if type(lines) is list and all(type(line) is dict for line in lines):
+            out = scrub({**body, "order_lines": None})  # None is kept as it is, in its place
+            out["order_lines"] = compact_lines(lines)
+            return out
+    return scrub(body)
+
+
+def compact_lines(lines: list[dict]) -> dict:
+    """Klarna's order lines as {"cols", "rows"}: only the allow-listed fields are read; each
+    value is kept as _line would keep it (numbers, matching text, absent/empty/true/false)
+    or reads "[scrubbed]"."""
+    checks = [(key, match) for key, match in _LINE_CHECKS if lines and key in lines[0]]
+    cols = [key for key, _ in checks]
+    rows: list[Any] = []
+    for line in lines:
+        present = [key for key in LINE_COLS if key in line]
+        if present == cols:
+            spec = checks
+        else:  # another set of allow-listed fields: a row of its own, as an object
+            spec = [(key, match) for key, match in _LINE_CHECKS if key in line]
+        row = [value if ((match is None and (type(value) is int or type(value) is float))
+                         or value is None or value is True or value is False or value == ""
+                         or (match is not None and type(value) is str and match(value)))
+               else SCRUBBED
+               for key, match in spec for value in (line[key],)]
+        rows.append(row if spec is checks else dict(zip(present, row)))
+    return {"cols": cols, "rows": rows}
+
+
+def readable(body: Any) -> Any:
+    """A logged request as support and replay read it: compact order lines back as a list of
+    objects (the allow-listed fields each line had); any other body as it is."""
+    if type(body) is dict:
+        lines = body.get("order_lines")
+        if type(lines) is dict and type(lines.get("cols")) is list and type(lines.get("rows")) is list:
+            cols = lines["cols"]
+            return {**body, "order_lines": [dict(zip(cols, row)) if type(row) is list else row
+                                            for row in lines["rows"]]}
+    return body
 
 
 def _no_token(value: Any) -> Any:
