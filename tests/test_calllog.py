@@ -107,6 +107,18 @@ def test_compact_lines_keep_exactly_the_allow_listed_verdicts(lines):
     assert list(scrubbing.readable(logged)) == list(body)  # the keys' order kept
 
 
+@pytest.mark.parametrize("lines", [
+    [{"quantity": 10**400, "unit_price": 1.5, "reference": "A"}],  # too large to add to a float
+    [{"type": "physical", "reference": "A\u00a0B", "quantity": 1}, {"reference": "x" * 256, "type": "1x"},
+     {"type": "", "reference": "", "quantity": None}, {"type": 3, "reference": ["A"], "quantity": "3"},
+     {"reference": "a\u2028b", "type": "physical", "quantity": True}],
+])
+def test_compact_lines_keep_exactly_the_allow_listed_verdicts_for_these(lines):
+    logged = scrubbing.readable(scrubbing.scrub_request({"order_lines": lines}))["order_lines"]
+    assert logged == [{key: value for key, value in scrubbing._line(line).items()
+                       if key in scrubbing.LINE_COLS} for line in lines]
+
+
 def test_compact_lines_only_for_a_list_of_objects():
     """Anything else is scrubbed as before (and refused by the callbacks): read as it was."""
     for lines in ("nope", [{"reference": "A"}, "B"], {"cols": ["reference"], "rows": [["x"]]}, None):
