@@ -21,8 +21,8 @@ A replay from the log (`flask kco replay --from-log`) needs nothing more: the ca
 from the cart's lines, the amounts, the currency, locale and the addresses' country and region.
 
 A request's order lines are logged as compact rows (`scrub_request`): `{"cols": [...], "rows":
-[[...], ...]}`, the allow-listed line fields (LINE_COLS) in a fixed order, each value judged as
-above, every other field of a line left out without being looked at (a 1000-line order has
+[[...], ...]}`, the allow-listed line fields the first line has (LINE_COLS, in that order),
+each value judged as above, every other field of a line left out without being looked at (a 1000-line order has
 ~11,000 values: judging them all was a fifth of such a callback's CPU, BENCHMARKS.md). A line
 whose allow-listed fields are not the first line's is a row of its own as an object of those
 fields, so an absent field stays absent (a replay's verdict differs between absent and null).
