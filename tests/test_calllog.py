@@ -89,6 +89,52 @@ def test_order_lines_are_scrubbed_as_the_allow_list_says(lines):
     assert scrubbed == [scrubbing._dict(line, False, scrubbing.LINE) for line in lines]
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(_LINE_KEYS, st.one_of(_SCALARS, st.lists(_SCALARS, max_size=2),
+                                                      st.dictionaries(_LINE_KEYS, _SCALARS, max_size=2)),
+                                max_size=12), max_size=5))
+def test_compact_lines_keep_exactly_the_allow_listed_verdicts(lines):
+    """The log's compact rows, read back, are the general scrubber's lines without what it
+    scrubbed: each allow-listed field with the same verdict, absent where it was absent, and
+    nothing else (no other key, no other value)."""
+    body = {"order_lines": lines, "order_amount": 1, "email": "a@b.example"}
+    logged = scrubbing.scrub_request(body)
+    assert logged["order_amount"] == 1 and logged["email"] == scrubbing.SCRUBBED
+    assert set(logged["order_lines"]) == {"cols", "rows"}
+    old = scrubbing.scrub(body)["order_lines"]
+    assert scrubbing.readable(logged)["order_lines"] == [
+        {key: value for key, value in line.items() if key in scrubbing.LINE_COLS} for line in old]
+    assert list(scrubbing.readable(logged)) == list(body)  # the keys' order kept
+
+
+@pytest.mark.parametrize("lines", [
+    [{"quantity": 10**400, "unit_price": 1.5, "reference": "A"}],  # too large to add to a float
+    [{"type": "physical", "reference": "A\u00a0B", "quantity": 1}, {"reference": "x" * 256, "type": "1x"},
+     {"type": "", "reference": "", "quantity": None}, {"type": 3, "reference": ["A"], "quantity": "3"},
+     {"reference": "a\u2028b", "type": "physical", "quantity": True}],
+])
+def test_compact_lines_keep_exactly_the_allow_listed_verdicts_for_these(lines):
+    logged = scrubbing.readable(scrubbing.scrub_request({"order_lines": lines}))["order_lines"]
+    assert logged == [{key: value for key, value in scrubbing._line(line).items()
+                       if key in scrubbing.LINE_COLS} for line in lines]
+
+
+def test_compact_lines_only_for_a_list_of_objects():
+    """Anything else is scrubbed as before (and refused by the callbacks): read as it was."""
+    for lines in ("nope", [{"reference": "A"}, "B"], {"cols": ["reference"], "rows": [["x"]]}, None):
+        body = {"order_lines": lines}
+        assert scrubbing.scrub_request(body) == scrubbing.scrub(body)
+        assert scrubbing.readable(scrubbing.scrub_request(body)) == scrubbing.scrub(body)
+    assert scrubbing.scrub_request([{"order_lines": []}]) == [{"order_lines": []}]
+    assert scrubbing.readable({"order_lines": {"cols": [], "rows": []}}) == {"order_lines": []}
+
+
+def test_an_old_row_reads_as_it_was_written():
+    """Rows written before the compact rows hold the lines as objects: read as they are."""
+    old = scrubbing.scrub(order_body())
+    assert scrubbing.readable(old) is old
+
+
 def test_reply_keeps_our_error_words_but_no_token():
     reply = {"error_type": "approval_failed", "error_text": "Sorry.", "errors": {"order_id": ["No."]},
              "location": "https://shop.example/checkout?token=T0KEN&kco_error=cart_changed"}
@@ -110,7 +156,12 @@ def test_callback_is_recorded_scrubbed_with_reply_status_and_duration(klarna, st
     # Our own 200 reply is built from the session's state, not from the caller's body: it is
     # logged as sent (names are the shop's); the personal data below is still absent.
     assert row["reply"] == response.get_json()
-    assert row["request"]["order_lines"] == scrubbing.scrub(order_body())["order_lines"]
+    # The lines as compact rows: the allow-listed fields only, read back as lines.
+    line = order_body()["order_lines"][0]
+    assert row["request"]["order_lines"] == {"cols": list(scrubbing.LINE_COLS),
+                                             "rows": [[line[key] for key in scrubbing.LINE_COLS]]}
+    assert scrubbing.readable(row["request"])["order_lines"] == [
+        {key: value for key, value in line.items() if key != "name"}]
     assert row["request"]["shipping_address"]["country"] == "SE"
     stored = json.dumps(row["request"], ensure_ascii=False) + json.dumps(row["reply"], ensure_ascii=False)
     for value in PERSONAL:

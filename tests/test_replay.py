@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -460,3 +461,82 @@ def test_from_log_reports_changed_when_the_service_now_decides_otherwise(quiet_a
     assert result.output.startswith(f"CHANGED  log #{log_id}") and "(logged: 200)" in result.output
     assert "logged 200, now 400 unsupported_shipping_address" in result.output
     assert result.output.splitlines()[-1] == "1 sent, 0 ok, 1 changed"
+
+
+def _lines_body(lines: int) -> dict:
+    """The 1000-line sample's body, or its first `lines - 1` goods lines and its shipping line
+    with the totals to match."""
+    body = json.loads((SAMPLES / "19-address_update-1000-lines.json").read_text())["body"]
+    if lines < len(body["order_lines"]):
+        kept = body["order_lines"][:lines - 1] + body["order_lines"][-1:]
+        body = {**body, "order_lines": kept,
+                "order_amount": sum(line["total_amount"] for line in kept),
+                "order_tax_amount": sum(line["total_tax_amount"] for line in kept)}
+    assert len(body["order_lines"]) == lines
+    return body
+
+
+@pytest.mark.parametrize("lines", [10, 1000])
+def test_from_log_of_compact_and_of_old_rows_gives_the_reply_the_callback_got(database_url, lines):
+    """The log keeps a request's lines as compact rows (the allow-listed fields): replayed to
+    a new session, the logged request gets the reply the original got there, as does a row in
+    the format written before (every field of every line, scrubbed one by one)."""
+    from callbacks.klarna import scrub as scrubbing
+    from tests.conftest import kco_url
+
+    app = make_app(database_url, KLARNA_API_URL=f"http://127.0.0.1:{free_port()}", KLARNA_RETRIES=0)
+    store = app.extensions["kco"].store
+    try:
+        body = _lines_body(lines)
+        original = app.test_client().post(kco_url(app, "address_update", "orig-1"), json=body)
+        assert original.status_code == 200, original.get_data()[:300]
+        log_id = _last_log_id(app)
+        with store.engine.connect() as conn:  # what is stored: compact, nothing of the rest
+            raw = conn.execute(sa.select(sa.cast(callback_log.c.request, sa.Text))
+                               .where(callback_log.c.id == log_id)).scalar_one()
+        assert "product_url" not in raw and "merchant_data" not in raw and "recipient" not in raw
+        assert "Grå" not in raw and "pcs" not in raw
+        logged_lines = json.loads(raw)["order_lines"]
+        assert logged_lines["cols"] == list(scrubbing.LINE_COLS) and len(logged_lines["rows"]) == lines
+        old_id = store.log_callback("address_update", "orig-1", None, 200, 1.0,
+                                    scrubbing.scrub(body), original.get_json())
+        for source, session in ((log_id, "copy-compact"), (old_id, "copy-old")):
+            result = invoke(app, "--from-log", source, "--session", session)
+            assert result.exit_code == 0, result.output
+            assert result.output.splitlines()[-1] == "1 sent, 1 ok"
+            replayed = store.logged_callback(_last_log_id(app))
+            assert replayed["session"] == session and replayed["status"] == 200
+            assert replayed["reply"] == original.get_json(), source
+            assert store.get_state(session)["order"] == store.get_state("orig-1")["order"]
+    finally:
+        store.dispose()
+
+
+def test_from_log_of_1000_line_validations_decides_the_same(database_url):
+    """Validation compares every line: the lines as we priced them (the 1000 merged into 10)
+    pass, the sample's 1000 unmerged lines do not (cart_changed); both, replayed from their
+    compact rows to the same session, are decided the same."""
+    from tests.conftest import kco_url
+
+    app = make_app(database_url, KLARNA_API_URL=f"http://127.0.0.1:{free_port()}", KLARNA_RETRIES=0)
+    store = app.extensions["kco"].store
+    client = app.test_client()
+    try:
+        body = _lines_body(1000)
+        priced = client.post(kco_url(app, "address_update", "big-1"), json=body).get_json()
+        agreed = {**body, "purchase_country": "SE", "status": "checkout_incomplete",
+                  **{key: priced[key] for key in ("order_amount", "order_tax_amount", "order_lines")}}
+        changed = {**json.loads((SAMPLES / "20-validation-1000-lines.json").read_text())["body"],
+                   "order_id": "ord-big-1"}
+        ids = []
+        for order, status in ((agreed, 200), (changed, 303)):
+            reply = client.post(kco_url(app, "validation", "big-1", order_id="ord-big-1"), json=order)
+            assert reply.status_code == status, reply.get_data()[:300]
+            ids.append(_last_log_id(app))
+        assert len(changed["order_lines"]) == 1000
+        result = invoke(app, *itertools.chain.from_iterable(("--from-log", i) for i in ids))
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == "2 sent, 2 ok"
+        assert [store.logged_callback(i)["status"] for i in range(ids[-1] + 1, ids[-1] + 3)] == [200, 303]
+    finally:
+        store.dispose()

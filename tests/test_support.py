@@ -3,18 +3,24 @@ search, one session's timeline, and replay in development only. Flask test clien
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import timedelta
+from html import unescape
+from pathlib import Path
 
 import pytest
 
 from callbacks import create_app
+from callbacks.klarna.scrub import LINE_COLS, scrub
+from callbacks.support.queries import timeline
 
 from .conftest import kco_url
 from .payloads import shipping_service_body
 from .sandbox_fixtures import sandbox_server, start_sandbox  # noqa: F401 - fixtures
 
 PASSWORD = "s3cret-support"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def basic(user="support", password=PASSWORD):
@@ -183,3 +189,31 @@ def test_purge_deletes_old_activity_by_the_callback_logs_age_rule(app, api):
     assert [r["id"] for r in for_session_rows(store, "s-new")] == [r["id"] for r in new]
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(activity)).scalar_one() == len(new)
+
+
+def _shown_requests(html: str) -> list[dict]:
+    return [json.loads(unescape(text)) for text in
+            re.findall(r"<summary>request</summary><pre>(.*?)</pre>", html, re.DOTALL)]
+
+
+@pytest.mark.parametrize("lines", [10, 1000])
+def test_the_console_shows_the_lines_of_compact_and_of_old_log_rows(app, lines):
+    """The log keeps a request's lines as compact rows of the allow-listed fields: the console
+    shows them as lines, the same lines (references, quantities, amounts) as a row written in
+    the format before shows, and nothing of what was left out."""
+    body = json.loads((SAMPLES / "19-address_update-1000-lines.json").read_text())["body"]
+    body = {**body, "order_lines": body["order_lines"][:lines]}
+    assert app.test_client().post(kco_url(app, "address_update", "s-big"), json=body).status_code == 200
+    store = app.extensions["kco"].store
+    store.log_callback("address_update", "s-big", None, 200, 1.0, scrub(body), None)  # as before
+    html = app.test_client().get("/support/sessions/s-big", headers=basic()).get_data(as_text=True)
+    compact, old = [shown["order_lines"] for shown in _shown_requests(html)]
+    assert old == scrub(body)["order_lines"]  # an old row reads as it was written
+    assert compact == [{key: value for key, value in line.items() if key in LINE_COLS} for line in old]
+    assert len(compact) == lines and [line["reference"] for line in compact] == \
+        [line["reference"] for line in body["order_lines"]]
+    assert all(line["quantity"] == sent["quantity"] and line["total_amount"] == sent["total_amount"]
+               for line, sent in zip(compact, body["order_lines"], strict=True))
+    steps = [s for s in timeline(store, "s-big") if s.kind == "callback"]
+    assert [s.detail["request"]["order_lines"] for s in steps] == [compact, old]
+    assert "recipient" not in html and "product_url" not in html.split("<summary>request")[1].split("</pre>")[0]

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from callbacks.klarna.order import CALLBACKS
+from callbacks.klarna.scrub import readable
 from callbacks.web.schemas import SESSION_ID
 
 ERROR_TYPES = frozenset({"address_error", "unsupported_shipping_address", "approval_failed"})
@@ -144,7 +145,7 @@ def from_log(store: Any, log_id: int) -> Payload:
     callback = row["callback"]
     if callback not in CALLBACKS:
         raise ReplayError(f"callback log entry {log_id} is for {callback!r}, which cannot be replayed")
-    body = row["request"]
+    body = readable(row["request"])  # compact order lines back as lines
     if isinstance(body, dict) and "_omitted" in body:
         raise ReplayError(f"callback log entry {log_id} kept no body ({body['_omitted']})")
     if callback == "push":

@@ -1,7 +1,8 @@
 """The callback log's rows (docs/design.md §8): what one row holds, and writing it.
 
 No Flask here: callbacks/klarna/loghooks.py reads the request and the reply and calls these;
-what a row keeps of a body is callbacks/klarna/scrub.py's business. A row is written either in
+what a row keeps of a body is callbacks/klarna/scrub.py's business (a request's order lines
+as compact rows: read them back with scrub.readable). A row is written either in
 the session's own transaction (`write_in`: a callback that changes a session then commits once,
 and its row cannot outlive a change that rolled back), or in a transaction of its own (`write`).
 The retention command is `flask kco purge --older-than DAYS` (callbacks/cli/commands.py).
@@ -16,7 +17,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from callbacks.klarna.scrub import scrub
+from callbacks.klarna.scrub import scrub, scrub_request
 from callbacks.store import faults
 
 log = logging.getLogger("callbacks.klarna.calllog")
@@ -30,7 +31,7 @@ def row(callback: str, session: str | None, order_id: str | None, status: int, s
     input) is scrubbed."""
     return {"callback": callback, "session": _text(session, 128) if session is not None else None,
             "order_id": _text(order_id, 255) if order_id else None, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "request": scrub(request_body),
+            "duration_ms": round(seconds * 1000, 3), "request": scrub_request(request_body),
             "reply": reply_body if ours and reply_body is not None else scrub(reply_body, reply=True)}
 
 

@@ -19,11 +19,21 @@ in any URL that is kept is scrubbed: a token would let whoever reads the log for
 
 A replay from the log (`flask kco replay --from-log`) needs nothing more: the callbacks decide
 from the cart's lines, the amounts, the currency, locale and the addresses' country and region.
+
+A request's order lines are logged as compact rows (`scrub_request`): `{"cols": [...], "rows":
+[[...], ...]}`, the allow-listed line fields the first line has (LINE_COLS, in that order),
+each value judged as above, every other field of a line left out without being looked at (a 1000-line order has
+~11,000 values: judging them all was a fifth of such a callback's CPU, BENCHMARKS.md). A line
+whose allow-listed fields are not the first line's is a row of its own as an object of those
+fields, so an absent field stays absent (a replay's verdict differs between absent and null).
+`readable` turns such a body back into lines (support and replay read it); a row written
+before (lines as objects, scrubbed field by field) is read as it is.
 """
 from __future__ import annotations
 
 import json
 import re
+from operator import itemgetter
 from typing import Any
 
 MAX_DEPTH = 64  # Klarna's bodies nest about 5 deep
@@ -125,6 +135,95 @@ def _line(line: dict) -> dict:
                           and _LINE_TEXTS[key].fullmatch(item)))
              else SCRUBBED)
             for i, (key, item) in enumerate(line.items())}
+
+
+LINE_COLS = ("type", "reference", *_LINE_AMOUNTS)  # a compact row's columns, in this order
+
+
+def scrub_request(body: Any) -> Any:
+    """scrub(body) for the callback log, with a body's top-level order lines as compact rows
+    (see the module's docstring) when they are a list of objects, as Klarna sends them."""
+    if type(body) is dict:
+        lines = body.get("order_lines")
+        if type(lines) is list and all(type(line) is dict for line in lines):
+            out = scrub({**body, "order_lines": None})  # None is kept as it is, in its place
+            out["order_lines"] = compact_lines(lines)
+            return out
+    return scrub(body)
+
+
+def compact_lines(lines: list[dict]) -> dict:
+    """Klarna's order lines as {"cols", "rows"}: only the allow-listed fields are read, and
+    each value is kept exactly when _line would keep it (tests/test_calllog.py holds the two
+    to the same verdicts), else reads "[scrubbed]". ~0.5 µs a line, against ~1.8 for _line."""
+    cols = [key for key in LINE_COLS if lines and key in lines[0]]
+    wanted, missing = frozenset(cols), frozenset(LINE_COLS).difference(cols)
+    get, get_numbers = _values(cols), _values([key for key in cols if key in _LINE_NUMBERS])
+    texts = [(i, key == "type") for i, key in enumerate(cols) if key in _LINE_TEXTS]
+    words: dict[str, bool] = {}  # the type's verdicts: a few types repeat on every line
+    rows: list[Any] = []
+    for line in lines:
+        keys = line.keys()
+        if not (keys >= wanted and keys.isdisjoint(missing)):
+            rows.append(_line_row(line))  # other allow-listed fields than the first line's
+            continue
+        row: Any = get(line)
+        try:  # only numbers and true/false add up (all of them kept): the common case
+            sum(get_numbers(line))
+        except (TypeError, OverflowError):  # OverflowError: an int too large to add to a float
+            row = [_number(value) if key in _LINE_NUMBERS else value for key, value in zip(cols, row)]
+        for i, is_type in texts:
+            value = row[i]
+            if type(value) is str:
+                if not value:
+                    continue  # empty: kept
+                if is_type:
+                    kept = words.get(value)
+                    if kept is None:
+                        kept = words[value] = _WORD.fullmatch(value) is not None
+                else:  # printable text has none of the characters _ID refuses
+                    kept = len(value) <= 255 and (value.isprintable() or _ID.fullmatch(value) is not None)
+            else:
+                kept = value is None or value is True or value is False
+            if not kept:
+                row = list(row)
+                row[i] = SCRUBBED
+        rows.append(row)
+    return {"cols": cols, "rows": rows}
+
+
+def _values(keys: list[str]) -> Any:
+    """A line's values for `keys`, as a tuple (a JSON array when stored)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    return lambda line: tuple(line[key] for key in keys)
+
+
+def _number(value: Any) -> Any:
+    return value if (type(value) is int or type(value) is float or value is None or value is True
+                     or value is False or value == "") else SCRUBBED
+
+
+def _line_row(line: dict) -> dict:
+    """A line whose allow-listed fields are not the first line's: a row of its own, as an
+    object of those fields (an absent field stays absent), judged as _line judges them."""
+    return {key: (_number(value) if key in _LINE_NUMBERS
+                  else value if (value is None or value is True or value is False or value == ""
+                                 or (type(value) is str and _LINE_TEXTS[key].fullmatch(value)))
+                  else SCRUBBED)
+            for key in LINE_COLS if key in line for value in (line[key],)}
+
+
+def readable(body: Any) -> Any:
+    """A logged request as support and replay read it: compact order lines back as a list of
+    objects (the allow-listed fields each line had); any other body as it is."""
+    if type(body) is dict:
+        lines = body.get("order_lines")
+        if type(lines) is dict and type(lines.get("cols")) is list and type(lines.get("rows")) is list:
+            cols = lines["cols"]
+            return {**body, "order_lines": [row if type(row) is dict else dict(zip(cols, row))
+                                            for row in lines["rows"]]}
+    return body
 
 
 def _no_token(value: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from callbacks.klarna.scrub import readable
 from callbacks.store.activity import activity
 from callbacks.store.database import callback_log, events, klarna_orders, sessions
 
@@ -99,7 +100,7 @@ def timeline(store, sid: str) -> list[Step]:
         return at - timedelta(milliseconds=ms or 0)  # rows are written when the step ends
 
     steps = [Step(began(c.at, c.duration_ms), "callback", c.callback, c.status, c.duration_ms,
-                  {"request": c.request, "reply": c.reply, "order_id": c.order_id}, c.id)
+                  {"request": readable(c.request), "reply": c.reply, "order_id": c.order_id}, c.id)
              for c in calls]
     steps += [Step(began(a.at, a.duration_ms), a.kind, a.name, a.status, a.duration_ms, a.detail or {}) for a in acts]
     steps += [Step(e.at, "event", e.type, None, None, {"version": e.version, "data": e.data})
