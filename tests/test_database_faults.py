@@ -326,6 +326,29 @@ def test_a_bug_after_the_view_is_still_a_500_with_its_traceback(production_error
     assert [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_fault_in_the_push_after_its_reply_is_one_warning(app, client, monkeypatch, caplog):
+    """The push answers 200 before its work (read, record, acknowledge), which Klarna's next
+    push repeats: the database refusing that work is an operations event like any other fault,
+    one WARNING line, not an ERROR with a traceback per push (tests/reliability/test_duplicates.py's
+    100 parallel pushes logged one each when PostgreSQL refused connections)."""
+    lifecycle = app.extensions["kco"].lifecycle
+    monkeypatch.setattr(lifecycle, "claim", lambda *args: None)  # the session's own order
+
+    def refused(*args):
+        raise sa.exc.OperationalError("SELECT", None, psycopg.OperationalError(
+            "connection failed: FATAL:  sorry, too many clients already"))
+    monkeypatch.setattr(lifecycle, "push", refused)
+    caplog.set_level(logging.WARNING)
+    response = client.post(kco_url(app, "push", "s-1", order_id="o-1"))
+    response.close()  # the push's work runs when the response is closed, as under gunicorn
+    assert response.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    warned = [r.getMessage() for r in caplog.records if "push o-1" in r.getMessage()]
+    assert len(warned) == 1 and "too many clients" in warned[0] and "\n" not in warned[0], warned
+
+
 # -- which exceptions are the database's ------------------------------------------------------------
 def _wrapped(exc: Exception) -> Exception:
     """`exc` as SQLAlchemy raises it from a statement (the hot path raises it so too)."""
@@ -454,3 +477,77 @@ def test_a_raw_driver_fault_on_the_hot_path_is_503_and_discards_the_connection(
     cart = client.put("/api/sessions/s-1/cart", headers=api_headers,
                       json={"items": [{"reference": TSHIRT, "quantity": 2}]})
     assert cart.status_code == 200
+
+
+# -- the webhook worker (the Procfile's `worker:`) ----------------------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_webhook_worker_waits_out_a_database_fault(store, monkeypatch, caplog):
+    """`flask kco deliver` once exited with a traceback (status 1) the first time PostgreSQL
+    refused it a connection (`too many clients`); it now claims again, and the fault is one
+    WARNING line per try (not SQLAlchemy's message with its SQL and background link)."""
+    from callbacks.webhooks.worker import Deliverer
+
+    worker = Deliverer(store, poll=0.01)
+    claims = []
+    real_claim = worker.claim
+
+    def claim(limit, now=None):
+        claims.append(limit)
+        if len(claims) <= 2:
+            raise sa.exc.OperationalError("SELECT", None, psycopg.OperationalError(
+                "connection failed: FATAL:  sorry, too many clients already"))
+        if len(claims) >= 4:
+            worker.stop()
+        return real_claim(limit, now)
+    monkeypatch.setattr(worker, "claim", claim)
+    caplog.set_level(logging.WARNING)
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            worker.run()
+        except BaseException as exc:  # noqa: BLE001 - what the test reports
+            errors.append(exc)
+        done.set()
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(30), "the worker did not stop"
+    assert not errors, errors
+    assert len(claims) >= 4  # it went on claiming after the faults
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    warned = [r.getMessage() for r in caplog.records if "too many clients" in r.getMessage()]
+    assert len(warned) == 2 and all("\n" not in line for line in warned), warned
+
+
+def test_the_webhook_worker_listens_again_after_losing_its_listen_connection(app_factory):
+    """The worker's LISTEN connection dies with the server (a restart, a terminated backend):
+    it polls meanwhile and opens another, instead of logging "LISTEN connection lost" every
+    poll interval for as long as it runs."""
+    from callbacks.webhooks import worker as worker_module
+
+    url = postgres_url()
+    reset_postgres(url)
+    app = app_factory(DATABASE_URL=url)
+    deliverer = worker_module.Deliverer(app.extensions["kco"].store, poll=0.05)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+    def listeners() -> list[int]:
+        with admin.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :d AND application_name = "
+                "'kco-deliver'"), {"d": PG_DATABASE}).scalars())
+
+    thread = threading.Thread(target=deliverer.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(listeners()) == 1, 30, "the worker's LISTEN connection")
+        first = listeners()[0]
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        wait_for(lambda: listeners() and first not in listeners(), 20,  # RELISTEN is 5 s
+                 "a new LISTEN connection")
+    finally:
+        deliverer.stop()
+        thread.join(30)
+        admin.dispose()
+    assert not thread.is_alive()

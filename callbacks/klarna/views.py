@@ -19,6 +19,7 @@ from callbacks.klarna.lifecycle import FRAUD_EVENTS, WrongSession
 from callbacks.rules import checkout, markets
 from callbacks.rules.checkout import CartChanged, Rejected
 from callbacks.rules.texts import Text
+from callbacks.store import faults
 from callbacks.web import deadline, i18n, slots
 from callbacks.web.body import BodyError, read_json
 from callbacks.web.errors import api_error, klarna_error
@@ -180,8 +181,12 @@ def push():
             log.info("push %s for session %s: %s", order_id, sid, lifecycle.push(sid, order_id, named))
         except WrongSession as exc:  # bound elsewhere between the claim and now: no traceback
             log.warning("push %s for session %s refused: %s", order_id, sid, exc)
-        except Exception:  # noqa: BLE001 - nothing may escape after the reply; Klarna retries
-            log.exception("push %s for session %s failed", order_id, sid)
+        except Exception as exc:  # noqa: BLE001 - nothing may escape after the reply; Klarna retries
+            if faults.is_fault(exc):  # the database is away: one line, as for any fault
+                log.warning("push %s for session %s not done, the database is unavailable (%s); "
+                            "Klarna pushes again", order_id, sid, faults.describe(exc))
+            else:
+                log.exception("push %s for session %s failed", order_id, sid)
 
     response = current_app.response_class(status=200)
     response.call_on_close(after_reply)

@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from standardwebhooks import Webhook
 
+from callbacks.store import faults
 from callbacks.store.database import Store, iso, utcnow
 from callbacks.store.tables import events, webhook_attempts, webhook_endpoints, webhook_messages
 from callbacks.web import jsonprovider
@@ -58,6 +59,8 @@ TIMEOUT = 10.0
 DISABLE_AFTER = timedelta(days=5)
 USER_AGENT = "kco-sync-webhooks/1.0"
 MAX_ERROR = 300
+RELISTEN = 5.0  # seconds before a lost LISTEN connection is opened again
+FAULT_WAIT = 1.0  # seconds between claims while the database refuses us (one WARNING each)
 
 
 def parse_backoff(text: str | None) -> tuple[float, ...]:
@@ -194,12 +197,16 @@ class Deliverer:
             self._pool.shutdown(wait=True)
 
     def _claim_quietly(self, limit: int) -> list[Claimed]:
-        """A claim that fails (the database restarting) is retried on the next round."""
+        """A claim that fails (the database restarting, refusing us: `too many clients`) is
+        retried after FAULT_WAIT s, with one WARNING line per try (no traceback: under an
+        outage every try would print one)."""
         try:
             return self.claim(limit)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
-            log.warning("deliver: claim failed (%s); retrying", exc)
-            self.stopping.wait(self.poll)
+            why = faults.describe(exc) if faults.is_fault(exc) else repr(exc).splitlines()[0]
+            log.warning("deliver: claim failed (%s); retrying in %.0f s", why,
+                        max(self.poll, FAULT_WAIT))
+            self.stopping.wait(max(self.poll, FAULT_WAIT))
             return []
 
     def stop(self, *_args) -> None:
@@ -222,16 +229,31 @@ class Deliverer:
             return None
 
     def _watch(self, listener, wake: threading.Event) -> None:
-        """The listener's thread: every notification wakes the loop."""
-        while not self.stopping.is_set():
-            try:  # a short timeout, so that stopping is noticed within a second
-                for _ in listener.notifies(timeout=min(self.poll, 1.0), stop_after=1):
-                    wake.set()
-            except Exception as exc:  # noqa: BLE001 - polling still delivers
-                if not self.stopping.is_set():
-                    log.warning("deliver: LISTEN connection lost (%s); polling every %.2f s",
-                                exc, self.poll)
-                return
+        """The listener's thread: every notification wakes the loop. A lost connection (the
+        server restarted, the backend was terminated) is closed and opened again after
+        RELISTEN s; the loop polls meanwhile."""
+        from callbacks.store.engine import close_quietly
+
+        try:
+            while not self.stopping.is_set():
+                try:  # a short timeout, so that stopping is noticed within a second
+                    for _ in listener.notifies(timeout=min(self.poll, 1.0), stop_after=1):
+                        wake.set()
+                except Exception as exc:  # noqa: BLE001 - polling still delivers
+                    close_quietly(listener)
+                    listener = None
+                    if self.stopping.is_set():
+                        return
+                    text = str(exc).strip().splitlines()
+                    log.warning("deliver: LISTEN connection lost (%s); polling every %.2f s, "
+                                "listening again in %.0f s",
+                                text[0] if text else type(exc).__name__, self.poll, RELISTEN)
+                    while listener is None and not self.stopping.wait(RELISTEN):
+                        listener = self._listen()
+                    if listener is None:
+                        return
+        finally:
+            close_quietly(listener)  # the one run() opened, or its replacement
 
     def run_once(self) -> int:
         """Claim what is due, deliver it, record it; returns how many messages were attempted."""
