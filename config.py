@@ -15,7 +15,6 @@ file:// page. `flask --app wsgi kco secret` prints a strong secret.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import overload
@@ -282,10 +281,17 @@ def weak_secret(value: str | None, published=frozenset()) -> str | None:
         return f"it contains {embedded!r}, a development value published in this repository"
     if len(value) < MIN_SECRET_LENGTH:
         return f"it is {len(value)} characters long, fewer than {MIN_SECRET_LENGTH}"
-    if re.fullmatch(r"(.{1,8}?)\1+", folded) or len(set(folded)) < MIN_DISTINCT_CHARACTERS:
-        return (f"it is low-entropy (a short pattern repeated, or fewer than {MIN_DISTINCT_CHARACTERS} "
+    if repeats(folded) or len(set(folded)) < MIN_DISTINCT_CHARACTERS:
+        return (f"it is low-entropy (one pattern repeated, or fewer than {MIN_DISTINCT_CHARACTERS} "
                 "different characters)")
     return None
+
+
+def repeats(text: str) -> bool:
+    """Is `text` one pattern written again and again, the last time perhaps cut short
+    ("ab" * 16, a 16-character random value twice, "q1w2e3r4t5" * 4 + "q1w")? Then it is
+    worth no more than its first period, however long it is. A random value never is."""
+    return any(text[period:] == text[:-period] for period in range(1, len(text) // 2 + 1))
 
 
 class ProductionConfig(Config):

@@ -33,6 +33,9 @@ WEAK = {
     "empty": lambda name: "",
     "one character repeated": lambda name: "a" * 40,
     "a short pattern repeated": lambda name: "ab12" * 10,
+    "two characters repeated to 32": lambda name: "ab" * 16,
+    "a random half repeated": lambda name: secrets.token_hex(8) * 2,  # 16 hex digits, twice
+    "a pattern repeated, cut short": lambda name: "q1w2e3r4t5" * 4 + "q1w",
     "the development value repeated": lambda name: "dev-api-key-change-me" * 2,
     "a development value embedded": lambda name: "x" + "dev-callback-secret-change-me" + secrets.token_hex(8),
     "the support password of the report": lambda name: "support",
@@ -93,7 +96,10 @@ def test_production_refuses_a_missing_secret(production_env, name):
 @pytest.mark.parametrize("first, second", [("KCO_API_KEY", "KCO_CALLBACK_SECRET"),
                                            ("KCO_SUPPORT_PASSWORD", "KCO_API_KEY"),
                                            ("KLARNA_PASSWORD", "KCO_CALLBACK_SECRET"),
-                                           ("KCO_SUPPORT_PASSWORD", "KLARNA_PASSWORD")])
+                                           ("KCO_SUPPORT_PASSWORD", "KLARNA_PASSWORD"),
+                                           # a [klarna_accounts] password and the environment's
+                                           ("KLARNA_NA_PASSWORD", "KLARNA_PASSWORD"),
+                                           ("KLARNA_NA_PASSWORD", "KCO_API_KEY")])
 def test_production_refuses_one_secret_serving_twice(production_env, first, second):
     """Whoever holds the API key could otherwise forge callbacks and browser tokens."""
     production_env.setenv(first, STRONG[second])
