@@ -32,6 +32,14 @@ REQUIRE_PG = os.environ.get("KCO_REQUIRE_POSTGRES") == "1"
 # the reliability tests start (which inherit this environment), stay well inside a share of it.
 os.environ.setdefault("KCO_DB_POOL_SIZE", "3")
 os.environ.setdefault("KCO_DB_MAX_OVERFLOW", "7")
+# Every app made on PostgreSQL starts a catalog listener on its own connection at its first
+# priced request, and it lives until IDLE_STOP passes without one. A service has one app per
+# process; the tests make hundreds, and with the 60 s of production each xdist worker held ~34
+# abandoned listeners at once (the suite peaked at 82 of PostgreSQL's default 100 connections,
+# and CI once met "too many clients"). A test's app is idle once its test ends.
+from callbacks.catalog import watch as _catalog_watch  # noqa: E402
+
+_catalog_watch.IDLE_STOP = 3.0
 # A developer's ./scripts/run.sh writes where it runs (callbacks/cli/where.py); the tests, and the
 # servers and commands they start, must never follow it to a live service: no run file for them.
 os.environ["KCO_RUN_FILE"] = os.devnull

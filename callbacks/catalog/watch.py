@@ -40,10 +40,10 @@ IDLE_STOP = 60.0  # seconds without a request that asked before the listener sto
 
 
 class CatalogWatch:
-    def __init__(self, store: Store, read_version, idle_stop: float = IDLE_STOP):
+    def __init__(self, store: Store, read_version, idle_stop: float | None = None):
         self.store = store
         self.read_version = read_version  # () -> int: the version row, read once per (re)connect
-        self.idle_stop = idle_stop
+        self.idle_stop = IDLE_STOP if idle_stop is None else idle_stop
         self.version = 0  # the newest committed catalog version this process knows of
         self.live = False  # listening, and caught up since the last (re)connect
         self._lock = threading.Lock()
