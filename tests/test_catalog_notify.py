@@ -2,6 +2,7 @@
 on every request, and a listener that was down catches up (callbacks/catalog/watch.py)."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -104,3 +105,36 @@ def test_a_listener_that_was_down_catches_up_and_meanwhile_requests_read_the_row
     reads = version_reads(second)
     assert price(second) == 19900
     assert [price(second) for _ in range(3)] == [19900] * 3 and len(reads) == 1
+
+
+def test_a_listener_started_as_the_idle_one_stops_keeps_its_connection_and_trust(workers):
+    """A request that arrives just as the idle listener stops starts the next one; the old
+    thread's last steps must not close the new one's connection or say it cannot be trusted,
+    or every request would read the version row again until the next idle stop."""
+    first, second = workers
+    write(first, 49900)
+    watch = second.extensions["kco_catalog"].watch
+    assert price(second) == 49900
+    until(lambda: watch.live, "the listener is up")
+    old = watch._thread
+    idle = watch._idle
+    handed_over: list = []
+
+    def idle_then_a_request_arrives():
+        stopping = idle()
+        if stopping and threading.current_thread() is old and not handed_over:
+            handed_over.append(True)
+            assert watch.current() is False  # the request starts the next listener
+            until(lambda: watch.live, "the next listener is up")
+        return stopping
+    watch._idle = idle_then_a_request_arrives
+    watch._used = time.monotonic() - watch.idle_stop - 1  # the old listener's idle stop is due
+    until(lambda: handed_over and not old.is_alive(), "the old listener stopped")
+    assert watch._thread is not old and watch._thread.is_alive()
+    assert watch.live and watch._conn is not None and not watch._conn.closed
+    with first.extensions["kco"].store.write() as conn:
+        pids = set(conn.execute(sa.text("SELECT pid FROM pg_stat_activity")).scalars())
+    assert watch._conn.info.backend_pid in pids
+    del watch._idle
+    version = write(first, 29900)
+    until(lambda: watch.version >= version, "the next listener hears the change")

@@ -97,6 +97,7 @@ class CatalogWatch:
 
     def _run(self) -> None:
         backoff = 0.2
+        conn = None  # this thread's own: a successor started meanwhile has another
         try:
             while not self._idle():
                 try:
@@ -113,20 +114,27 @@ class CatalogWatch:
                 except Exception as exc:  # noqa: BLE001 - keep listening through outages
                     self.live = False
                     self._log_error(exc)
-                    self._close()
+                    self._close(conn)
+                    conn = None
                     self._wake.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            self.live = False
-            self._close()
+            with self._lock:
+                # A request may have started the next listener between this one's idle stop
+                # and here: its flag and its connection are not this thread's to drop.
+                if self._thread is None:
+                    self.live = False
+            self._close(conn)
 
     def _listen(self):
         if self._conn is None or self._conn.closed:
             self._conn = listen(self.store.engine, CHANNEL, "kco-catalog-watch")
         return self._conn
 
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
+    def _close(self, conn) -> None:
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
         close_quietly(conn)
 
     def _log_error(self, exc: Exception) -> None:
