@@ -165,10 +165,10 @@ class Deliverer:
         (its session's next message may now be due) or an event is committed, so a slow
         endpoint holds only its own deliveries, not a whole round of everyone's."""
         wake = self._wake
-        listener = self._listen()
+        listener = self._listen()  # from here on the watcher's: it closes it, or its successor
         watcher = None
         if listener is not None:
-            watcher = threading.Thread(target=self._watch, args=(listener, wake),
+            watcher = threading.Thread(target=self._watch, args=(listener,),
                                        name="deliver-listen", daemon=True)
             watcher.start()
         inflight: set[Future[None]] = set()
@@ -192,8 +192,6 @@ class Deliverer:
             wake.set()
             if watcher is not None:
                 watcher.join(2)
-            from callbacks.store.engine import close_quietly
-            close_quietly(listener)
             self._pool.shutdown(wait=True)
 
     def _claim_quietly(self, limit: int) -> list[Claimed]:
@@ -203,8 +201,7 @@ class Deliverer:
         try:
             return self.claim(limit)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
-            why = faults.describe(exc) if faults.is_fault(exc) else repr(exc).splitlines()[0]
-            log.warning("deliver: claim failed (%s); retrying in %.0f s", why,
+            log.warning("deliver: claim failed (%s); retrying in %.0f s", faults.describe(exc),
                         max(self.poll, FAULT_WAIT))
             self.stopping.wait(max(self.poll, FAULT_WAIT))
             return []
@@ -228,7 +225,7 @@ class Deliverer:
             log.warning("deliver: no LISTEN connection (%s); polling every %.2f s", exc, self.poll)
             return None
 
-    def _watch(self, listener, wake: threading.Event) -> None:
+    def _watch(self, listener) -> None:
         """The listener's thread: every notification wakes the loop. A lost connection (the
         server restarted, the backend was terminated) is closed and opened again after
         RELISTEN s; the loop polls meanwhile."""
@@ -238,16 +235,15 @@ class Deliverer:
             while not self.stopping.is_set():
                 try:  # a short timeout, so that stopping is noticed within a second
                     for _ in listener.notifies(timeout=min(self.poll, 1.0), stop_after=1):
-                        wake.set()
+                        self._wake.set()
                 except Exception as exc:  # noqa: BLE001 - polling still delivers
                     close_quietly(listener)
                     listener = None
                     if self.stopping.is_set():
                         return
-                    text = str(exc).strip().splitlines()
                     log.warning("deliver: LISTEN connection lost (%s); polling every %.2f s, "
-                                "listening again in %.0f s",
-                                text[0] if text else type(exc).__name__, self.poll, RELISTEN)
+                                "listening again in %.0f s", faults.describe(exc), self.poll,
+                                RELISTEN)
                     while listener is None and not self.stopping.wait(RELISTEN):
                         listener = self._listen()
                     if listener is None:
