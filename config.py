@@ -184,7 +184,7 @@ def _check_secrets(values: dict[str, str | None]) -> None:
     for name, value in values.items():
         if value is None:
             continue
-        key = value.strip().lower()
+        key = folded(value)
         if key in seen:
             raise ConfigError(f"KCO_ENV=production refuses {name}: it is the same value as {seen[key]}, "
                               f"so whoever holds one holds both. Give each its own random value "
@@ -273,18 +273,23 @@ def weak_secret(value: str | None, published=frozenset()) -> str | None:
     spaces is what a mis-quoted deployment file produces, and it is no secret."""
     if value is None or not value.strip():
         return "it is not set or blank"
-    folded = value.strip().lower()
-    if value in published or folded in {p.lower() for p in published}:
+    key = folded(value)
+    if value in published or key in {p.lower() for p in published}:
         return "it is a development value published in this repository"
-    embedded = next((p for p in EMBEDDED if p in folded), None)
+    embedded = next((p for p in EMBEDDED if p in key), None)
     if embedded:
         return f"it contains {embedded!r}, a development value published in this repository"
     if len(value) < MIN_SECRET_LENGTH:
         return f"it is {len(value)} characters long, fewer than {MIN_SECRET_LENGTH}"
-    if repeats(folded) or len(set(folded)) < MIN_DISTINCT_CHARACTERS:
+    if repeats(key) or len(set(key)) < MIN_DISTINCT_CHARACTERS:
         return (f"it is low-entropy (one pattern repeated, or fewer than {MIN_DISTINCT_CHARACTERS} "
                 "different characters)")
     return None
+
+
+def folded(value: str) -> str:
+    """A secret as two are compared: letter case and surrounding spaces do not make it another."""
+    return value.strip().lower()
 
 
 def repeats(text: str) -> bool:

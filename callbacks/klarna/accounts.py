@@ -156,14 +156,20 @@ def _check_markets(shop: Shop, name: str, region: str | None) -> None:
 
 def _check_production(shop: Shop, config: Any, accounts: Mapping[str | None, Account]) -> None:
     """The rules config.py holds KLARNA_API_URL and KLARNA_PASSWORD to, for every account."""
-    from config import SECRETS, ConfigError, weak_secret
+    from config import SECRETS, ConfigError, folded, weak_secret
 
-    own = {name: _setting(config, name) for name in OWN_SECRETS if _setting(config, name)}
-    # Klarna issues each account its own API password: one account's in another's variable
-    # (the environment's KLARNA_PASSWORD, or an earlier [klarna_accounts] entry's) is a copy
-    # and paste, and would be sent to the wrong account.
-    klarna = {"KLARNA_PASSWORD": _setting(config, "KLARNA_PASSWORD")} \
-        if _setting(config, "KLARNA_PASSWORD") else {}
+    # Every value already in use, folded as config.py compares secrets → the first variable
+    # holding it: our own secrets, and the Klarna passwords seen so far. Klarna issues each
+    # account its own API password: one account's in another's variable (the environment's
+    # KLARNA_PASSWORD, or an earlier [klarna_accounts] entry's) is a copy and paste, and would
+    # be sent to the wrong account.
+    own: dict[str, str] = {}
+    for name in OWN_SECRETS:
+        value = _setting(config, name)
+        if value:
+            own.setdefault(folded(str(value)), name)
+    env_password = _setting(config, "KLARNA_PASSWORD")
+    klarna = {folded(str(env_password)): "KLARNA_PASSWORD"} if env_password else {}
     for spec in shop.klarna_accounts.values():
         account = accounts[spec.name]
         where = f"{spec.key} in {shop.source}"
@@ -180,18 +186,17 @@ def _check_production(shop: Shop, config: Any, accounts: Mapping[str | None, Acc
             raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}.password_env): "
                               f"{problem}. Set it to the account's Klarna API password (a strong "
                               "value: `flask --app wsgi kco secret` prints what one looks like).")
-        for name, value in own.items():
-            if account.password.strip().lower() == str(value).strip().lower():
-                raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}."
-                                  f"password_env): it is the same value as {name}, so whoever "
-                                  f"holds one holds both. Give {name} a random value of its own "
-                                  "(`flask --app wsgi kco secret` prints one); "
-                                  f"{spec.password_env} is the account's Klarna API password.")
-        for name, value in klarna.items():
-            if name != spec.password_env and \
-                    account.password.strip().lower() == str(value).strip().lower():
-                raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}."
-                                  f"password_env): it is the same value as {name}, another Klarna "
-                                  f"account's API password. Set it to this account's own password "
-                                  "(Klarna's Merchant Portal issues one per account).")
-        klarna[spec.password_env] = account.password
+        key = folded(account.password)
+        if key in own:
+            name = own[key]
+            raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}."
+                              f"password_env): it is the same value as {name}, so whoever "
+                              f"holds one holds both. Give {name} a random value of its own "
+                              "(`flask --app wsgi kco secret` prints one); "
+                              f"{spec.password_env} is the account's Klarna API password.")
+        other = klarna.setdefault(key, spec.password_env)
+        if other != spec.password_env:  # two accounts may well name one variable
+            raise ConfigError(f"KCO_ENV=production refuses {spec.password_env} ({where}."
+                              f"password_env): it is the same value as {other}, another Klarna "
+                              f"account's API password. Set it to this account's own password "
+                              "(Klarna's Merchant Portal issues one per account).")
