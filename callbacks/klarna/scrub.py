@@ -206,12 +206,9 @@ def _number(value: Any) -> Any:
 
 def _line_row(line: dict) -> dict:
     """A line whose allow-listed fields are not the first line's: a row of its own, as an
-    object of those fields (an absent field stays absent), judged as _line judges them."""
-    return {key: (_number(value) if key in _LINE_NUMBERS
-                  else value if (value is None or value is True or value is False or value == ""
-                                 or (type(value) is str and _LINE_TEXTS[key].fullmatch(value)))
-                  else SCRUBBED)
-            for key in LINE_COLS if key in line for value in (line[key],)}
+    object of those fields (an absent field stays absent), judged by _line itself (the rare
+    path: no need for a third copy of its verdicts)."""
+    return _line({key: line[key] for key in LINE_COLS if key in line})
 
 
 def readable(body: Any) -> Any:
