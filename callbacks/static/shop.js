@@ -277,8 +277,9 @@
       box.appendChild(words); box.appendChild(retry);
       container.parentNode.insertBefore(box, container);
     }
-    box.querySelector('[data-kco="checkout-failed"]').textContent = t("checkout_failed");
-    box.querySelector('[data-kco="checkout-failed"]').setAttribute("data-problem", err.message || String(err));
+    var message = box.querySelector('[data-kco="checkout-failed"]');
+    message.textContent = t("checkout_failed");
+    message.setAttribute("data-problem", err.message || String(err));
     box.querySelector('[data-kco="retry-checkout"]').textContent = t("retry_checkout");
     if (!sync.orderId) { container.innerHTML = ""; }  // no "Loading…" that never ends
   }

@@ -176,8 +176,9 @@
     if (types.indexOf(select.value) < 0) { select.value = types[0]; }
     $('[data-sandbox="organization-field"]').hidden = select.value !== "organization";
   }
+  function regionsOf(country) { return (state.regions || {})[country] || []; }
   function regionList() {
-    var list = d.getElementById("sandbox-regions"), regions = (state.regions || {})[field("billing_country").value] || [];
+    var list = d.getElementById("sandbox-regions"), regions = regionsOf(field("billing_country").value);
     list.textContent = "";
     regions.forEach(function (region) {
       var option = d.createElement("option");
@@ -188,7 +189,7 @@
     // The state is asked for only where Klarna needs one (the US); hidden, it is not sent.
     field("region").required = regions.length > 0;
     $('[data-sandbox="region-field"]').hidden = !regions.length;
-    $('[data-sandbox="shipping-region-field"]').hidden = !((state.regions || {})[field("shipping_country").value] || []).length;
+    $('[data-sandbox="shipping-region-field"]').hidden = !regionsOf(field("shipping_country").value).length;
   }
   function shippingFields() {
     $('[data-sandbox="shipping-fields"]').hidden = !field("separate_shipping").checked;
