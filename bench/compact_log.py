@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import catalog, workload
-from bench.inprocess import SECRET, Case
+from bench.inprocess import SECRET, Case, trimmed
 
 VARIANTS = ("before", "after")
-
-
-def trimmed(samples: list[float]) -> float:
-    samples = sorted(samples)
-    return statistics.fmean(samples[: max(1, len(samples) * 8 // 10)])
 
 
 def use(variant: str) -> None:
