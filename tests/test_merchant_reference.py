@@ -15,7 +15,7 @@ TSHIRT, HOODIE = "TSHIRT-BLUE-M", "HOODIE-GREY-L"
 @pytest.fixture
 def app(database_url, sandbox_server):
     app = create_app({"TESTING": True, "DATABASE_URL": database_url,
-                      "KLARNA_API_URL": sandbox_server.url, "KLARNA_TIMEOUT": "1,1.5"})
+                      "KLARNA_API_URL": sandbox_server.url, "KLARNA_TIMEOUT": "1,5"})
     app.sandbox = sandbox_server
     yield app
     app.extensions["kco_notify"].stop()

@@ -30,7 +30,7 @@ def basic(user="support", password=PASSWORD):
 @pytest.fixture
 def make_app(database_url, sandbox_server, app_factory):
     return lambda **config: app_factory(DATABASE_URL=database_url, KLARNA_API_URL=sandbox_server.url,
-                                        KLARNA_TIMEOUT="1,1.5", **config)
+                                        KLARNA_TIMEOUT="1,5", **config)
 
 
 @pytest.fixture
